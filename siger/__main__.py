@@ -1,0 +1,5 @@
+import sys
+
+from siger.cli import main
+
+sys.exit(main())

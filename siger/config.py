@@ -1,0 +1,222 @@
+"""Typed configuration: a ``TrainConfig`` shared by every model plus one dataclass per model.
+
+A resolved configuration is a :class:`Config` with two sections, ``train`` and ``model``. It is
+loaded from the dataclass defaults, then an optional YAML file (``train:`` / ``model:`` sections,
+or flat keys), then command-line overrides given as flat ``--key value`` pairs. A flat key is
+looked up in ``train`` first, then in ``model``; unknown keys are an error that suggests the
+nearest known key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used (unknown key, value of the wrong type)."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings shared by every model: data, optimisation, early stopping, evaluation.
+
+    Defaults follow the MMRec protocol (Adam lr 1e-3, batch 2048, up to 1000 epochs, early stop
+    after 20 evaluations without a better valid Recall@20, seed 999).
+    """
+
+    model: str = "LightGCN"
+    dataset: str = "tiktok"
+    data_dir: str | None = None  # folder holding <dataset>/; None: the bundled dataset
+    modalities: list[str] | None = None  # subset of the dataset's modalities; None: all
+    seed: int = 999
+    epochs: int = 1000
+    batch_size: int = 2048
+    learning_rate: float = 1e-3
+    patience: int = 20  # evaluations without improvement before stopping
+    eval_every: int = 1  # evaluate on valid every N epochs
+    valid_metric: str = "recall@20"
+    topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])
+    eval_chunk_users: int = 4096  # users scored at once during full ranking
+    device: str = "cpu"
+    num_threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    cache_dir: str | None = None  # graph cache; None: $SIGER_CACHE_DIR or ~/.cache/siger
+    progress: bool = True  # tqdm progress bars
+
+
+@dataclass
+class Config:
+    """A resolved configuration: shared training settings and the chosen model's settings."""
+
+    train: TrainConfig
+    model: Any  # the model's own dataclass
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"train": dataclasses.asdict(self.train), "model": dataclasses.asdict(self.model)}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    """``X | None`` -> (X, True); anything else -> (tp, False)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def parse_value(raw: Any, tp: Any, key: str) -> Any:
+    """Convert ``raw`` (a string from the command line or a YAML scalar) to the field type ``tp``."""
+    base, optional = _strip_optional(tp)
+    if optional and (raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null", ""))):
+        return None
+    origin = typing.get_origin(base)
+    if origin is list:
+        (inner,) = typing.get_args(base)
+        items = raw if isinstance(raw, (list, tuple)) else [s for s in str(raw).split(",") if s != ""]
+        return [parse_value(x, inner, key) for x in items]
+    try:
+        if base is bool:
+            if isinstance(raw, bool):
+                return raw
+            s = str(raw).lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if base is int:
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(raw)
+            if isinstance(raw, str) and "," in raw:
+                raise ConfigError(
+                    f"--{key}: a list of values ({raw!r}) is a search grid; train takes one value"
+                )
+            return int(raw)
+        if base is float:
+            if isinstance(raw, str) and "," in raw:
+                raise ConfigError(
+                    f"--{key}: a list of values ({raw!r}) is a search grid; train takes one value"
+                )
+            return float(raw)
+        if base is str:
+            return str(raw)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{key}: expected {getattr(base, '__name__', base)}, got {raw!r}") from None
+    return raw
+
+
+def _field_types(obj: Any) -> dict[str, Any]:
+    hints = typing.get_type_hints(type(obj))
+    return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Set flat ``key -> value`` overrides on ``cfg`` (train section first, then model)."""
+    train_types = _field_types(cfg.train)
+    model_types = _field_types(cfg.model)
+    for key, raw in overrides.items():
+        k = key.replace("-", "_")
+        if k in train_types:
+            setattr(cfg.train, k, parse_value(raw, train_types[k], k))
+        elif k in model_types:
+            setattr(cfg.model, k, parse_value(raw, model_types[k], k))
+        else:
+            known = sorted(set(train_types) | set(model_types))
+            near = difflib.get_close_matches(k, known, n=3)
+            hint = f" (did you mean {', '.join('--' + n for n in near)}?)" if near else ""
+            raise ConfigError(f"unknown config key --{key} for model {cfg.train.model}{hint}")
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config into flat overrides. Accepts ``train:``/``model:`` sections or flat keys."""
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{p}: cannot read config: {e}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{p}: a config must be a mapping of keys to values")
+    flat: dict[str, Any] = {}
+    for k, v in doc.items():
+        if k in ("train", "model") and isinstance(v, dict):
+            flat.update(v)
+        else:
+            flat[k] = v
+    return flat
+
+
+def parse_cli_overrides(tokens: list[str]) -> dict[str, str]:
+    """``['--lr', '1e-3', '--flag', 'true']`` -> ``{'lr': '1e-3', 'flag': 'true'}``."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--"):
+            raise ConfigError(f"unexpected argument {tok!r}: overrides are given as --key value")
+        key = tok[2:]
+        if "=" in key:
+            key, val = key.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(tokens) or (tokens[i + 1].startswith("--") and not _is_number(tokens[i + 1])):
+                raise ConfigError(f"--{key} needs a value")
+            val = tokens[i + 1]
+            i += 2
+        out[key] = val
+    return out
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def build_config(
+    model: str,
+    dataset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    yaml_path: str | Path | None = None,
+) -> Config:
+    """Defaults -> YAML -> overrides, for the model registered under ``model``."""
+    from siger.models import get_model_class  # models register their config dataclass
+
+    flat: dict[str, Any] = {}
+    if yaml_path is not None:
+        flat.update(load_yaml(yaml_path))
+    flat.update(overrides or {})
+    name = flat.pop("model", model)
+    cls = get_model_class(name)
+    cfg = Config(train=TrainConfig(model=cls.name), model=cls.Config())
+    if dataset is not None:
+        cfg.train.dataset = dataset
+    return apply_overrides(cfg, flat)
+
+
+def config_from_dict(doc: dict[str, Any]) -> Config:
+    """Rebuild a :class:`Config` saved by :meth:`Config.save` (``train`` and ``model`` sections)."""
+    from siger.models import get_model_class
+
+    train = doc.get("train", {})
+    cls = get_model_class(train.get("model", "LightGCN"))
+    cfg = Config(train=TrainConfig(model=cls.name), model=cls.Config())
+    flat = dict(train)
+    flat.update(doc.get("model", {}))
+    flat.pop("model", None)
+    return apply_overrides(cfg, flat)

@@ -1,0 +1,178 @@
+"""Load a dataset in the MMRec layout into a validated :class:`InteractionData`.
+
+Layout of ``DIR/<name>/``:
+
+- ``<name>.inter`` (or ``.inter.gz``): tab-separated ``userID itemID rating timestamp x_label``;
+- ``<modality>_feat.npy`` (or ``.npy.gz``): float features ``[n_items, dim]``;
+- optional precomputed item graphs ``<modality>_adj_<k>*.npz`` (scipy CSR, already normalised):
+  a modality that has only a graph gets a learnable item input in the models;
+- optional ``i_id_mapping.csv`` / ``u_id_mapping.csv`` (original id -> contiguous id) and
+  ``item_text.tsv`` (itemID, text), used for display only.
+
+``mm_adj_*.npz`` (FREEDOM's mixed graph) is kept apart in ``extra_graphs``: it is not a modality.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from siger.data.validate import DataError, check_features, check_graph, read_inter
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+_GRAPH_RE = re.compile(r"^(?P<mod>[A-Za-z0-9]+)_adj_(?P<k>\d+)(?P<rest>.*)\.npz$")
+
+
+@dataclass
+class InteractionData:
+    """A validated dataset: interactions split by ``x_label`` plus per-modality item inputs.
+
+    Attributes:
+        name: dataset name.
+        path: folder it was read from.
+        n_users, n_items: counts (ids are ``0..n-1``).
+        train, valid, test: int64 arrays ``[n, 2]`` of (user, item) pairs.
+        features: modality -> float32 ``[n_items, dim]`` raw features.
+        graphs: modality -> {k: normalised CSR ``[n_items, n_items]``} provided kNN graphs.
+        extra_graphs: other provided item graphs by file stem (e.g. FREEDOM's ``mm_adj_...``).
+    """
+
+    name: str
+    path: Path
+    n_users: int
+    n_items: int
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    graphs: dict[str, dict[int, sp.csr_matrix]] = field(default_factory=dict)
+    extra_graphs: dict[str, sp.csr_matrix] = field(default_factory=dict)
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modalities with raw features or a provided graph, sorted by name."""
+        return sorted(set(self.features) | set(self.graphs))
+
+    def split(self, name: str) -> np.ndarray:
+        return {"train": self.train, "valid": self.valid, "test": self.test}[name]
+
+    def matrix(self, split: str) -> sp.csr_matrix:
+        """Binary user-item matrix ``[n_users, n_items]`` of one split (CSR, sorted indices)."""
+        pairs = self.split(split)
+        m = sp.csr_matrix(
+            (np.ones(len(pairs), dtype=np.float32), (pairs[:, 0], pairs[:, 1])),
+            shape=(self.n_users, self.n_items),
+        )
+        m.sort_indices()
+        return m
+
+    @cached_property
+    def train_matrix(self) -> sp.csr_matrix:
+        return self.matrix("train")
+
+    def select_modalities(self, names: list[str] | None) -> "InteractionData":
+        """Keep only ``names`` (None keeps all); an unknown name is an error."""
+        if names is None:
+            return self
+        unknown = [m for m in names if m not in self.modalities]
+        if unknown:
+            raise DataError(self.path, f"unknown modalities {unknown}; this dataset has {self.modalities}",
+                            field="modalities")
+        return InteractionData(
+            self.name, self.path, self.n_users, self.n_items, self.train, self.valid, self.test,
+            {m: f for m, f in self.features.items() if m in names},
+            {m: g for m, g in self.graphs.items() if m in names},
+            self.extra_graphs,
+        )
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "dataset": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "train": len(self.train),
+            "valid": len(self.valid),
+            "test": len(self.test),
+            "modalities": {
+                m: (f"features {self.features[m].shape[1]}-d" if m in self.features else "graph only")
+                for m in self.modalities
+            },
+        }
+
+
+def resolve_dataset_dir(name: str, data_dir: str | Path | None = None) -> Path:
+    """``data_dir/name`` if given; else ``$SIGER_DATA_DIR/name``; else the bundled copy."""
+    if data_dir is None:
+        data_dir = os.environ.get("SIGER_DATA_DIR")
+        if data_dir is None or not (Path(data_dir) / name).is_dir():
+            if (BUNDLED_DIR / name).is_dir():
+                return BUNDLED_DIR / name
+            bundled = sorted(p.name for p in BUNDLED_DIR.iterdir() if p.is_dir())
+            raise DataError(
+                name, f"dataset '{name}' is not bundled (bundled: {bundled}); pass --data-dir DIR "
+                f"holding DIR/{name}/{name}.inter"
+            )
+    d = Path(data_dir) / name
+    if not d.is_dir():
+        raise DataError(d, "dataset folder not found")
+    return d
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                return np.load(fh, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(path, f"cannot read array: {e}") from None
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None) -> InteractionData:
+    """Read and validate ``<data_dir>/<name>`` (see the module docstring for the layout)."""
+    d = resolve_dataset_dir(name, data_dir)
+    inter_path = d / f"{name}.inter"
+    if not inter_path.exists() and (d / f"{name}.inter.gz").exists():
+        inter_path = d / f"{name}.inter.gz"
+    cols = read_inter(inter_path)
+    n_users = int(cols["user"].max()) + 1
+    n_items = int(cols["item"].max()) + 1
+    pairs = np.stack([cols["user"], cols["item"]], axis=1)
+    lab = cols["x_label"]
+
+    features: dict[str, np.ndarray] = {}
+    for p in sorted(d.iterdir()):
+        m = re.match(r"^(?P<mod>.+)_feat\.npy(\.gz)?$", p.name)
+        if m:
+            if m["mod"] in features:
+                raise DataError(p, f"modality '{m['mod']}' has features in two files")
+            features[m["mod"]] = check_features(p, _load_npy(p), n_items)
+
+    graphs: dict[str, dict[int, sp.csr_matrix]] = {}
+    extra: dict[str, sp.csr_matrix] = {}
+    for p in sorted(d.glob("*.npz")):
+        g = _GRAPH_RE.match(p.name)
+        if g is None:
+            continue
+        try:
+            mat = sp.load_npz(p)
+        except (OSError, ValueError) as e:
+            raise DataError(p, f"cannot read scipy sparse matrix: {e}") from None
+        mat = check_graph(p, mat, n_items)
+        if g["mod"] == "mm":
+            extra[p.stem] = mat
+        else:
+            graphs.setdefault(g["mod"], {})[int(g["k"])] = mat
+
+    return InteractionData(
+        name=name, path=d, n_users=n_users, n_items=n_items,
+        train=pairs[lab == 0], valid=pairs[lab == 1], test=pairs[lab == 2],
+        features=features, graphs=graphs, extra_graphs=extra,
+    )

@@ -1,0 +1,288 @@
+"""Sparse graph builders shared by every model. Nothing here materialises an n x n dense matrix.
+
+- :func:`ui_adjacency`: D^-1/2 A D^-1/2 of the bipartite graph A = [[0, R], [R^T, 0]].
+- :func:`bipartite_norm`: its user-item block D_u^-1/2 R D_i^-1/2.
+- :func:`knn_graph`: cosine kNN item graph, built in row blocks.
+- :func:`cooccurrence_graph`: C = R^T R (train only), zero diagonal, per-row top-k, in row blocks.
+- :func:`sym_normalize` / :func:`rw_normalize`, :func:`blend`, :func:`topk_per_row`.
+- :class:`GraphStore`: builds the graphs a model asks for, cached on disk keyed by a hash of the
+  inputs, and hands them out as torch sparse tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from siger.data.dataset import InteractionData
+
+GRAPH_CACHE_VERSION = "1"
+
+
+def _inv_sqrt(deg: np.ndarray) -> np.ndarray:
+    """1/sqrt(d) with 1/sqrt(0) -> 0 (and non-positive degrees -> 0)."""
+    out = np.zeros_like(deg, dtype=np.float64)
+    pos = deg > 0
+    out[pos] = 1.0 / np.sqrt(deg[pos])
+    return out
+
+
+def sym_normalize(w: sp.spmatrix) -> sp.csr_matrix:
+    """S_ij = W_ij / sqrt(d_i d_j) with d = row sums of W (MMRec's 'sym' for kNN graphs)."""
+    w = sp.csr_matrix(w)
+    d = _inv_sqrt(np.asarray(w.sum(axis=1)).ravel())
+    return sp.csr_matrix(sp.diags(d) @ w @ sp.diags(d), dtype=np.float32)
+
+
+def rw_normalize(w: sp.spmatrix) -> sp.csr_matrix:
+    """S_ij = W_ij / d_i (row-stochastic; rows with d_i = 0 stay zero)."""
+    w = sp.csr_matrix(w)
+    d = np.asarray(w.sum(axis=1)).ravel()
+    inv = np.divide(1.0, d, out=np.zeros_like(d, dtype=np.float64), where=d > 0)
+    return sp.csr_matrix(sp.diags(inv) @ w, dtype=np.float32)
+
+
+def normalize(w: sp.spmatrix, how: str) -> sp.csr_matrix:
+    if how == "sym":
+        return sym_normalize(w)
+    if how == "rw":
+        return rw_normalize(w)
+    if how == "none":
+        return sp.csr_matrix(w, dtype=np.float32)
+    raise ValueError(f"unknown normalisation {how!r} (sym | rw | none)")
+
+
+def bipartite_norm(r: sp.spmatrix) -> sp.csr_matrix:
+    """R_hat = D_u^-1/2 R D_i^-1/2, the user-item block of the normalised bipartite adjacency.
+
+    Args:
+        r: binary train matrix ``[n_users, n_items]``.
+    Returns:
+        CSR ``[n_users, n_items]``.
+    """
+    r = sp.csr_matrix(r, dtype=np.float64)
+    du = _inv_sqrt(np.asarray(r.sum(axis=1)).ravel())
+    di = _inv_sqrt(np.asarray(r.sum(axis=0)).ravel())
+    return sp.csr_matrix(sp.diags(du) @ r @ sp.diags(di), dtype=np.float32)
+
+
+def ui_adjacency(r: sp.spmatrix) -> sp.csr_matrix:
+    """A_hat = D^-1/2 A D^-1/2 with A = [[0, R], [R^T, 0]], no self loops, 1/sqrt(0) -> 0.
+
+    Args:
+        r: binary train matrix ``[n_users, n_items]``.
+    Returns:
+        CSR ``[n_users + n_items, n_users + n_items]``.
+    """
+    rn = bipartite_norm(r)
+    return sp.csr_matrix(sp.bmat([[None, rn], [rn.T, None]]), dtype=np.float32)
+
+
+def topk_per_row(m: sp.spmatrix, k: int) -> sp.csr_matrix:
+    """Keep the k largest entries of each row; ties go to the smaller column index.
+
+    Vectorised: one lexsort over (row, -value, column), then the first k of each row.
+    """
+    m = sp.csr_matrix(m)
+    m.sum_duplicates()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((m.indices, -m.data, rows))
+    rows_s = rows[order]
+    rank = np.arange(len(order)) - m.indptr[rows_s]
+    keep = order[rank < k]
+    out = sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
+    out.sort_indices()
+    return out
+
+
+def knn_graph(
+    features: np.ndarray, k: int, block_bytes: int = 128 * 2**20, device: str = "cpu"
+) -> sp.csr_matrix:
+    """Cosine kNN graph: row i keeps its k most similar items (itself included) with weight cos.
+
+    Built in row blocks of at most ``block_bytes`` of similarity scores, so the peak extra memory is
+    independent of n_items squared. Not symmetrised; not normalised (see :func:`sym_normalize`).
+
+    Args:
+        features: ``[n_items, dim]``.
+        k: neighbours per row (clipped to n_items).
+    Returns:
+        CSR ``[n_items, n_items]`` with exactly ``min(k, n_items)`` entries per row.
+    """
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
+    x = torch.nn.functional.normalize(x, dim=1)
+    n = x.shape[0]
+    k = min(k, n)
+    rows_per_block = max(1, block_bytes // (4 * n))
+    vals, cols = [], []
+    for start in range(0, n, rows_per_block):
+        sim = x[start : start + rows_per_block] @ x.T  # [block, n]
+        v, c = torch.topk(sim, k, dim=1)
+        vals.append(v.cpu())
+        cols.append(c.cpu())
+    v = torch.cat(vals).numpy().ravel()
+    c = torch.cat(cols).numpy().ravel()
+    r = np.repeat(np.arange(n), k)
+    g = sp.csr_matrix((v, (r, c)), shape=(n, n), dtype=np.float32)
+    g.sort_indices()
+    return g
+
+
+def cooccurrence_graph(
+    r: sp.spmatrix, k: int, weighting: str = "count", block_rows: int = 4096
+) -> sp.csr_matrix:
+    """Item-item co-occurrence C = R^T R from the train matrix, diagonal zeroed, per-row top-k.
+
+    Rows are computed in blocks (R^T[block] @ R), so memory stays bounded by the sparse block.
+    Ties are broken by the smaller item id.
+
+    Args:
+        r: binary train matrix ``[n_users, n_items]``.
+        k: neighbours kept per item.
+        weighting: 'count' (shared users), 'binary' (1 for each kept neighbour) or 'cosine'
+            (count / sqrt(deg_i deg_j), deg = the item's train count). Selection is by weight.
+    Returns:
+        CSR ``[n_items, n_items]`` (not normalised).
+    """
+    if weighting not in ("count", "binary", "cosine"):
+        raise ValueError(f"unknown co-occurrence weighting {weighting!r} (count | binary | cosine)")
+    r = sp.csr_matrix(r, dtype=np.float32)
+    r.data[:] = 1.0
+    rt = sp.csr_matrix(r.T)
+    n = r.shape[1]
+    deg = np.asarray(r.sum(axis=0)).ravel()
+    inv = _inv_sqrt(deg)
+    blocks = []
+    for start in range(0, n, block_rows):
+        stop = min(n, start + block_rows)
+        c = sp.csr_matrix(rt[start:stop] @ r)  # [block, n_items]
+        c = c.tocoo()
+        keep = c.row + start != c.col
+        data = c.data[keep].astype(np.float64)
+        if weighting == "cosine":
+            data = data * inv[c.row[keep] + start] * inv[c.col[keep]]
+        c = sp.csr_matrix((data, (c.row[keep], c.col[keep])), shape=(stop - start, n))
+        c = topk_per_row(c, k)
+        if weighting == "binary":
+            c.data[:] = 1.0
+        blocks.append(c)
+    return sp.csr_matrix(sp.vstack(blocks), dtype=np.float32)
+
+
+def blend(a: sp.spmatrix, b: sp.spmatrix, beta: float) -> sp.csr_matrix:
+    """(1 - beta) * a + beta * b; beta = 0 returns exactly a."""
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    if beta == 0.0:
+        return sp.csr_matrix(a, dtype=np.float32)
+    out = sp.csr_matrix((1.0 - beta) * sp.csr_matrix(a) + beta * sp.csr_matrix(b), dtype=np.float32)
+    out.sort_indices()
+    return out
+
+
+def to_torch(m: sp.spmatrix, device: str | torch.device = "cpu") -> torch.Tensor:
+    """scipy sparse -> coalesced torch sparse COO float32 tensor."""
+    coo = sp.coo_matrix(m)
+    idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    val = torch.from_numpy(coo.data.astype(np.float32))
+    return torch.sparse_coo_tensor(idx, val, coo.shape, device=device, check_invariants=False).coalesce()
+
+
+def _hash(*parts: object) -> str:
+    h = hashlib.sha1(GRAPH_CACHE_VERSION.encode())
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            h.update(str(p.dtype).encode() + str(p.shape).encode())
+            h.update(np.ascontiguousarray(p).tobytes())
+        elif sp.issparse(p):
+            c = sp.csr_matrix(p)
+            c.sort_indices()
+            h.update(str(c.shape).encode())
+            for a in (c.indptr, c.indices, c.data):
+                h.update(np.ascontiguousarray(a).tobytes())
+        else:
+            h.update(repr(p).encode())
+    return h.hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("SIGER_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "siger"
+
+
+class GraphStore:
+    """Builds the graphs of one dataset on demand, caching each on disk by a hash of its inputs.
+
+    A model asks for graphs by meaning (``store.knn('image', 10)``), never builds them itself.
+    ``cache_dir=False`` disables the disk cache.
+    """
+
+    def __init__(self, data: InteractionData, cache_dir: str | Path | None | bool = None):
+        self.data = data
+        self.cache_dir = None if cache_dir is False else Path(cache_dir or default_cache_dir()) / "graphs"
+        self._train_hash: str | None = None
+
+    @property
+    def train_hash(self) -> str:
+        if self._train_hash is None:
+            self._train_hash = _hash(self.data.train_matrix)
+        return self._train_hash
+
+    def _cached(self, name: str, key: str, build: Callable[[], sp.csr_matrix]) -> sp.csr_matrix:
+        if self.cache_dir is None:
+            return build()
+        path = self.cache_dir / f"{name}-{key}.npz"
+        if path.exists():
+            try:
+                return sp.csr_matrix(sp.load_npz(path))
+            except (OSError, ValueError):
+                pass  # a corrupt cache entry is rebuilt below
+        g = build()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        os.close(fd)
+        try:
+            sp.save_npz(tmp, g)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return g
+
+    # -- graphs by meaning -------------------------------------------------------------------
+    def ui_adjacency(self) -> sp.csr_matrix:
+        return self._cached("ui_adj", self.train_hash, lambda: ui_adjacency(self.data.train_matrix))
+
+    def bipartite(self) -> sp.csr_matrix:
+        return self._cached("ui_norm", self.train_hash, lambda: bipartite_norm(self.data.train_matrix))
+
+    def knn(self, modality: str, k: int, norm: str = "sym") -> sp.csr_matrix:
+        """The modality's semantic graph S^m: built from raw features if present, else provided."""
+        data = self.data
+        if modality in data.features:
+            f = data.features[modality]
+            key = _hash(f, k, norm)
+            return self._cached(f"knn_{modality}_{k}_{norm}", key, lambda: normalize(knn_graph(f, k), norm))
+        if modality in data.graphs:
+            provided = data.graphs[modality]
+            if k not in provided:
+                raise KeyError(
+                    f"modality '{modality}' has only provided graphs for k in {sorted(provided)}, "
+                    f"not knn_k={k}"
+                )
+            return provided[k]
+        raise KeyError(f"unknown modality '{modality}' (have {data.modalities})")
+
+    def cooccurrence(self, k: int, weighting: str = "count", norm: str = "sym") -> sp.csr_matrix:
+        key = _hash(self.train_hash, k, weighting, norm)
+        return self._cached(
+            f"cooc_{k}_{weighting}_{norm}", key,
+            lambda: normalize(cooccurrence_graph(self.data.train_matrix, k, weighting), norm),
+        )

@@ -1,0 +1,81 @@
+"""Full-ranking evaluation (MMRec protocol): score every item for every evaluated user, mask the
+user's train items, take the top K, match hits against the held-out split.
+
+Embeddings are computed once by the caller; users are scored in chunks so memory is
+``chunk x n_items`` floats at a time, never ``n_users x n_items``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from siger.eval.metrics import hit_matrix, metrics_from_hits
+
+
+def eval_users(train: sp.csr_matrix, target: sp.csr_matrix) -> np.ndarray:
+    """Users with at least one target item and at least one train item (others are skipped)."""
+    has_target = np.diff(target.indptr) > 0
+    has_train = np.diff(train.indptr) > 0
+    return np.flatnonzero(has_target & has_train)
+
+
+@torch.no_grad()
+def topk_items(
+    user_emb: torch.Tensor,
+    item_emb: torch.Tensor,
+    users: np.ndarray,
+    mask: sp.csr_matrix | None,
+    k: int,
+    chunk: int = 4096,
+) -> np.ndarray:
+    """Top-k item ids by inner product, masked items excluded.
+
+    Args:
+        user_emb: ``[n_users, d]``; item_emb: ``[n_items, d]``.
+        users: int ``[n]`` the users to rank for.
+        mask: CSR ``[n_users, n_items]`` of items never to recommend (the train items), or None.
+        k: list length.
+    Returns:
+        int64 ``[n, k]``, best first.
+    """
+    n_items = item_emb.shape[0]
+    k = min(k, n_items)
+    item_t = item_emb.t().contiguous()
+    out = np.empty((len(users), k), dtype=np.int64)
+    for s in range(0, len(users), chunk):
+        batch = users[s : s + chunk]
+        scores = user_emb[torch.from_numpy(batch).to(user_emb.device)] @ item_t  # [b, n_items]
+        if mask is not None:
+            sub = mask[batch]
+            rows = np.repeat(np.arange(len(batch)), np.diff(sub.indptr))
+            scores[torch.from_numpy(rows), torch.from_numpy(sub.indices.astype(np.int64))] = -torch.inf
+        out[s : s + len(batch)] = torch.topk(scores, k, dim=1).indices.cpu().numpy()
+    return out
+
+
+def evaluate(
+    user_emb: torch.Tensor,
+    item_emb: torch.Tensor,
+    train: sp.csr_matrix,
+    target: sp.csr_matrix,
+    ks: list[int],
+    chunk: int = 4096,
+) -> dict[str, float]:
+    """Mean Recall/NDCG/Precision/MAP@K over users with target and train items.
+
+    Args:
+        user_emb, item_emb: final embeddings ``[n_users, d]``, ``[n_items, d]``.
+        train: CSR of train items (masked from the ranking).
+        target: CSR of the held-out items (valid or test).
+    """
+    users = eval_users(train, target)
+    top = topk_items(user_emb, item_emb, users, train, max(ks), chunk)
+    hits = hit_matrix(top, users, target)
+    if hits.shape[1] < max(ks):  # fewer items than K: the missing ranks are misses
+        hits = np.pad(hits, ((0, 0), (0, max(ks) - hits.shape[1])))
+    n_pos = np.diff(target.indptr)[users]
+    res = metrics_from_hits(hits, n_pos, ks)
+    res["n_users"] = int(len(users))
+    return res

@@ -1,0 +1,86 @@
+"""The model interface and the registry.
+
+A model is one file: a :class:`Recommender` subclass decorated with ``@register``, with a nested
+``Config`` dataclass holding its hyper-parameters and defaults. The trainer only ever calls
+``loss(users, pos, neg)`` (a dict of named terms, summed for the gradient) and
+``embeddings()`` (final user and item embeddings, computed once per evaluation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from siger.data.dataset import InteractionData
+from siger.data.graphs import GraphStore
+
+_REGISTRY: dict[str, type["Recommender"]] = {}
+
+
+def register(cls: type["Recommender"]) -> type["Recommender"]:
+    """Class decorator: make a model findable by ``cls.name`` (case-insensitive)."""
+    key = cls.name.lower()
+    if key in _REGISTRY and _REGISTRY[key] is not cls:
+        raise ValueError(f"model name {cls.name!r} registered twice")
+    _REGISTRY[key] = cls
+    return cls
+
+
+def get_model_class(name: str) -> type["Recommender"]:
+    try:
+        return _REGISTRY[name.lower()]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; available: {available_models()}") from None
+
+
+def available_models() -> list[str]:
+    return sorted(c.name for c in _REGISTRY.values())
+
+
+class Recommender(nn.Module):
+    """Base class. Subclasses set ``name`` and ``Config`` and implement ``forward`` and ``loss``.
+
+    Args:
+        data: the validated dataset (counts, train matrix, modalities).
+        config: an instance of ``self.Config``.
+        graphs: the dataset's :class:`GraphStore` (every graph comes from there).
+        device: where parameters and graphs live.
+    """
+
+    name: ClassVar[str] = ""
+
+    @dataclass
+    class Config:
+        embedding_dim: int = 64
+
+    def __init__(self, data: InteractionData, config, graphs: GraphStore, device: str | torch.device = "cpu"):
+        super().__init__()
+        self.config = config
+        self.n_users = data.n_users
+        self.n_items = data.n_items
+        self.device_ = torch.device(device)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final (user ``[n_users, d]``, item ``[n_items, d]``) embeddings, no noise."""
+        raise NotImplementedError
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named loss terms for a batch of (user, positive, negative) ids, each ``[B]``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final embeddings for ranking, computed in eval mode."""
+        was = self.training
+        self.eval()
+        try:
+            u, i = self.forward()
+        finally:
+            self.train(was)
+        return u.detach(), i.detach()
+
+    def extra_repr(self) -> str:
+        return f"n_users={self.n_users}, n_items={self.n_items}"

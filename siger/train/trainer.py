@@ -1,0 +1,252 @@
+"""The training loop: BPR batches, Adam, early stopping on a valid metric, atomic checkpoints,
+exact resume, and the run folder (config.yaml, log.jsonl, metrics.json, curves.png, model.pt).
+
+Determinism: the model is initialised after ``torch.manual_seed(seed)``, the sampler owns a
+numpy generator seeded with ``seed``, and ``checkpoint.pt`` holds every RNG state, so a resumed run
+continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from siger.config import Config, config_from_dict
+from siger.data.dataset import InteractionData, load_dataset
+from siger.data.graphs import GraphStore
+from siger.data.sampler import BPRSampler
+from siger.eval.ranking import evaluate
+from siger.models.base import Recommender, get_model_class
+from siger.report import atomic_write, metrics_table, plot_curves, write_json
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, a resume that does not match the run)."""
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def build_model(cfg: Config, data: InteractionData, store: GraphStore | None = None) -> Recommender:
+    """Seed, then construct the configured model on its device."""
+    torch.manual_seed(cfg.train.seed)
+    store = store or GraphStore(data, cfg.train.cache_dir)
+    cls = get_model_class(cfg.train.model)
+    return cls(data, cfg.model, store, cfg.train.device).to(cfg.train.device)
+
+
+def load_data(cfg: Config) -> InteractionData:
+    return load_dataset(cfg.train.dataset, cfg.train.data_dir).select_modalities(cfg.train.modalities)
+
+
+def load_model(run_dir: str | Path, data: InteractionData | None = None) -> tuple[Recommender, Config, InteractionData]:
+    """Rebuild a trained model from a run folder (config.yaml + model.pt)."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    cfg_path, model_path = run_dir / "config.yaml", run_dir / "model.pt"
+    for p in (cfg_path, model_path):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: not found (is {run_dir} a finished training run?)")
+    cfg = config_from_dict(yaml.safe_load(cfg_path.read_text()))
+    data = data or load_data(cfg)
+    model = build_model(cfg, data)
+    state = torch.load(model_path, map_location=cfg.train.device, weights_only=True)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, cfg, data
+
+
+class Trainer:
+    """Trains one model on one dataset under the MMRec protocol.
+
+    Args:
+        cfg: resolved configuration.
+        data: the validated dataset (modalities already selected).
+        out_dir: run folder for artifacts; None writes nothing.
+        log: where human-readable lines go.
+    """
+
+    def __init__(self, cfg: Config, data: InteractionData, out_dir: str | Path | None = None,
+                 log: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.data = data
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.log = log
+        t = cfg.train
+        if t.num_threads > 0:
+            torch.set_num_threads(t.num_threads)
+        if t.valid_metric.split("@")[0] not in ("recall", "ndcg", "precision", "map") or \
+                int(t.valid_metric.split("@")[1]) not in t.topk:
+            raise ValueError(f"valid_metric {t.valid_metric!r} must be metric@K with K in topk {t.topk}")
+        t0 = time.perf_counter()
+        self.store = GraphStore(data, t.cache_dir)
+        self.model = build_model(cfg, data, self.store)
+        self.build_seconds = time.perf_counter() - t0
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
+        self.sampler = BPRSampler(data.train_matrix, seed=t.seed)
+        self.valid_m = data.matrix("valid")
+        self.test_m = data.matrix("test")
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"epoch": -1, "valid": None, "test": None}
+        self.bad_evals = 0
+        self.start_epoch = 0
+
+    # -- pieces -----------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over all train pairs; returns the mean of each loss term."""
+        t = self.cfg.train
+        self.model.train()
+        users, pos, neg = (torch.from_numpy(a).to(t.device) for a in self.sampler.epoch())
+        n = len(users)
+        sums: dict[str, float] = {}
+        n_batches = math.ceil(n / t.batch_size)
+        bar = tqdm(range(n_batches), desc=f"epoch {epoch}", leave=False, disable=not t.progress,
+                   file=sys.stderr, dynamic_ncols=True)
+        for b in bar:
+            sl = slice(b * t.batch_size, (b + 1) * t.batch_size)
+            terms = self.model.loss(users[sl], pos[sl], neg[sl])
+            loss = sum(terms.values())
+            if not torch.isfinite(loss):
+                raise TrainingError(f"epoch {epoch} batch {b}: non-finite loss {loss.item()} ({ {k: v.item() for k, v in terms.items()} })")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.item()
+            if b % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        return {k: v / n_batches for k, v in sums.items()}
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        u, i = self.model.embeddings()
+        target = self.valid_m if split == "valid" else self.test_m
+        return evaluate(u, i, self.data.train_matrix, target, self.cfg.train.topk, self.cfg.train.eval_chunk_users)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _save_model(self, epoch: int) -> None:
+        state = {"model": self.model.state_dict(), "epoch": epoch}
+        atomic_write(self.out / "model.pt", lambda p: torch.save(state, p))
+
+    def _save_checkpoint(self, epoch: int) -> None:
+        state = {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+            "best": self.best,
+            "bad_evals": self.bad_evals,
+            "config": self.cfg.to_dict(),
+        }
+        atomic_write(self.out / "checkpoint.pt", lambda p: torch.save(state, p))
+
+    def resume(self) -> bool:
+        """Restore the last checkpoint of ``out_dir``; False when there is none."""
+        path = self.out / "checkpoint.pt" if self.out else None
+        if path is None or not path.exists():
+            return False
+        state = torch.load(path, map_location=self.cfg.train.device, weights_only=False)
+        saved, now = state["config"], self.cfg.to_dict()
+        for section in ("train", "model"):
+            diff = {k for k in now[section] if k not in ("epochs", "progress", "num_threads", "device")
+                    and saved[section].get(k) != now[section][k]}
+            if diff:
+                raise TrainingError(f"{path}: cannot resume, config differs in {sorted(diff)}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history, self.best, self.bad_evals = state["history"], state["best"], state["bad_evals"]
+        self.start_epoch = state["epoch"] + 1
+        self.log(f"resumed from {path} at epoch {self.start_epoch}")
+        return True
+
+    # -- the loop ---------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        t = self.cfg.train
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if not (resume and self.resume()):
+                self.cfg.save(self.out / "config.yaml")
+            self._rewrite_log()
+        metric = t.valid_metric
+        stopped_early = False
+        for epoch in range(self.start_epoch, t.epochs):
+            if self.bad_evals >= t.patience:  # a resumed run that had already stopped
+                stopped_early = True
+                break
+            t0 = time.perf_counter()
+            losses = self.train_epoch(epoch)
+            train_s = time.perf_counter() - t0
+            rec: dict[str, Any] = {"epoch": epoch, "loss": losses, "train_seconds": round(train_s, 4)}
+            if (epoch + 1) % t.eval_every == 0 or epoch == t.epochs - 1:
+                t1 = time.perf_counter()
+                valid = self.evaluate("valid")
+                rec["valid"] = valid
+                if self.best["valid"] is None or valid[metric] > self.best["valid"][metric]:
+                    self.best = {"epoch": epoch, "valid": valid, "test": self.evaluate("test")}
+                    self.bad_evals = 0
+                    if self.out is not None:
+                        self._save_model(epoch)
+                else:
+                    self.bad_evals += 1
+                rec["eval_seconds"] = round(time.perf_counter() - t1, 4)
+                self.log(f"epoch {epoch:4d}  loss {sum(losses.values()):.4f}  valid {metric} "
+                         f"{valid[metric]:.4f}  best {self.best['valid'][metric]:.4f} @ {self.best['epoch']}  "
+                         f"({train_s:.1f}s train, {rec['eval_seconds']:.1f}s eval)")
+            self.history.append(rec)
+            if self.out is not None:
+                self._save_checkpoint(epoch)
+                with open(self.out / "log.jsonl", "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+            if self.bad_evals >= t.patience:
+                stopped_early = True
+                self.log(f"early stop: no better valid {metric} for {t.patience} evaluations")
+                break
+        return self._finish(stopped_early)
+
+    def _rewrite_log(self) -> None:
+        """log.jsonl = the history so far (drops lines of epochs after the last checkpoint)."""
+        atomic_write(self.out / "log.jsonl",
+                     lambda p: Path(p).write_text("".join(json.dumps(r) + "\n" for r in self.history)))
+
+    def _finish(self, stopped_early: bool) -> dict[str, Any]:
+        t = self.cfg.train
+        train_s = [h["train_seconds"] for h in self.history]
+        eval_s = [h["eval_seconds"] for h in self.history if "eval_seconds" in h]
+        result = {
+            "model": t.model,
+            "dataset": t.dataset,
+            "seed": t.seed,
+            "best_epoch": self.best["epoch"],
+            "epochs_run": len(self.history),
+            "stopped_early": stopped_early,
+            "valid": self.best["valid"],
+            "test": self.best["test"],
+            "seconds_per_epoch": float(np.mean(train_s)) if train_s else None,
+            "seconds_per_eval": float(np.mean(eval_s)) if eval_s else None,
+            "graph_build_seconds": round(self.build_seconds, 3),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "n_parameters": sum(p.numel() for p in self.model.parameters()),
+        }
+        if self.out is not None:
+            write_json(self.out / "metrics.json", result)
+            plot_curves(self.history, self.out / "curves.png", t.valid_metric)
+        if self.best["valid"] is not None:
+            self.log(f"\nbest epoch {self.best['epoch']} of {len(self.history)} "
+                     f"({result['seconds_per_epoch']:.2f}s/epoch train)\n")
+            self.log(metrics_table({"valid": self.best["valid"], "test": self.best["test"]}, t.topk))
+        return result
