@@ -13,6 +13,8 @@ import torch
 
 from siger.eval.metrics import hit_matrix, metrics_from_hits
 
+SCORE_BUDGET_BYTES = 256 * 2**20  # at most this much of scores in memory at once
+
 
 def eval_users(train: sp.csr_matrix, target: sp.csr_matrix) -> np.ndarray:
     """Users with at least one target item and at least one train item (others are skipped)."""
@@ -42,6 +44,7 @@ def topk_items(
     """
     n_items = item_emb.shape[0]
     k = min(k, n_items)
+    chunk = max(1, min(chunk, SCORE_BUDGET_BYTES // (4 * n_items)))  # bound the [chunk, n_items] block
     item_t = item_emb.t().contiguous()
     out = np.empty((len(users), k), dtype=np.int64)
     for s in range(0, len(users), chunk):

@@ -23,9 +23,9 @@ def info_nce(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
     The denominator includes the positive pair; negatives are the other rows of Y.
     Shapes: x, y ``[B, d]`` -> scalar.
     """
-    x = F.normalize(x, dim=-1)
+    x = F.normalize(x, dim=-1) / tau  # scale the [B, d] side, not the [B, B] logits
     y = F.normalize(y, dim=-1)
-    logits = x @ y.t() / tau  # [B, B]
+    logits = x @ y.t()  # [B, B]
     return -torch.diagonal(torch.log_softmax(logits, dim=1)).mean()
 
 
@@ -54,8 +54,8 @@ def anchor_info_nce(
     if mode == "anchor":
         return sum(info_nce(a, v, tau) for v in views)
     if mode == "multi_positive":
-        an = F.normalize(a, dim=-1)
-        logits = torch.stack([an @ F.normalize(v, dim=-1).t() / tau for v in views], dim=0)  # [M, B, B]
+        an = F.normalize(a, dim=-1) / tau
+        logits = torch.stack([an @ F.normalize(v, dim=-1).t() for v in views], dim=0)  # [M, B, B]
         pos = torch.logsumexp(torch.diagonal(logits, dim1=1, dim2=2), dim=0)  # [B]
         total = torch.logsumexp(logits.permute(1, 0, 2).reshape(a.shape[0], -1), dim=1)  # [B]
         return (total - pos).mean()

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny MMRec-layout datasets written to tmp folders, and the real data paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# 4 users x 6 items; every user has train, valid and test items.
+TINY_ROWS = [
+    (0, 0, 0), (0, 1, 0), (0, 2, 0), (0, 3, 1), (0, 4, 2),
+    (1, 1, 0), (1, 2, 0), (1, 5, 0), (1, 0, 1), (1, 3, 2),
+    (2, 2, 0), (2, 3, 0), (2, 4, 0), (2, 5, 1), (2, 1, 2),
+    (3, 0, 0), (3, 4, 0), (3, 5, 0), (3, 2, 1), (3, 3, 2),
+]
+
+
+def write_inter(path: Path, rows, header="userID\titemID\trating\ttimestamp\tx_label") -> Path:
+    lines = [header] + [f"{u}\t{i}\t1.0\t0\t{x}" for u, i, x in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def tiny_dir(tmp_path) -> Path:
+    """DIR with DIR/tiny/tiny.inter and a 3-d image feature."""
+    d = tmp_path / "tiny"
+    d.mkdir()
+    write_inter(d / "tiny.inter", TINY_ROWS)
+    rng = np.random.default_rng(0)
+    np.save(d / "image_feat.npy", rng.normal(size=(6, 3)).astype(np.float32))
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIGER_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def require_shared(name: str) -> Path:
+    p = SHARED_DATA / name
+    if not p.is_dir():
+        pytest.skip(f"{p} not present")
+    return SHARED_DATA

@@ -1,0 +1,102 @@
+"""Loss terms and perturbation against hand values and direct loop implementations."""
+
+import math
+
+import pytest
+import torch
+
+from siger.models.losses import anchor_info_nce, bpr_loss, info_nce, l2_reg
+from siger.models.perturb import noise_scale, perturb
+
+
+def _cos(a, b):
+    return float(torch.dot(a, b) / (a.norm() * b.norm()))
+
+
+def loop_info_nce(x, y, tau):
+    total = 0.0
+    for n in range(len(x)):
+        num = math.exp(_cos(x[n], y[n]) / tau)
+        den = sum(math.exp(_cos(x[n], y[j]) / tau) for j in range(len(y)))
+        total += -math.log(num / den)
+    return total / len(x)
+
+
+def test_bpr_hand_value_and_no_double_scaling():
+    u = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    n = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    # diffs: 1 and 2 -> mean of -log sigmoid
+    expect = (math.log1p(math.exp(-1)) + math.log1p(math.exp(-2))) / 2
+    assert bpr_loss(u, p, n).item() == pytest.approx(expect, rel=1e-6)
+
+
+def test_l2_reg_hand_value():
+    a = torch.tensor([[1.0, 2.0], [0.0, 1.0]])
+    assert l2_reg(a, a).item() == pytest.approx(0.5 * 2 * (1 + 4 + 1) / 2)
+
+
+def test_info_nce_matches_loop():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(7, 5, generator=g), torch.randn(7, 5, generator=g)
+    for tau in (0.2, 1.0):
+        assert info_nce(x, y, tau).item() == pytest.approx(loop_info_nce(x, y, tau), rel=1e-5)
+
+
+def test_anchor_info_nce_modes_match_loops():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(6, 4, generator=g)
+    views = [torch.randn(6, 4, generator=g) for _ in range(3)]
+    tau = 0.3
+    assert anchor_info_nce(a, views, tau, "anchor").item() == pytest.approx(
+        sum(loop_info_nce(a, v, tau) for v in views), rel=1e-5)
+    pair = sum(loop_info_nce(views[i], views[j], tau) for i in range(3) for j in range(i + 1, 3))
+    assert anchor_info_nce(a, views, tau, "pairwise").item() == pytest.approx(pair, rel=1e-5)
+    mp = 0.0
+    for n in range(6):
+        num = sum(math.exp(_cos(a[n], v[n]) / tau) for v in views)
+        den = sum(math.exp(_cos(a[n], v[j]) / tau) for v in views for j in range(6))
+        mp += -math.log(num / den)
+    assert anchor_info_nce(a, views, tau, "multi_positive").item() == pytest.approx(mp / 6, rel=1e-5)
+    assert anchor_info_nce(a, views[:1], tau, "pairwise").item() == 0.0
+    with pytest.raises(ValueError):
+        anchor_info_nce(a, views, tau, "nope")
+
+
+def test_detach_anchor_controls_gradient_flow():
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(5, 3, generator=g, requires_grad=True)
+    v = torch.randn(5, 3, generator=g, requires_grad=True)
+    anchor_info_nce(a, [v], 0.2, detach_anchor=True).backward()
+    assert a.grad is None and v.grad is not None and v.grad.abs().sum() > 0
+    a2 = a.detach().clone().requires_grad_(True)
+    anchor_info_nce(a2, [v], 0.2, detach_anchor=False).backward()
+    assert a2.grad is not None and a2.grad.abs().sum() > 0
+
+
+def test_modulus_noise_norm_is_eps_times_node_norm():
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(50, 16, generator=g) * torch.linspace(0.1, 10, 50)[:, None]
+    out = perturb(h, 0.1, "modulus", generator=g)
+    delta = out - h
+    assert torch.allclose(delta.norm(dim=1), 0.1 * h.norm(dim=1), rtol=1e-5)
+    # the noise keeps the sign of each coordinate (sign(h) * r, r >= 0)
+    assert bool(((delta * h) >= 0).all())
+
+
+def test_uniform_noise_norm_is_constant_and_mean_inverse_scales():
+    g = torch.Generator().manual_seed(4)
+    h = torch.randn(40, 8, generator=g) * torch.linspace(0.5, 4, 40)[:, None]
+    d = perturb(h, 0.2, "uniform", generator=g) - h
+    assert torch.allclose(d.norm(dim=1), torch.full((40,), 0.2), rtol=1e-5)
+    norms = h.norm(dim=1, keepdim=True)
+    assert torch.allclose(noise_scale(h, 0.2, "mean"), 0.2 * norms / norms.mean())
+    assert torch.allclose(noise_scale(h, 0.2, "inverse"), 0.2 * norms.mean() / norms)
+    with pytest.raises(ValueError):
+        noise_scale(h, 0.2, "gaussian")
+
+
+def test_noise_norm_carries_no_gradient():
+    h = torch.randn(10, 4, requires_grad=True)
+    perturb(h, 0.5, "modulus").sum().backward()
+    assert torch.allclose(h.grad, torch.ones_like(h))

@@ -1,0 +1,100 @@
+"""Trainer: run artifacts, determinism, exact resume, and `siger evaluate` reproducing metrics."""
+
+import json
+
+import pytest
+import yaml
+
+from siger.cli import main
+from siger.config import build_config
+from siger.train.trainer import Trainer, load_data
+
+FAST = {"batch_size": "4", "patience": "100", "progress": "false", "knn_k": "2", "cooc_k": "2"}
+
+
+def _cfg(tiny_dir, model, **kw):
+    ov = dict(FAST, data_dir=str(tiny_dir), topk="1,2,5")
+    ov["valid_metric"] = "recall@5"
+    if model == "LightGCN":
+        ov.pop("knn_k"), ov.pop("cooc_k")
+    ov.update({k: str(v) for k, v in kw.items()})
+    return build_config(model, "tiny", ov)
+
+
+def _fit(cfg, out, resume=False):
+    return Trainer(cfg, load_data(cfg), out, log=lambda s: None).fit(resume=resume)
+
+
+@pytest.mark.parametrize("model", ["LightGCN", "SIGER"])
+def test_run_folder_artifacts(tiny_dir, tmp_path, model):
+    out = tmp_path / "run"
+    res = _fit(_cfg(tiny_dir, model, epochs=3), out)
+    for f in ("config.yaml", "metrics.json", "log.jsonl", "curves.png", "model.pt", "checkpoint.pt"):
+        assert (out / f).exists(), f
+    lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [0, 1, 2]
+    assert all("bpr" in x["loss"] and "valid" in x and x["train_seconds"] > 0 for x in lines)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["best_epoch"] == res["best_epoch"] and set(m["test"]) >= {"recall@5", "ndcg@5", "precision@5", "map@5"}
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["train"]["model"] == model and saved["train"]["batch_size"] == 4
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_same_seed_same_run_and_other_seed_differs(tiny_dir, tmp_path):
+    a = _fit(_cfg(tiny_dir, "SIGER", epochs=2), tmp_path / "a")
+    b = _fit(_cfg(tiny_dir, "SIGER", epochs=2), tmp_path / "b")
+    c = _fit(_cfg(tiny_dir, "SIGER", epochs=2, seed=1), tmp_path / "c")
+    la = (tmp_path / "a" / "log.jsonl").read_text().splitlines()
+    lb = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
+    strip = lambda line: {k: v for k, v in json.loads(line).items() if "seconds" not in k}  # noqa: E731
+    assert [strip(x) for x in la] == [strip(x) for x in lb]
+    assert a["test"] == b["test"]
+    lc = (tmp_path / "c" / "log.jsonl").read_text().splitlines()
+    assert strip(la[0])["loss"] != strip(lc[0])["loss"]
+    del c
+
+
+@pytest.mark.parametrize("model", ["LightGCN", "SIGER"])
+def test_resume_continues_exactly(tiny_dir, tmp_path, model):
+    full = _fit(_cfg(tiny_dir, model, epochs=5), tmp_path / "full")
+    _fit(_cfg(tiny_dir, model, epochs=2), tmp_path / "part")  # "killed" after epoch 1
+    resumed = _fit(_cfg(tiny_dir, model, epochs=5), tmp_path / "part", resume=True)
+    read = lambda p: [  # noqa: E731
+        {k: v for k, v in json.loads(x).items() if "seconds" not in k} for x in p.read_text().splitlines()
+    ]
+    assert read(tmp_path / "part" / "log.jsonl") == read(tmp_path / "full" / "log.jsonl")
+    assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
+
+
+def test_resume_refuses_a_different_config(tiny_dir, tmp_path):
+    from siger.train.trainer import TrainingError
+
+    _fit(_cfg(tiny_dir, "LightGCN", epochs=1), tmp_path / "r")
+    with pytest.raises(TrainingError, match="learning_rate"):
+        _fit(_cfg(tiny_dir, "LightGCN", epochs=2, learning_rate=0.01), tmp_path / "r", resume=True)
+
+
+def test_early_stopping_respects_patience(tiny_dir, tmp_path):
+    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0), tmp_path / "es")
+    assert res["stopped_early"] and res["epochs_run"] == res["best_epoch"] + 3
+
+
+def test_cli_train_then_evaluate_reproduces_exactly(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["train", "--model", "SIGER", "--dataset", "tiny", "--data-dir", str(tiny_dir), "--out", str(out),
+            "--epochs", "2", "--topk", "1,2,5", "--valid_metric", "recall@5"]
+    for k, v in FAST.items():
+        args += [f"--{k}", v]
+    assert main(args) == 0
+    assert "| test |" in capsys.readouterr().out
+    assert main(["evaluate", "--run", str(out)]) == 0
+    assert "reproduced exactly" in capsys.readouterr().out
+
+
+def test_bundled_default_dataset_loads():
+    from siger.data.dataset import load_dataset
+
+    d = load_dataset("tiktok")
+    assert (d.n_users, d.n_items, len(d.train), len(d.valid), len(d.test)) == (9308, 6710, 59541, 3051, 6130)
+    assert d.modalities == ["audio", "image"] and d.features["image"].shape == (6710, 128)
