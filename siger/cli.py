@@ -22,7 +22,7 @@ from siger.data.validate import DataError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="LightGCN", help="model name (see `siger models`)")
+    p.add_argument("--model", default="SIGER", help="model name (see `siger models`; default SIGER)")
     p.add_argument("--dataset", default="tiktok", help="dataset name (default: the bundled tiktok)")
     p.add_argument("--data-dir", default=None, help="folder holding <dataset>/ in the MMRec layout")
     p.add_argument("--config", default=None, help="YAML file of config keys")

@@ -32,7 +32,7 @@ class TrainConfig:
     after 20 evaluations without a better valid Recall@20, seed 999).
     """
 
-    model: str = "LightGCN"
+    model: str = "SIGER"
     dataset: str = "tiktok"
     data_dir: str | None = None  # folder holding <dataset>/; None: the bundled dataset
     modalities: list[str] | None = None  # subset of the dataset's modalities; None: all
@@ -214,7 +214,7 @@ def config_from_dict(doc: dict[str, Any]) -> Config:
     from siger.models import get_model_class
 
     train = doc.get("train", {})
-    cls = get_model_class(train.get("model", "LightGCN"))
+    cls = get_model_class(train.get("model", "SIGER"))
     cfg = Config(train=TrainConfig(model=cls.name), model=cls.Config())
     flat = dict(train)
     flat.update(doc.get("model", {}))

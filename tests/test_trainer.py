@@ -98,3 +98,23 @@ def test_bundled_default_dataset_loads():
     d = load_dataset("tiktok")
     assert (d.n_users, d.n_items, len(d.train), len(d.valid), len(d.test)) == (9308, 6710, 59541, 3051, 6130)
     assert d.modalities == ["audio", "image"] and d.features["image"].shape == (6710, 128)
+
+
+def test_ablate_writes_one_table_and_reuses_finished_runs(tiny_dir, tmp_path, capsys):
+    from siger.models.siger import ABLATIONS
+
+    out = tmp_path / "abl"
+    args = ["ablate", "--dataset", "tiny", "--data-dir", str(tiny_dir), "--out", str(out), "--epochs", "1"]
+    for k, v in FAST.items():
+        args += [f"--{k}", v]
+    assert main(args) == 0
+    table = (out / "ablation.md").read_text()
+    assert all(name in table for name in ABLATIONS)
+    assert table.count("\n| ") == len(ABLATIONS) + 1  # header + one row per variant
+    runs = sorted(out.glob("*/seed999/metrics.json"))
+    assert len(runs) == len(ABLATIONS)
+    cfg = yaml.safe_load((out / "no_infusion_beta_0" / "seed999" / "config.yaml").read_text())
+    assert cfg["model"]["beta"] == 0.0
+    mtime = runs[0].stat().st_mtime
+    assert main(args) == 0  # second call reuses the finished runs
+    assert runs[0].stat().st_mtime == mtime

@@ -1,0 +1,47 @@
+import pytest
+
+from siger.config import ConfigError, build_config, config_from_dict, parse_cli_overrides
+
+
+def test_defaults_follow_the_protocol_and_spec():
+    cfg = build_config("SIGER")
+    t, m = cfg.train, cfg.model
+    assert (t.learning_rate, t.batch_size, t.epochs, t.patience, t.seed) == (1e-3, 2048, 1000, 20, 999)
+    assert t.topk == [5, 10, 20, 50] and t.valid_metric == "recall@20"
+    assert (m.embedding_dim, m.n_ui_layers, m.n_mm_layers, m.knn_k, m.cooc_k) == (64, 2, 1, 10, 10)
+    assert (m.beta, m.eps, m.perturb_mode, m.anchor_mode, m.cooc_weight) == (0.5, 0.1, "modulus", "anchor", "count")
+    assert (m.reg_weight, m.lambda_p, m.lambda_a, m.lambda_c) == (1e-4, 0.01, 0.01, 0.01)
+    assert (m.tau_p, m.tau_a, m.tau_c, m.detach_anchor) == (0.2, 0.2, 0.2, False)
+
+
+def test_cli_overrides_are_typed():
+    ov = parse_cli_overrides(["--learning_rate", "5e-4", "--epochs", "3", "--detach_anchor", "true",
+                              "--topk=10,20", "--beta", "0.3", "--modalities", "image"])
+    cfg = build_config("SIGER", "tiktok", ov)
+    assert cfg.train.learning_rate == 5e-4 and cfg.train.epochs == 3 and cfg.train.topk == [10, 20]
+    assert cfg.model.detach_anchor is True and cfg.model.beta == 0.3 and cfg.train.modalities == ["image"]
+
+
+def test_yaml_then_cli_precedence_and_roundtrip(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("train:\n  epochs: 7\n  learning_rate: 0.01\nmodel:\n  beta: 0.2\n")
+    cfg = build_config("SIGER", None, {"epochs": "9"}, y)
+    assert cfg.train.epochs == 9 and cfg.train.learning_rate == 0.01 and cfg.model.beta == 0.2
+    again = config_from_dict(cfg.to_dict())
+    assert again == cfg
+
+
+@pytest.mark.parametrize("ov,msg", [
+    ({"bogus": "1"}, "unknown config key --bogus"),
+    ({"epochs": "1.5"}, "--epochs"),
+    ({"detach_anchor": "maybe"}, "--detach_anchor"),
+    ({"knn_k": "5,10"}, "search grid"),
+])
+def test_bad_overrides(ov, msg):
+    with pytest.raises(ConfigError, match=msg):
+        build_config("SIGER", "tiktok", ov)
+
+
+def test_override_needs_a_value():
+    with pytest.raises(ConfigError, match="needs a value"):
+        parse_cli_overrides(["--epochs"])
