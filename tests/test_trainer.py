@@ -118,3 +118,34 @@ def test_ablate_writes_one_table_and_reuses_finished_runs(tiny_dir, tmp_path, ca
     mtime = runs[0].stat().st_mtime
     assert main(args) == 0  # second call reuses the finished runs
     assert runs[0].stat().st_mtime == mtime
+
+
+def test_kill_9_then_resume_matches_uninterrupted_run(tiny_dir, tmp_path):
+    """SIGKILL a real `siger train` process once it has checkpointed, resume it, compare logs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    base = [sys.executable, "-m", "siger", "train", "--model", "SIGER", "--dataset", "tiny",
+            "--data-dir", str(tiny_dir), "--epochs", "40", "--batch_size", "2", "--patience", "100",
+            "--progress", "false", "--knn_k", "2", "--cooc_k", "2"]
+    env = dict(os.environ)
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert subprocess.run(base + ["--out", str(full)], env=env, capture_output=True).returncode == 0
+    proc = subprocess.Popen(base + ["--out", str(part)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (part / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    r = subprocess.run(base + ["--out", str(part), "--resume"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    read = lambda p: [  # noqa: E731
+        {k: v for k, v in json.loads(x).items() if "seconds" not in k} for x in (p / "log.jsonl").read_text().splitlines()
+    ]
+    assert read(part) == read(full)
+    assert json.loads((part / "metrics.json").read_text())["test"] == json.loads((full / "metrics.json").read_text())["test"]
