@@ -4,6 +4,7 @@
                 [--resume] [--key value ...]
     siger evaluate --run runs/X
     siger ablate --model SIGER --dataset baby --data-dir DIR [--seeds 1] [--out runs/abl]
+    siger summarize runs/a runs/b ...
     siger info --dataset tiktok [--data-dir DIR]
     siger models
 
@@ -78,6 +79,16 @@ def cmd_ablate(args, extra) -> int:
     return 0
 
 
+def cmd_summarize(args, extra) -> int:
+    from siger.report import collect_runs, summarize, summary_table
+
+    groups = collect_runs(args.runs)
+    if not groups:
+        raise FileNotFoundError(f"no finished run (metrics.json) under {args.runs}")
+    print(summary_table({label: summarize(rs) for label, rs in sorted(groups.items())}))
+    return 0
+
+
 def cmd_info(args, extra) -> int:
     from siger.data.dataset import load_dataset
 
@@ -109,6 +120,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/ablation", help="folder for the per-variant runs and ablation.md")
     p.add_argument("--seeds", type=int, default=1, help="seeds per variant (seed, seed+1, ...)")
     p.set_defaults(func=cmd_ablate)
+    p = sub.add_parser("summarize", help="Markdown table of finished runs: mean ± std over seeds per model/dataset")
+    p.add_argument("runs", nargs="+", help="run folders (searched recursively for metrics.json)")
+    p.set_defaults(func=cmd_summarize)
     p = sub.add_parser("info", help="validate a dataset and print its summary")
     p.add_argument("--dataset", default="tiktok")
     p.add_argument("--data-dir", default=None)

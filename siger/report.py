@@ -8,7 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 METRIC_ORDER = ("recall", "ndcg", "precision", "map")
+SUMMARY_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
@@ -64,3 +67,52 @@ def plot_curves(history: list[dict[str, Any]], path: str | Path, metric: str = "
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
     plt.close(fig)
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and std (over seeds) of the test metrics at the best-valid epoch, plus cost."""
+    row: dict[str, Any] = {"seeds": len(results)}
+    for m in SUMMARY_METRICS:
+        if m not in results[0]["test"]:
+            raise ValueError(f"summaries need {m}: run with topk including 10 and 20")
+        vals = np.array([r["test"][m] for r in results])
+        row[m] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0)
+    row["seconds_per_epoch"] = float(np.mean([r["seconds_per_epoch"] for r in results]))
+    row["epochs"] = float(np.mean([r["epochs_run"] for r in results]))
+    row["best_epoch"] = float(np.mean([r["best_epoch"] for r in results]))
+    return row
+
+
+def fmt(v: tuple[float, float], seeds: int) -> str:
+    return f"{v[0]:.4f} ± {v[1]:.4f}" if seeds > 1 else f"{v[0]:.4f}"
+
+
+def summary_table(rows: dict[str, dict[str, Any]], ref: str | None = None, label: str = "run") -> str:
+    """Markdown: one row per label; with ``ref``, a column of the Recall@20 change vs that row."""
+    head = [label, *SUMMARY_METRICS]
+    if ref:
+        head.append("Δ R@20 vs full")
+    head += ["s/epoch", "epochs (best)", "seeds"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for label, r in rows.items():
+        cells = [label] + [fmt(r[m], r["seeds"]) for m in SUMMARY_METRICS]
+        if ref:
+            d = r["recall@20"][0] - rows[ref]["recall@20"][0]
+            cells.append(f"{d:+.4f} ({100 * d / rows[ref]['recall@20'][0]:+.1f}%)")
+        cells += [f"{r['seconds_per_epoch']:.1f}", f"{r['epochs']:.0f} ({r['best_epoch']:.0f})", str(r["seeds"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def collect_runs(paths: list[str | Path]) -> dict[str, list[dict[str, Any]]]:
+    """Every finished run (a metrics.json) under ``paths``, grouped as 'model on dataset'."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for p in paths:
+        p = Path(p)
+        files = [p] if p.name == "metrics.json" else sorted(p.rglob("metrics.json"))
+        for f in files:
+            m = json.loads(f.read_text())
+            if m.get("test") is None:
+                continue
+            groups.setdefault(f"{m['model']} on {m['dataset']}", []).append(m)
+    return groups

@@ -1,0 +1,33 @@
+import json
+
+import pytest
+
+from siger.cli import main
+from siger.report import collect_runs, summarize, summary_table
+
+
+def _run(path, model, seed, r20, r10=0.1):
+    path.mkdir(parents=True)
+    test = {"recall@10": r10, "recall@20": r20, "ndcg@10": 0.05, "ndcg@20": 0.06}
+    path.joinpath("metrics.json").write_text(json.dumps({
+        "model": model, "dataset": "d", "seed": seed, "test": test, "seconds_per_epoch": 2.0,
+        "epochs_run": 30, "best_epoch": 10}))
+
+
+def test_summarize_mean_and_sample_std(tmp_path, capsys):
+    for s, v in zip((1, 2, 3), (0.2, 0.3, 0.4)):
+        _run(tmp_path / f"A{s}", "A", s, v)
+    _run(tmp_path / "B1", "B", 1, 0.5)
+    groups = collect_runs([tmp_path])
+    assert sorted(groups) == ["A on d", "B on d"] and len(groups["A on d"]) == 3
+    row = summarize(groups["A on d"])
+    assert row["recall@20"][0] == pytest.approx(0.3) and row["recall@20"][1] == pytest.approx(0.1)
+    table = summary_table({"A": row, "B": summarize(groups["B on d"])}, ref="A")
+    assert "0.3000 ± 0.1000" in table and "+0.2000 (+66.7%)" in table
+    assert main(["summarize", str(tmp_path)]) == 0
+    assert "| A on d |" in capsys.readouterr().out
+
+
+def test_summarize_without_runs_is_an_error(tmp_path, capsys):
+    assert main(["summarize", str(tmp_path)]) == 2
+    assert "no finished run" in capsys.readouterr().err
