@@ -129,8 +129,9 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         return {k: v / n_batches for k, v in sums.items()}
 
-    def evaluate(self, split: str) -> dict[str, float]:
-        u, i = self.model.embeddings()
+    def evaluate(self, split: str, emb: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
+        """Metrics on ``split``; pass ``emb`` to reuse embeddings already computed this epoch."""
+        u, i = emb if emb is not None else self.model.embeddings()
         target = self.valid_m if split == "valid" else self.test_m
         return evaluate(u, i, self.data.train_matrix, target, self.cfg.train.topk, self.cfg.train.eval_chunk_users)
 
@@ -194,10 +195,11 @@ class Trainer:
             rec: dict[str, Any] = {"epoch": epoch, "loss": losses, "train_seconds": round(train_s, 4)}
             if (epoch + 1) % t.eval_every == 0 or epoch == t.epochs - 1:
                 t1 = time.perf_counter()
-                valid = self.evaluate("valid")
+                emb = self.model.embeddings()  # once per evaluation, shared by valid and test
+                valid = self.evaluate("valid", emb)
                 rec["valid"] = valid
                 if self.best["valid"] is None or valid[metric] > self.best["valid"][metric]:
-                    self.best = {"epoch": epoch, "valid": valid, "test": self.evaluate("test")}
+                    self.best = {"epoch": epoch, "valid": valid, "test": self.evaluate("test", emb)}
                     self.bad_evals = 0
                     if self.out is not None:
                         self._save_model(epoch)
