@@ -7,6 +7,11 @@
     siger summarize runs/a runs/b ...
     siger info --dataset tiktok [--data-dir DIR]
     siger models
+    siger prepare --interactions FILE --items FILE --out DIR/NAME [--k-core 5] [--seed 2024]
+    siger features text --items DIR/NAME/items.tsv --column title --out DIR/NAME/text_feat.npy
+    siger features image --images DIR --encoder torchvision:resnet50 --weights FILE --out F.npy
+    siger recommend --run runs/X (--users 12,34 | --all --out recs.tsv) [--k 10]
+    siger serve --run runs/X [--host 127.0.0.1] [--port 8000]
 
 Bad input (data files, config keys) prints one line naming the file/line/field and exits 2.
 """
@@ -103,6 +108,91 @@ def cmd_models(args, extra) -> int:
     return 0
 
 
+def _no_extra(extra: list[str]) -> None:
+    if extra:
+        raise ConfigError(f"unrecognised arguments: {' '.join(extra)}")
+
+
+def cmd_prepare(args, extra) -> int:
+    from siger.data.prepare import prepare
+
+    _no_extra(extra)
+    rep = prepare(args.interactions, args.out, items=args.items, k=args.k_core, seed=args.seed,
+                  user_col=args.user_col, item_col=args.item_col, rating_col=args.rating_col,
+                  time_col=args.time_col)
+    print("\n".join(rep.lines()))
+    out = Path(args.out)
+    print(f"\nwrote {out}/ (train with: siger train --dataset {out.name} --data-dir {out.parent})")
+    return 0
+
+
+def _save_npy(path: str, arr) -> None:
+    import numpy as np
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npy")
+    np.save(tmp, arr)
+    tmp.replace(out)
+
+
+def cmd_features(args, extra) -> int:
+    _no_extra(extra)
+    if args.kind == "text":
+        from siger.features.text import encode_texts, read_item_texts
+
+        if not args.items:
+            raise ConfigError("features text needs --items FILE (with itemID and the --column)")
+        texts = read_item_texts(args.items, [c.strip() for c in args.column.split(",")], args.id_column)
+        feats = encode_texts(texts, batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+        _save_npy(args.out, feats)
+        print(f"wrote {args.out}: {feats.shape[0]} items x {feats.shape[1]}")
+        return 0
+    from siger.features.image import encode_images, find_images, load_encoder
+
+    if not args.images:
+        raise ConfigError("features image needs --images DIR")
+    model = load_encoder(args.encoder, args.weights)
+    images = find_images(args.images, args.n_items, args.mapping)
+    n_items = args.n_items if args.n_items is not None else max(images) + 1
+    feats, filled = encode_images(images, n_items, model, args.batch_size, args.missing, progress=not args.quiet)
+    _save_npy(args.out, feats)
+    print(f"wrote {args.out}: {feats.shape[0]} items x {feats.shape[1]}"
+          + (f"; {len(filled)} items without an image filled with {args.missing}" if filled else ""))
+    return 0
+
+
+def cmd_recommend(args, extra) -> int:
+    from siger.serve.recommender import load_run
+
+    _no_extra(extra)
+    if args.all == bool(args.users):
+        raise ConfigError("give either --users ID,ID,... or --all --out FILE")
+    rec = load_run(args.run)
+    if args.all:
+        if not args.out:
+            raise ConfigError("--all needs --out FILE.tsv")
+        rows = rec.export_all(args.out, args.k)
+        print(f"wrote {args.out}: {rows:,} rows for {rec.n_users:,} users")
+        return 0
+    for r in rec.recommend([u.strip() for u in args.users.split(",")], args.k):
+        flag = f"  ({r['fallback']} fallback: no history)" if r["fallback"] else ""
+        print(f"user {r['user']}{flag}")
+        for rank, it in enumerate(r["items"], start=1):
+            title = f"  {it['title']}" if it.get("title") else ""
+            print(f"  {rank:>3}. {it['item']:<12} {it['score']:>10.4f}{title}")
+    return 0
+
+
+def cmd_serve(args, extra) -> int:
+    from siger.serve.api import serve
+    from siger.serve.recommender import load_run
+
+    _no_extra(extra)
+    serve(load_run(args.run), args.host, args.port)
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siger", description="Multimodal graph recommendation (SIGER and baselines)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +219,44 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("models", help="list the registered models")
     p.set_defaults(func=cmd_models)
+    p = sub.add_parser("prepare", help="raw interactions (CSV/TSV/JSONL) -> MMRec layout: k-core, ids, 8:1:1 split")
+    p.add_argument("--interactions", required=True, help="user,item[,rating][,timestamp] rows with a header")
+    p.add_argument("--items", default=None, help="optional item table (id column + metadata such as title)")
+    p.add_argument("--out", required=True, help="DIR/NAME: the dataset folder (NAME is the dataset name)")
+    p.add_argument("--k-core", type=int, default=5, help="minimum interactions per user and item (default 5)")
+    p.add_argument("--seed", type=int, default=2024, help="split seed (default 2024)")
+    for col in ("user", "item", "rating", "time"):
+        p.add_argument(f"--{col}-col", default=None, help=f"{col} column name (default: detected)")
+    p.set_defaults(func=cmd_prepare)
+    p = sub.add_parser("features", help="item features: text (bundled MiniLM) or image (your ResNet weights)")
+    p.add_argument("kind", choices=["text", "image"])
+    p.add_argument("--out", required=True, help="output .npy, e.g. DIR/NAME/text_feat.npy")
+    p.add_argument("--items", default=None, help="text: table with itemID and the text column(s)")
+    p.add_argument("--column", default="title", help="text: column(s) to embed, comma-separated (joined by '. ')")
+    p.add_argument("--id-column", default="itemID", help="text: item id column (default itemID)")
+    p.add_argument("--images", default=None, help="image: folder of <itemID>.jpg|png|...")
+    p.add_argument("--encoder", default="torchvision:resnet50", help="image: torchvision:resnet18|34|50|101|152")
+    p.add_argument("--weights", default=None, help="image: torchvision state_dict file (never downloaded)")
+    p.add_argument("--mapping", default=None, help="image: i_id_mapping.csv when files are named by original id")
+    p.add_argument("--n-items", type=int, default=None, help="image: number of items (default: largest id + 1)")
+    p.add_argument("--missing", choices=["error", "mean", "zero"], default="error",
+                   help="image: items without an image (default: error)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_features)
+    p = sub.add_parser("recommend", help="top-k unseen items for users of a trained run (original ids)")
+    p.add_argument("--run", required=True)
+    p.add_argument("--users", default=None, help="comma-separated original user ids")
+    p.add_argument("--all", action="store_true", help="every user, written to --out")
+    p.add_argument("--out", default=None, help="TSV for --all")
+    p.add_argument("--k", type=int, default=10)
+    p.set_defaults(func=cmd_recommend)
+    p = sub.add_parser("serve", help="HTTP API for a trained run (FastAPI; docs at /docs)")
+    p.add_argument("--run", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -140,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ConfigError) as e:
         print(f"siger: error: {e}", file=sys.stderr)
         return 2
-    except (KeyError, ValueError, FileNotFoundError) as e:
+    except (KeyError, ValueError, FileNotFoundError, ImportError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"siger: error: {msg}", file=sys.stderr)
         return 2

@@ -31,7 +31,8 @@ def topk_items(
     mask: sp.csr_matrix | None,
     k: int,
     chunk: int = 4096,
-) -> np.ndarray:
+    return_scores: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Top-k item ids by inner product, masked items excluded.
 
     Args:
@@ -40,13 +41,14 @@ def topk_items(
         mask: CSR ``[n_users, n_items]`` of items never to recommend (the train items), or None.
         k: list length.
     Returns:
-        int64 ``[n, k]``, best first.
+        int64 ``[n, k]``, best first (and float32 ``[n, k]`` scores with ``return_scores``).
     """
     n_items = item_emb.shape[0]
     k = min(k, n_items)
     chunk = max(1, min(chunk, SCORE_BUDGET_BYTES // (4 * n_items)))  # bound the [chunk, n_items] block
     item_t = item_emb.t().contiguous()
     out = np.empty((len(users), k), dtype=np.int64)
+    vals = np.empty((len(users), k), dtype=np.float32) if return_scores else None
     for s in range(0, len(users), chunk):
         batch = users[s : s + chunk]
         scores = user_emb[torch.from_numpy(batch).to(user_emb.device)] @ item_t  # [b, n_items]
@@ -54,8 +56,11 @@ def topk_items(
             sub = mask[batch]
             rows = np.repeat(np.arange(len(batch)), np.diff(sub.indptr))
             scores[torch.from_numpy(rows), torch.from_numpy(sub.indices.astype(np.int64))] = -torch.inf
-        out[s : s + len(batch)] = torch.topk(scores, k, dim=1).indices.cpu().numpy()
-    return out
+        top = torch.topk(scores, k, dim=1)
+        out[s : s + len(batch)] = top.indices.cpu().numpy()
+        if vals is not None:
+            vals[s : s + len(batch)] = top.values.float().cpu().numpy()
+    return (out, vals) if return_scores else out
 
 
 def evaluate(

@@ -1,0 +1,67 @@
+"""HTTP API over a :class:`RunRecommender` (FastAPI; OpenAPI page at ``/docs``).
+
+- ``GET /health`` -> model, dataset, users, items;
+- ``GET /recommend/{user_id}?k=10`` -> one recommendation; unknown user 404, bad k 422;
+- ``POST /recommend`` with ``{"users": [...], "k": 10}`` -> a list, in request order.
+"""
+
+# No `from __future__ import annotations` here: FastAPI must see the real (locally defined)
+# request/response classes, not strings it cannot resolve.
+from siger.serve.recommender import RunRecommender, UnknownUserError
+
+MAX_K = 1000
+MAX_BATCH = 10_000
+
+
+def create_app(rec: RunRecommender):
+    try:
+        from fastapi import FastAPI, HTTPException, Query
+        from pydantic import BaseModel, Field
+    except ImportError:
+        raise ImportError("serving needs FastAPI and uvicorn: pip install 'siger[serve]'") from None
+
+    max_k = min(MAX_K, rec.n_items)
+
+    class Item(BaseModel):
+        item: str
+        score: float
+        title: str | None = None
+
+    class Rec(BaseModel):
+        user: str
+        items: list[Item]
+        fallback: str | None = Field(None, description="'popularity' for users with no history")
+
+    class BatchRequest(BaseModel):
+        users: list[str] = Field(..., min_length=1, max_length=MAX_BATCH)
+        k: int = Field(10, ge=1, le=max_k)
+
+    app = FastAPI(title="siger recommendations", version="1",
+                  description=f"{rec.model_name} on {rec.dataset}: top-k unseen items per user.")
+
+    @app.get("/health")
+    def health() -> dict[str, object]:
+        return {"status": "ok", "model": rec.model_name, "dataset": rec.dataset,
+                "users": rec.n_users, "items": rec.n_items}
+
+    @app.get("/recommend/{user_id}", response_model=Rec, response_model_exclude_none=False)
+    def recommend_one(user_id: str, k: int = Query(10, ge=1, le=max_k)):
+        try:
+            return rec.recommend([user_id], k)[0]
+        except UnknownUserError as e:
+            raise HTTPException(status_code=404, detail=e.args[0]) from None
+
+    @app.post("/recommend", response_model=list[Rec])
+    def recommend_batch(req: BatchRequest):
+        unknown = [u for u in req.users if u not in rec.user_index]
+        if unknown:
+            raise HTTPException(status_code=404, detail=f"unknown users {unknown[:20]}")
+        return rec.recommend(req.users, req.k)
+
+    return app
+
+
+def serve(rec: RunRecommender, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(rec), host=host, port=port, log_level=log_level)

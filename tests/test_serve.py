@@ -1,0 +1,157 @@
+"""Recommendations: hand-checked ranking, seen-item exclusion, cold users, the CLI, the Python
+API and the real HTTP server on a loopback port."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from siger.cli import main
+from siger.serve.recommender import RunRecommender, UnknownUserError
+from tests.conftest import TINY_ROWS, write_inter
+
+
+def _hand_rec():
+    # 3 users, 4 items, 1-d embeddings: score(u, i) = U[u] * I[i]
+    U = torch.tensor([[1.0], [-1.0], [2.0]])
+    I = torch.tensor([[0.5], [3.0], [-2.0], [1.0]])
+    seen = sp.csr_matrix(np.array([[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float32))
+    pop = np.array([5.0, 9.0, 1.0, 7.0])
+    return RunRecommender(U, I, seen, pop, ["a", "b", "c"], ["w", "x", "y", "z"], ["W", "X", "Y", "Z"],
+                          history=np.array([3, 2, 0]))
+
+
+def test_ranking_by_hand_excludes_seen_and_flags_cold_users():
+    rec = _hand_rec()
+    a, b, c = rec.recommend(["a", "b", "c"], k=2)
+    # a: scores w .5, x 3 (seen), y -2, z 1 -> z, w
+    assert [it["item"] for it in a["items"]] == ["z", "w"] and a["items"][0]["score"] == 1.0
+    assert a["items"][0]["title"] == "Z" and a["fallback"] is None
+    # b: scores -.5, -3, 2, -1 -> y, w
+    assert [it["item"] for it in b["items"]] == ["y", "w"]
+    # c has no training history: popularity x (9), z (7)
+    assert c["fallback"] == "popularity" and [it["item"] for it in c["items"]] == ["x", "z"]
+    # k larger than the unseen items: only unseen ones come back
+    assert [it["item"] for it in rec.recommend(["a"], k=10)[0]["items"]] == ["z", "w", "y"]
+    with pytest.raises(UnknownUserError, match="'q'"):
+        rec.recommend(["q"], 2)
+    with pytest.raises(ValueError):
+        rec.recommend(["a"], 0)
+
+
+def test_export_all_writes_every_user(tmp_path):
+    rows = _hand_rec().export_all(tmp_path / "recs.tsv", k=2)
+    lines = (tmp_path / "recs.tsv").read_text().splitlines()
+    assert rows == 6 and len(lines) == 7
+    assert lines[0] == "user\trank\titem\tscore\ttitle\tfallback"
+    assert lines[1].split("\t")[:3] == ["a", "1", "z"] and lines[-1].endswith("popularity")
+
+
+@pytest.fixture
+def trained_run(tmp_path):
+    """A LightGCN run on a tiny dataset with original ids, titles and one cold user (u4)."""
+    d = tmp_path / "data" / "shop"
+    d.mkdir(parents=True)
+    rows = TINY_ROWS + [(4, 0, 1), (4, 1, 2)]  # user 4: no train interaction
+    write_inter(d / "shop.inter", rows)
+    (d / "u_id_mapping.csv").write_text("user_id\tuserID\n" + "".join(f"u{i}\t{i}\n" for i in range(5)))
+    (d / "i_id_mapping.csv").write_text("item_id\titemID\n" + "".join(f"sku{i}\t{i}\n" for i in range(6)))
+    (d / "items.tsv").write_text("itemID\ttitle\n" + "".join(f"{i}\tThing {i}\n" for i in range(6)))
+    run = tmp_path / "run"
+    assert main(["train", "--model", "LightGCN", "--dataset", "shop", "--data-dir", str(tmp_path / "data"),
+                 "--out", str(run), "--epochs", "2", "--batch_size", "4", "--progress", "false",
+                 "--topk", "1,2", "--valid_metric", "recall@2"]) == 0
+    return run
+
+
+def test_load_run_python_api_and_cli(trained_run, tmp_path, capsys):
+    import siger
+
+    rec = siger.load_run(trained_run)
+    out = rec.recommend(["u0", "u4"], k=3)
+    seen_u0 = {f"sku{i}" for u, i, _ in TINY_ROWS if u == 0}
+    assert len(out[0]["items"]) == 1 and not seen_u0 & {it["item"] for it in out[0]["items"]}  # 5 of 6 seen
+    assert out[0]["items"][0]["title"].startswith("Thing ")
+    assert out[1]["fallback"] == "popularity"
+    # u4 saw sku0 and sku1 in valid/test: never recommended
+    assert not {"sku0", "sku1"} & {it["item"] for it in out[1]["items"]}
+    capsys.readouterr()
+    assert main(["recommend", "--run", str(trained_run), "--users", "u1,u4", "--k", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "user u1" in text and "Thing" in text and "user u4  (popularity fallback" in text
+    assert main(["recommend", "--run", str(trained_run), "--users", "nobody"]) == 2
+    assert "unknown user 'nobody'" in capsys.readouterr().err
+    assert main(["recommend", "--run", str(trained_run), "--all", "--out", str(tmp_path / "all.tsv"), "--k", "2"]) == 0
+    # each warm user has seen 5 of the 6 items (1 row each); cold u4 gets k=2 popular items
+    assert len((tmp_path / "all.tsv").read_text().splitlines()) == 1 + 4 * 1 + 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(trained_run):
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    port = _free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "siger", "serve", "--run", str(trained_run), "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            pytest.fail(f"server exited: {proc.stdout.read()}")
+    else:
+        proc.kill()
+        pytest.fail("server did not start in 60 s")
+    yield base
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_http_api(server):
+    import httpx
+
+    h = httpx.get(server + "/health").json()
+    assert h == {"status": "ok", "model": "LightGCN", "dataset": "shop", "users": 5, "items": 6}
+    r = httpx.get(server + "/recommend/u2", params={"k": 2})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["user"] == "u2" and len(body["items"]) == 1 and body["fallback"] is None  # 5 of 6 seen
+    assert set(body["items"][0]) == {"item", "score", "title"}
+    assert httpx.get(server + "/recommend/u4").json()["fallback"] == "popularity"
+    r = httpx.get(server + "/recommend/ghost")
+    assert r.status_code == 404 and "ghost" in r.json()["detail"]
+    assert httpx.get(server + "/recommend/u1", params={"k": 0}).status_code == 422
+    assert httpx.get(server + "/recommend/u1", params={"k": "ten"}).status_code == 422
+    r = httpx.post(server + "/recommend", json={"users": ["u3", "u1"], "k": 1})
+    assert r.status_code == 200 and [x["user"] for x in r.json()] == ["u3", "u1"]
+    assert httpx.post(server + "/recommend", json={"users": ["u3", "zz"]}).status_code == 404
+    assert httpx.post(server + "/recommend", json={"users": [], "k": 1}).status_code == 422
+    assert httpx.get(server + "/docs").status_code == 200
+    spec = httpx.get(server + "/openapi.json").json()
+    assert "/recommend/{user_id}" in spec["paths"]
+
+
+def test_bounded_load_has_no_errors(server):
+    from benchmarks.serve_load import run_load
+
+    stats = run_load(server, users=["u0", "u1", "u2", "u3"], n_requests=200, concurrency=8, k=3)
+    assert stats["errors"] == 0 and stats["requests"] == 200 and stats["p99_ms"] >= stats["p50_ms"] > 0
+    json.dumps(stats)
