@@ -4,6 +4,8 @@
                 [--resume] [--key value ...]
     siger evaluate --run runs/X
     siger ablate --model SIGER --dataset baby --data-dir DIR [--seeds 1] [--out runs/abl]
+    siger train ... --knn_k 5,10,20 --beta 0.3,0.5 --out runs/grid [--select-by valid|test]
+    siger compare --models LightGCN,VBPR,FREEDOM,MGCN,BM3,SIGER --dataset D --seeds 3 [--out DIR]
     siger summarize runs/a runs/b ...
     siger info --dataset tiktok [--data-dir DIR]
     siger models
@@ -42,8 +44,22 @@ def _config(args, extra: list[str]):
 
 
 def cmd_train(args, extra) -> int:
+    from siger.config import load_yaml
+    from siger.search import run_search, split_grid
     from siger.train.trainer import Trainer, load_data
 
+    overrides = parse_cli_overrides(extra)
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    flat = {**(load_yaml(args.config) if args.config else {}), **overrides}
+    fixed, grid = split_grid(flat.pop("model", args.model), args.dataset, flat)
+    if grid:
+        if not args.out:
+            raise ConfigError("a grid search (list values) needs --out DIR for its runs")
+        run_search(args.model, args.dataset, fixed, grid, Path(args.out), args.select_by)
+        return 0
+    if args.select_by != "valid":
+        raise ConfigError("--select-by only applies to a grid search (give a key several values)")
     cfg = _config(args, extra)
     data = load_data(cfg)
     print(json.dumps(data.summary()))
@@ -81,6 +97,18 @@ def cmd_ablate(args, extra) -> int:
     cfg = _config(args, extra)
     table = run_ablation(cfg, Path(args.out), seeds=args.seeds)
     print(table)
+    return 0
+
+
+def cmd_compare(args, extra) -> int:
+    from siger.compare import run_compare
+
+    overrides = parse_cli_overrides(extra)
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    out = Path(args.out or f"runs/compare_{args.dataset}")
+    print(run_compare(models, args.dataset, overrides, out, args.seeds, args.config))
     return 0
 
 
@@ -200,6 +228,8 @@ def make_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", default=None, help="run folder for config, logs, metrics, curves, model")
     p.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
+    p.add_argument("--select-by", default="valid", choices=["valid", "test"],
+                   help="grid search only: pick the winner on valid (default) or, as MMRec does, on test")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="reload a run and recompute its test metrics")
     p.add_argument("--run", required=True)
@@ -210,6 +240,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/ablation", help="folder for the per-variant runs and ablation.md")
     p.add_argument("--seeds", type=int, default=1, help="seeds per variant (seed, seed+1, ...)")
     p.set_defaults(func=cmd_ablate)
+    p = sub.add_parser("compare", help="train several models over seeds; comparison.md + comparison.png")
+    p.add_argument("--models", default="LightGCN,VBPR,FREEDOM,MGCN,BM3,SIGER", help="comma-separated model names")
+    p.add_argument("--dataset", default="tiktok")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--config", default=None, help="YAML of keys applied to every model (unknown keys are errors)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per model (seed, seed+1, ...)")
+    p.add_argument("--out", default=None, help="folder for runs and the report (default runs/compare_<dataset>)")
+    p.set_defaults(func=cmd_compare)
     p = sub.add_parser("summarize", help="Markdown table of finished runs: mean ± std over seeds per model/dataset")
     p.add_argument("runs", nargs="+", help="run folders (searched recursively for metrics.json)")
     p.set_defaults(func=cmd_summarize)

@@ -80,6 +80,8 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     row["seconds_per_epoch"] = float(np.mean([r["seconds_per_epoch"] for r in results]))
     row["epochs"] = float(np.mean([r["epochs_run"] for r in results]))
     row["best_epoch"] = float(np.mean([r["best_epoch"] for r in results]))
+    rss = [r.get("peak_rss_mb") for r in results if r.get("peak_rss_mb") is not None]
+    row["peak_rss_mb"] = float(max(rss)) if rss else None
     return row
 
 
@@ -92,14 +94,16 @@ def summary_table(rows: dict[str, dict[str, Any]], ref: str | None = None, label
     head = [label, *SUMMARY_METRICS]
     if ref:
         head.append("Δ R@20 vs full")
-    head += ["s/epoch", "epochs (best)", "seeds"]
+    head += ["s/epoch", "epochs (best)", "peak RSS MB", "seeds"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for label, r in rows.items():
         cells = [label] + [fmt(r[m], r["seeds"]) for m in SUMMARY_METRICS]
         if ref:
             d = r["recall@20"][0] - rows[ref]["recall@20"][0]
             cells.append(f"{d:+.4f} ({100 * d / rows[ref]['recall@20'][0]:+.1f}%)")
-        cells += [f"{r['seconds_per_epoch']:.1f}", f"{r['epochs']:.0f} ({r['best_epoch']:.0f})", str(r["seeds"])]
+        rss = r.get("peak_rss_mb")
+        cells += [f"{r['seconds_per_epoch']:.1f}", f"{r['epochs']:.0f} ({r['best_epoch']:.0f})",
+                  f"{rss:.0f}" if rss is not None else "-", str(r["seeds"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -45,3 +45,27 @@ def require_shared(name: str) -> Path:
     if not p.is_dir():
         pytest.skip(f"{p} not present")
     return SHARED_DATA
+
+
+def write_slice(data, root: Path, name: str, n_users: int) -> Path:
+    """Write the first ``n_users`` users of a real dataset (their items remapped, features and
+    provided graphs sliced) to ``root/name`` in the MMRec layout; returns ``root``."""
+    import scipy.sparse as sp
+
+    d = root / name
+    d.mkdir(parents=True)
+    rows = []
+    for lab, pairs in enumerate((data.train, data.valid, data.test)):
+        keep = pairs[pairs[:, 0] < n_users]
+        rows += [(int(u), int(i), lab) for u, i in keep]
+    items = np.unique([i for _, i, _ in rows])
+    remap = {int(i): n for n, i in enumerate(items)}
+    users = np.unique([u for u, _, _ in rows])
+    uremap = {int(u): n for n, u in enumerate(users)}
+    write_inter(d / f"{name}.inter", [(uremap[u], remap[i], x) for u, i, x in rows])
+    for m, f in data.features.items():
+        np.save(d / f"{m}_feat.npy", f[items])
+    for m, gs in data.graphs.items():
+        for k, g in gs.items():
+            sp.save_npz(d / f"{m}_adj_{k}.npz", sp.csr_matrix(g[items][:, items]))
+    return root

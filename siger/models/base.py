@@ -71,6 +71,12 @@ class Recommender(nn.Module):
         """Named loss terms for a batch of (user, positive, negative) ids, each ``[B]``."""
         raise NotImplementedError
 
+    def pre_epoch(self) -> None:
+        """Called by the trainer before each training epoch (e.g. FREEDOM's edge pruning).
+
+        Randomness must come from torch's global generator, which checkpoints save and restore.
+        """
+
     @torch.no_grad()
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final embeddings for ranking, computed in eval mode."""

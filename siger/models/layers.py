@@ -67,6 +67,16 @@ def lightgcn_propagate(adj: SparseGraph, ego: torch.Tensor, n_layers: int) -> to
     return torch.stack(layers, dim=0).mean(dim=0)
 
 
+def item_input_table(data, modality: str, trainable: bool, graph_only_dim: int) -> nn.Parameter:
+    """Modality ``m``'s item input ``[n_items, dim]``: its raw features (trainable or frozen), or a
+    learnable xavier-initialised table of ``graph_only_dim`` columns when the dataset provides
+    only a graph for the modality (e.g. Amazon Baby here)."""
+    if modality in data.features:
+        f = torch.as_tensor(data.features[modality], dtype=torch.float32)
+        return nn.Parameter(f, requires_grad=trainable)
+    return nn.Parameter(nn.init.xavier_uniform_(torch.empty(data.n_items, graph_only_dim)))
+
+
 class GatedProjection(nn.Module):
     """Behaviour-gated projection of an item input: x_i = e_i * sigmoid(W_g (W_p f_i + b_p) + b_g).
 

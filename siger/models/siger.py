@@ -27,7 +27,7 @@ from torch import nn
 
 from siger.data.graphs import blend
 from siger.models.base import Recommender, register
-from siger.models.layers import AttentionFusion, GatedProjection, SparseGraph, lightgcn_propagate
+from siger.models.layers import AttentionFusion, GatedProjection, SparseGraph, item_input_table, lightgcn_propagate
 from siger.models.losses import anchor_info_nce, bpr_loss, info_nce, l2_reg
 from siger.models.perturb import MODES, perturb
 
@@ -94,11 +94,7 @@ class SIGER(Recommender):
         self.projections = nn.ModuleDict()
         self.item_graphs: dict[str, SparseGraph] = {}
         for m in self.modalities:
-            if m in data.features:
-                f = torch.as_tensor(data.features[m], dtype=torch.float32)
-                self.item_inputs[m] = nn.Parameter(f, requires_grad=c.finetune_features)
-            else:  # graph-only modality: a learnable item input table
-                self.item_inputs[m] = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, c.graph_only_dim)))
+            self.item_inputs[m] = item_input_table(data, m, c.finetune_features, c.graph_only_dim)
             self.projections[m] = GatedProjection(self.item_inputs[m].shape[1], d)
             s_m = graphs.knn(m, c.knn_k, c.knn_norm)
             self.item_graphs[m] = SparseGraph(blend(s_m, cooc, c.beta) if cooc is not None else s_m, device)

@@ -108,6 +108,7 @@ class Trainer:
         """One pass over all train pairs; returns the mean of each loss term."""
         t = self.cfg.train
         self.model.train()
+        self.model.pre_epoch()
         users, pos, neg = (torch.from_numpy(a).to(t.device) for a in self.sampler.epoch())
         n = len(users)
         sums: dict[str, float] = {}

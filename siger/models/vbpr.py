@@ -1,0 +1,63 @@
+"""VBPR (He & McAuley, AAAI 2016), as in MMRec.
+
+Item vector = [ID embedding (d) ; W [f^1 ; ... ; f^M] + b (d)], user vector 2d; score = inner
+product; loss = BPR + reg_weight * 0.5 ||batch embeddings||^2 / B. A graph-only modality (no raw
+features in the dataset) contributes a learnable table instead of its features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from siger.models.base import Recommender, register
+from siger.models.layers import item_input_table
+from siger.models.losses import bpr_loss, l2_reg
+
+
+@register
+class VBPR(Recommender):
+    name = "VBPR"
+
+    @dataclass
+    class Config:
+        embedding_dim: int = 64
+        reg_weight: float = 1e-4
+        dropout: float = 0.0
+        graph_only_dim: int = 64
+
+    def __init__(self, data, config, graphs, device="cpu"):
+        super().__init__(data, config, graphs, device)
+        d = config.embedding_dim
+        self.modalities = data.modalities
+        self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, 2 * d)))
+        self.item_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
+        # raw features are fixed inputs in VBPR; graph-only modalities get a learnable table
+        self.item_inputs = nn.ParameterDict(
+            {m: item_input_table(data, m, trainable=False, graph_only_dim=config.graph_only_dim)
+             for m in self.modalities})
+        in_dim = sum(p.shape[1] for p in self.item_inputs.values())
+        self.item_linear = nn.Linear(in_dim, d) if in_dim else None
+        if self.item_linear is not None:
+            nn.init.xavier_normal_(self.item_linear.weight)
+        self.to(self.device_)
+
+    def _items(self) -> torch.Tensor:
+        """``[n_items, 2d]`` (``[n_items, d]`` without modalities)."""
+        if self.item_linear is None:
+            return self.item_emb
+        feats = torch.cat([self.item_inputs[m] for m in self.modalities], dim=1)
+        return torch.cat([self.item_emb, self.item_linear(feats)], dim=1)
+
+    def forward(self):
+        items = self._items()
+        users = self.user_emb if self.item_linear is not None else self.user_emb[:, : items.shape[1]]
+        return F.dropout(users, self.config.dropout, self.training), F.dropout(items, self.config.dropout, self.training)
+
+    def loss(self, users, pos, neg):
+        u, i = self.forward()
+        ub, pb, nb = u[users], i[pos], i[neg]
+        return {"bpr": bpr_loss(ub, pb, nb), "reg": self.config.reg_weight * l2_reg(ub, pb, nb)}
