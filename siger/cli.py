@@ -5,7 +5,7 @@
     siger evaluate --run runs/X
     siger ablate --model SIGER --dataset baby --data-dir DIR [--seeds 1] [--out runs/abl]
     siger train ... --knn_k 5,10,20 --beta 0.3,0.5 --out runs/grid [--select-by valid|test]
-    siger compare --models LightGCN,VBPR,FREEDOM,MGCN,BM3,SIGER --dataset D --seeds 3 [--out DIR]
+    siger compare --models LightGCN,VBPR,FREEDOM,MGCN,LGMRec,BM3,SIGER --dataset D --seeds 3 [--out DIR]
     siger summarize runs/a runs/b ...
     siger info --dataset tiktok [--data-dir DIR]
     siger models
@@ -241,7 +241,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="seeds per variant (seed, seed+1, ...)")
     p.set_defaults(func=cmd_ablate)
     p = sub.add_parser("compare", help="train several models over seeds; comparison.md + comparison.png")
-    p.add_argument("--models", default="LightGCN,VBPR,FREEDOM,MGCN,BM3,SIGER", help="comma-separated model names")
+    p.add_argument("--models", default="LightGCN,VBPR,FREEDOM,MGCN,LGMRec,BM3,SIGER", help="comma-separated model names")
     p.add_argument("--dataset", default="tiktok")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--config", default=None, help="YAML of keys applied to every model (unknown keys are errors)")

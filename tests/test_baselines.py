@@ -31,7 +31,7 @@ def _fit(root, dataset, model, out, epochs=2, **kw):
     return res, [sum(x["loss"].values()) for x in log]
 
 
-@pytest.mark.parametrize("model", ["VBPR", "FREEDOM", "MGCN", "BM3"])
+@pytest.mark.parametrize("model", ["VBPR", "FREEDOM", "MGCN", "BM3", "LGMRec"])
 def test_baseline_trains_on_real_slice_and_loss_falls(tiktok_slice, tmp_path, model):
     res, losses = _fit(tiktok_slice, "tks", model, tmp_path / "run")
     assert len(losses) == 2 and all(np.isfinite(losses))
@@ -39,7 +39,7 @@ def test_baseline_trains_on_real_slice_and_loss_falls(tiktok_slice, tmp_path, mo
     assert 0.0 <= res["test"]["recall@20"] <= 1.0
 
 
-@pytest.mark.parametrize("model", ["VBPR", "FREEDOM", "BM3"])
+@pytest.mark.parametrize("model", ["VBPR", "FREEDOM", "BM3", "LGMRec"])
 def test_baselines_run_on_graph_only_modalities(tmp_path, model):
     root = require_shared("baby")
     sl = write_slice(load_dataset("baby", root), tmp_path, "bbs", 400)
@@ -121,3 +121,28 @@ def test_bm3_ignores_negatives_and_scores_through_the_predictor(tiktok_slice):
     u, i = model.embeddings()
     eu, ei = model.encode()
     assert torch.allclose(u, model.predictor(eu)) and torch.allclose(i, model.predictor(ei))
+
+
+def test_lgmrec_pieces_by_hand_and_deterministic_eval(tiktok_slice):
+    import math
+
+    from siger.models.lgmrec import hyper_info_nce, hypergraph_layer
+
+    ih = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])  # 3 items, 2 hyperedges
+    uh = torch.tensor([[0.2, 0.8]])
+    items = torch.tensor([[1.0], [2.0], [4.0]])
+    u, i = hypergraph_layer(ih, uh, items, 1)
+    lat = torch.tensor([[1.0 + 1.0], [1.0 + 4.0]])  # H^T E: [2, 1]
+    assert torch.allclose(i, ih @ lat) and torch.allclose(u, torch.tensor([[0.2 * 2 + 0.8 * 5]]))
+    g = torch.Generator().manual_seed(0)
+    a, b, allb = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g), torch.randn(5, 4, generator=g)
+    allb[:3] = b
+    cos = lambda x, y: float(x @ y / (x.norm() * y.norm()))  # noqa: E731
+    expect = sum(-math.log(math.exp(cos(a[n], b[n]) / 0.2) / sum(math.exp(cos(a[n], allb[j]) / 0.2) for j in range(5)))
+                 for n in range(3))
+    assert hyper_info_nce(a, b, allb, 0.2).item() == pytest.approx(expect, rel=1e-5)
+    cfg = build_config("LGMRec", "tks", dict(FAST, data_dir=str(tiktok_slice)))
+    data = load_data(cfg)
+    model = build_model(cfg, data, GraphStore(data, False))
+    e1, e2 = model.embeddings(), model.embeddings()
+    assert torch.equal(e1[0], e2[0]) and torch.equal(e1[1], e2[1])
