@@ -1,0 +1,89 @@
+"""Cost of one model on one dataset: graph build, seconds per training epoch, seconds per full
+evaluation, peak RSS. Run each measurement in a fresh process for a clean peak RSS.
+
+    python -m benchmarks.bench --model SIGER --dataset baby --data-dir ../shared/data --epochs 2 [--key value ...]
+
+Prints one JSON line (also appended to ``--jsonl``). Graph-build time is measured with an empty
+graph cache (a temporary ``cache_dir``), so it includes the kNN and co-occurrence builds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+
+def machine() -> str:
+    import torch
+
+    cpu = "?"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cpus, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.python_version()}"
+
+
+def bench(model: str, dataset: str, data_dir: str | None, epochs: int, overrides: dict[str, str]) -> dict:
+    import torch
+
+    from siger.config import build_config
+    from siger.data.graphs import GraphStore
+    from siger.eval.ranking import evaluate
+    from siger.train.trainer import Trainer, build_model, load_data, peak_rss_mb
+
+    with tempfile.TemporaryDirectory() as cache:
+        ov = {"data_dir": data_dir, "progress": "false", "epochs": str(epochs), "cache_dir": cache, **overrides}
+        cfg = build_config(model, dataset, {k: v for k, v in ov.items() if v is not None})
+        t0 = time.perf_counter()
+        data = load_data(cfg)
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        build_model(cfg, data, GraphStore(data, cache))  # builds (and caches) every graph
+        graph_s = time.perf_counter() - t0
+        trainer = Trainer(cfg, data, None, log=lambda s: None)
+        epoch_s = []
+        for e in range(epochs):
+            t0 = time.perf_counter()
+            trainer.train_epoch(e)
+            epoch_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        u, i = trainer.model.embeddings()
+        evaluate(u, i, data.train_matrix, data.matrix("test"), cfg.train.topk, cfg.train.eval_chunk_users)
+        eval_s = time.perf_counter() - t0
+    return {
+        "model": cfg.train.model, "dataset": dataset, "users": data.n_users, "items": data.n_items,
+        "train_interactions": int(len(data.train)), "epochs_timed": epochs,
+        "load_s": round(load_s, 2), "graph_build_s": round(graph_s, 2),
+        "epoch_s": round(min(epoch_s), 2), "epoch_s_all": [round(x, 2) for x in epoch_s],
+        "eval_s": round(eval_s, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "threads": torch.get_num_threads(), "machine": machine(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from siger.config import parse_cli_overrides
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="SIGER")
+    ap.add_argument("--dataset", default="tiktok")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--jsonl", default=None, help="append the result line here")
+    args, extra = ap.parse_known_args(argv)
+    res = bench(args.model, args.dataset, args.data_dir, args.epochs, parse_cli_overrides(extra))
+    line = json.dumps(res)
+    print(line)
+    if args.jsonl:
+        with open(args.jsonl, "a") as fh:
+            fh.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

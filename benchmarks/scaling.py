@@ -1,0 +1,83 @@
+"""Scaling curve: benchmark one model on synthetic copies of a dataset at several scales (each
+in a fresh process), fit cost against interactions, plot time and memory.
+
+    python -m benchmarks.scaling --model LightGCN --dataset baby --data-dir ../shared/data \
+        --scales 1,3,10 --work /tmp/synth --png benchmarks/scaling_lightgcn.png [--key value ...]
+
+The fit is least squares ``epoch_s = a + b * train_interactions`` plus the log-log exponent
+(1.0 = linear). Prints a Markdown table and the fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def fit(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Linear slope/intercept and the log-log exponent of y against x."""
+    b, a = np.polyfit(x, y, 1)
+    expo = float(np.polyfit(np.log(x), np.log(y), 1)[0]) if len(x) > 1 else float("nan")
+    return {"intercept": float(a), "slope_per_1M": float(b) * 1e6, "loglog_exponent": expo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="LightGCN")
+    ap.add_argument("--dataset", default="baby")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--scales", default="1,3,10")
+    ap.add_argument("--work", default="/tmp/siger_synth")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--png", default=None)
+    args, extra = ap.parse_known_args(argv)
+    rows = []
+    for s in [float(x) for x in args.scales.split(",")]:
+        name = f"{args.dataset}_x{s:g}".replace(".", "p")
+        if not (Path(args.work) / name / f"{name}.inter").exists():
+            subprocess.run([sys.executable, "-m", "benchmarks.synth", "--dataset", args.dataset, "--scale", str(s),
+                            "--out", str(Path(args.work) / name)] + (["--data-dir", args.data_dir] if args.data_dir else []),
+                           check=True, stdout=subprocess.DEVNULL)
+        out = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--model", args.model, "--dataset", name,
+                              "--data-dir", args.work, "--epochs", str(args.epochs)] + extra,
+                             check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    x = np.array([r["train_interactions"] for r in rows], dtype=float)
+    fits = {k: fit(x, np.array([r[k] for r in rows], dtype=float)) for k in ("epoch_s", "eval_s", "peak_rss_mb")}
+    print("\n| dataset | users | items | train interactions | graph build s | s/epoch | eval s | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['dataset']} | {r['users']:,} | {r['items']:,} | {r['train_interactions']:,} | {r['graph_build_s']} "
+              f"| {r['epoch_s']} | {r['eval_s']} | {r['peak_rss_mb']:.0f} |")
+    print("\nfits (y = a + b x, x = train interactions):", json.dumps(fits, indent=1))
+    if args.png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        a1.plot(x, [r["epoch_s"] for r in rows], "o-", label="s / epoch")
+        a1.plot(x, [r["eval_s"] for r in rows], "s-", label="s / full evaluation")
+        a1.set_xlabel("train interactions")
+        a1.set_ylabel("seconds")
+        a1.set_title(f"{rows[0]['model']}: time (slope {fits['epoch_s']['slope_per_1M']:.1f} s per 1M, "
+                     f"exp {fits['epoch_s']['loglog_exponent']:.2f})", fontsize=9)
+        a1.legend()
+        a2.plot(x, [r["peak_rss_mb"] for r in rows], "o-")
+        a2.set_xlabel("train interactions")
+        a2.set_ylabel("peak RSS (MiB)")
+        a2.set_title("memory", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(args.png, dpi=110)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Benchmark tools: the synthetic generator keeps the degree distributions; the bench script runs."""
+
+import json
+
+import numpy as np
+
+from benchmarks.bench import bench
+from benchmarks.scaling import fit
+from benchmarks.synth import sample_interactions, synthesize
+from siger.data.dataset import load_dataset
+
+
+def test_sample_interactions_gives_each_user_its_degree_without_repeats():
+    rng = np.random.default_rng(0)
+    deg = np.array([1, 5, 3, 40, 2])
+    w = np.array([100.0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1.0])
+    pairs = sample_interactions(deg, w, rng)
+    assert np.array_equal(np.bincount(pairs[:, 0], minlength=5), np.minimum(deg, 30))
+    assert len(np.unique(pairs[:, 0] * 30 + pairs[:, 1])) == len(pairs)
+    # the heavy item is drawn far more often than its 1/30 uniform share
+    many = sample_interactions(np.full(2000, 2), w, rng)
+    assert (many[:, 1] == 0).mean() > 0.4  # ~0.47 expected (item 0 in ~95% of 2-item users); uniform: 0.033
+
+
+def test_synthetic_scale_keeps_degree_distribution(tmp_path):
+    real = load_dataset("tiktok")
+    info = synthesize("tiktok", None, 2.0, tmp_path / "tk2", seed=1)
+    syn = load_dataset("tk2", tmp_path)
+    assert syn.n_users == info["users"] == round(2 * real.n_users)
+    n_real = len(real.train) + len(real.valid) + len(real.test)
+    assert abs(info["interactions"] / (2 * n_real) - 1) < 0.05  # ~2x the interactions
+    d_real = np.bincount(np.concatenate([real.train, real.valid, real.test])[:, 0])
+    d_syn = np.bincount(np.concatenate([syn.train, syn.valid, syn.test])[:, 0])
+    for q in (0.25, 0.5, 0.9):
+        assert abs(np.quantile(d_syn, q) - np.quantile(d_real[d_real > 0], q)) <= 1 + 0.1 * np.quantile(d_real, q)
+    assert set(syn.features) == {"audio", "image"} and syn.features["image"].shape == (syn.n_items, 128)
+
+
+def test_bench_reports_every_cost(tmp_path):
+    synthesize("tiktok", None, 0.1, tmp_path / "tk", seed=0)
+    r = bench("LightGCN", "tk", str(tmp_path), 1, {"batch_size": "512"})
+    assert r["epoch_s"] > 0 and r["eval_s"] > 0 and r["graph_build_s"] >= 0 and r["peak_rss_mb"] > 0
+    assert r["train_interactions"] > 0
+    json.dumps(r)
+
+
+def test_fit_recovers_a_linear_law():
+    x = np.array([1e5, 3e5, 1e6])
+    f = fit(x, 2.0 + 5e-6 * x)
+    assert abs(f["slope_per_1M"] - 5.0) < 1e-6 and abs(f["intercept"] - 2.0) < 1e-6
+    assert abs(fit(x, 5e-6 * x)["loglog_exponent"] - 1.0) < 1e-9
+    assert abs(fit(x, 1e-12 * x ** 2)["loglog_exponent"] - 2.0) < 1e-9
