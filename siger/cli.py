@@ -61,11 +61,19 @@ def cmd_train(args, extra) -> int:
     if args.select_by != "valid":
         raise ConfigError("--select-by only applies to a grid search (give a key several values)")
     cfg = _config(args, extra)
+    from siger.distributed import from_env
+
+    ctx, cfg.train.device = from_env(cfg.train.device)  # torchrun: join the process group
     data = load_data(cfg)
-    print(json.dumps(data.summary()))
-    trainer = Trainer(cfg, data, args.out)
+    if ctx.is_main:
+        print(json.dumps(data.summary()))
+    trainer = Trainer(cfg, data, args.out, dist=ctx)
     result = trainer.fit(resume=args.resume)
-    if args.out:
+    if ctx.enabled:
+        import torch.distributed
+
+        torch.distributed.destroy_process_group()
+    if args.out and ctx.is_main:
         print(f"\nrun written to {args.out}")
     return 0 if result["valid"] is not None else 1
 

@@ -70,6 +70,7 @@ def evaluate(
     target: sp.csr_matrix,
     ks: list[int],
     chunk: int = 4096,
+    dist=None,
 ) -> dict[str, float]:
     """Mean Recall/NDCG/Precision/MAP@K over users with target and train items.
 
@@ -77,10 +78,21 @@ def evaluate(
         user_emb, item_emb: final embeddings ``[n_users, d]``, ``[n_items, d]``.
         train: CSR of train items (masked from the ranking).
         target: CSR of the held-out items (valid or test).
+        dist: a ``DistContext``; when enabled each rank ranks a contiguous share of the users and
+            the hit rows are gathered, so every rank returns exactly the single-process metrics.
     """
     users = eval_users(train, target)
-    top = topk_items(user_emb, item_emb, users, train, max(ks), chunk)
-    hits = hit_matrix(top, users, target)
+    if dist is not None and dist.enabled:
+        from siger.distributed import gather_rows, rank_bounds
+
+        bounds = [rank_bounds(len(users), r, dist.world) for r in range(dist.world)]
+        lo, hi = bounds[dist.rank]
+        top = topk_items(user_emb, item_emb, users[lo:hi], train, max(ks), chunk)
+        local = hit_matrix(top, users[lo:hi], target).astype(np.int32)  # [n_local, K']
+        hits = gather_rows(local, [b - a for a, b in bounds], user_emb.device).astype(bool)
+    else:
+        top = topk_items(user_emb, item_emb, users, train, max(ks), chunk)
+        hits = hit_matrix(top, users, target)
     if hits.shape[1] < max(ks):  # fewer items than K: the missing ranks are misses
         hits = np.pad(hits, ((0, 0), (0, max(ks) - hits.shape[1])))
     n_pos = np.diff(target.indptr)[users]

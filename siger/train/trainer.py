@@ -24,6 +24,7 @@ from siger.config import Config, config_from_dict
 from siger.data.dataset import InteractionData, load_dataset
 from siger.data.graphs import GraphStore
 from siger.data.sampler import BPRSampler
+from siger.distributed import DistContext, all_keys, allreduce_grads, allreduce_sum, broadcast_model, rank_bounds
 from siger.eval.ranking import evaluate
 from siger.models.base import Recommender, get_model_class
 from siger.report import atomic_write, metrics_table, plot_curves, write_json
@@ -79,11 +80,13 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, data: InteractionData, out_dir: str | Path | None = None,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, dist: DistContext | None = None):
         self.cfg = cfg
         self.data = data
+        self.dist = dist or DistContext()
         self.out = Path(out_dir) if out_dir is not None else None
-        self.log = log
+        self.write = self.out is not None and self.dist.is_main  # only rank 0 writes artifacts
+        self.log = log if self.dist.is_main else (lambda s: None)
         t = cfg.train
         if t.num_threads > 0:
             torch.set_num_threads(t.num_threads)
@@ -93,6 +96,8 @@ class Trainer:
         t0 = time.perf_counter()
         self.store = GraphStore(data, t.cache_dir)
         self.model = build_model(cfg, data, self.store)
+        if self.dist.enabled:
+            broadcast_model(self.model)
         self.build_seconds = time.perf_counter() - t0
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
         self.sampler = BPRSampler(data.train_matrix, seed=t.seed)
@@ -116,25 +121,37 @@ class Trainer:
         bar = tqdm(range(n_batches), desc=f"epoch {epoch}", leave=False, disable=not t.progress,
                    file=sys.stderr, dynamic_ncols=True)
         for b in bar:
-            sl = slice(b * t.batch_size, (b + 1) * t.batch_size)
-            terms = self.model.loss(users[sl], pos[sl], neg[sl])
-            loss = sum(terms.values())
-            if not torch.isfinite(loss):
-                raise TrainingError(f"epoch {epoch} batch {b}: non-finite loss {loss.item()} ({ {k: v.item() for k, v in terms.items()} })")
+            lo, hi = b * t.batch_size, min((b + 1) * t.batch_size, n)
+            if self.dist.enabled:  # this rank's contiguous share of the global batch
+                a, z = rank_bounds(hi - lo, self.dist.rank, self.dist.world)
+                lo, hi, weight = lo + a, lo + z, (z - a) / (hi - lo)
+            else:
+                weight = 1.0
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            terms = self.model.loss(users[lo:hi], pos[lo:hi], neg[lo:hi]) if hi > lo else {}
+            loss = sum(terms.values()) if terms else None
+            if loss is not None and not torch.isfinite(loss):
+                raise TrainingError(f"epoch {epoch} batch {b}: non-finite loss {loss.item()} ({ {k: v.item() for k, v in terms.items()} })")
+            if loss is not None:
+                (loss * weight).backward()
+            if self.dist.enabled:
+                allreduce_grads(self.model)
             self.optimizer.step()
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.item()
-            if b % 10 == 0:
+                sums[k] = sums.get(k, 0.0) + v.item() * weight
+            if b % 10 == 0 and loss is not None:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
+        if self.dist.enabled:  # weighted shares sum to the global-batch means
+            keys = all_keys(sums)
+            sums = {k: allreduce_sum(sums.get(k, 0.0), self.cfg.train.device) for k in keys}
         return {k: v / n_batches for k, v in sums.items()}
 
     def evaluate(self, split: str, emb: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
         """Metrics on ``split``; pass ``emb`` to reuse embeddings already computed this epoch."""
         u, i = emb if emb is not None else self.model.embeddings()
         target = self.valid_m if split == "valid" else self.test_m
-        return evaluate(u, i, self.data.train_matrix, target, self.cfg.train.topk, self.cfg.train.eval_chunk_users)
+        return evaluate(u, i, self.data.train_matrix, target, self.cfg.train.topk, self.cfg.train.eval_chunk_users,
+                        self.dist)
 
     # -- checkpoints ------------------------------------------------------------------------
     def _save_model(self, epoch: int) -> None:
@@ -180,10 +197,12 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict[str, Any]:
         t = self.cfg.train
         if self.out is not None:
-            self.out.mkdir(parents=True, exist_ok=True)
-            if not (resume and self.resume()):
-                self.cfg.save(self.out / "config.yaml")
-            self._rewrite_log()
+            resumed = resume and self.resume()  # every rank reads the checkpoint; rank 0 writes
+            if self.write:
+                self.out.mkdir(parents=True, exist_ok=True)
+                if not resumed:
+                    self.cfg.save(self.out / "config.yaml")
+                self._rewrite_log()
         metric = t.valid_metric
         stopped_early = False
         for epoch in range(self.start_epoch, t.epochs):
@@ -202,7 +221,7 @@ class Trainer:
                 if self.best["valid"] is None or valid[metric] > self.best["valid"][metric]:
                     self.best = {"epoch": epoch, "valid": valid, "test": self.evaluate("test", emb)}
                     self.bad_evals = 0
-                    if self.out is not None:
+                    if self.write:
                         self._save_model(epoch)
                 else:
                     self.bad_evals += 1
@@ -211,7 +230,7 @@ class Trainer:
                          f"{valid[metric]:.4f}  best {self.best['valid'][metric]:.4f} @ {self.best['epoch']}  "
                          f"({train_s:.1f}s train, {rec['eval_seconds']:.1f}s eval)")
             self.history.append(rec)
-            if self.out is not None:
+            if self.write:
                 self._save_checkpoint(epoch)
                 with open(self.out / "log.jsonl", "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
@@ -245,7 +264,7 @@ class Trainer:
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "n_parameters": sum(p.numel() for p in self.model.parameters()),
         }
-        if self.out is not None:
+        if self.write:
             write_json(self.out / "metrics.json", result)
             plot_curves(self.history, self.out / "curves.png", t.valid_metric)
         if self.best["valid"] is not None:
