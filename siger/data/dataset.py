@@ -159,14 +159,15 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> InteractionDa
     extra: dict[str, sp.csr_matrix] = {}
     for p in sorted(d.glob("*.npz")):
         g = _GRAPH_RE.match(p.name)
-        if g is None:
+        is_mixed = p.name.startswith("mm_adj_")  # e.g. FREEDOM's mm_adj_freedomdsp_10_1.npz
+        if g is None and not is_mixed:
             continue
         try:
             mat = sp.load_npz(p)
         except (OSError, ValueError) as e:
             raise DataError(p, f"cannot read scipy sparse matrix: {e}") from None
         mat = check_graph(p, mat, n_items)
-        if g["mod"] == "mm":
+        if is_mixed:
             extra[p.stem] = mat
         else:
             graphs.setdefault(g["mod"], {})[int(g["k"])] = mat
