@@ -103,7 +103,7 @@ def topk_per_row(m: sp.spmatrix, k: int) -> sp.csr_matrix:
 
 
 def knn_graph(
-    features: np.ndarray, k: int, block_bytes: int = 128 * 2**20, device: str = "cpu"
+    features: np.ndarray, k: int, block_bytes: int = 128 * 2**20, device: str = "cpu", backend: str = "exact"
 ) -> sp.csr_matrix:
     """Cosine kNN graph: row i keeps its k most similar items (itself included) with weight cos.
 
@@ -113,9 +113,15 @@ def knn_graph(
     Args:
         features: ``[n_items, dim]``.
         k: neighbours per row (clipped to n_items).
+        backend: 'exact' (blocked torch matmul + top-k) or 'faiss' (faiss-cpu ``IndexFlatIP`` on the
+            normalised rows: also exact, batched by faiss; needs ``pip install faiss-cpu``).
     Returns:
         CSR ``[n_items, n_items]`` with exactly ``min(k, n_items)`` entries per row.
     """
+    if backend == "faiss":
+        return _knn_faiss(features, k)
+    if backend != "exact":
+        raise ValueError(f"unknown knn backend {backend!r} (exact | faiss)")
     x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
     x = torch.nn.functional.normalize(x, dim=1)
     n = x.shape[0]
@@ -131,6 +137,23 @@ def knn_graph(
     c = torch.cat(cols).numpy().ravel()
     r = np.repeat(np.arange(n), k)
     g = sp.csr_matrix((v, (r, c)), shape=(n, n), dtype=np.float32)
+    g.sort_indices()
+    return g
+
+
+def _knn_faiss(features: np.ndarray, k: int) -> sp.csr_matrix:
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError("knn_backend 'faiss' needs faiss-cpu: pip install 'siger[faiss]'") from None
+    x = np.ascontiguousarray(features, dtype=np.float32).copy()
+    faiss.normalize_L2(x)
+    n = x.shape[0]
+    k = min(k, n)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    v, c = index.search(x, k)
+    g = sp.csr_matrix((v.ravel(), (np.repeat(np.arange(n), k), c.ravel())), shape=(n, n), dtype=np.float32)
     g.sort_indices()
     return g
 
@@ -263,13 +286,14 @@ class GraphStore:
     def bipartite(self) -> sp.csr_matrix:
         return self._cached("ui_norm", self.train_hash, lambda: bipartite_norm(self.data.train_matrix))
 
-    def knn(self, modality: str, k: int, norm: str = "sym") -> sp.csr_matrix:
+    def knn(self, modality: str, k: int, norm: str = "sym", backend: str = "exact") -> sp.csr_matrix:
         """The modality's semantic graph S^m: built from raw features if present, else provided."""
         data = self.data
         if modality in data.features:
             f = data.features[modality]
-            key = _hash(f, k, norm)
-            return self._cached(f"knn_{modality}_{k}_{norm}", key, lambda: normalize(knn_graph(f, k), norm))
+            key = _hash(f, k, norm) if backend == "exact" else _hash(f, k, norm, backend)
+            return self._cached(f"knn_{modality}_{k}_{norm}" + ("" if backend == "exact" else f"_{backend}"), key,
+                                lambda: normalize(knn_graph(f, k, backend=backend), norm))
         if modality in data.graphs:
             provided = data.graphs[modality]
             if k not in provided:

@@ -57,6 +57,7 @@ class SIGER(Recommender):
         n_mm_layers: int = 1  # L_s, semantic graph layers (last layer kept)
         knn_k: int = 10  # neighbours per item in S^m
         knn_norm: str = "sym"  # sym | rw | none (ignored for provided graphs: already normalised)
+        knn_backend: str = "exact"  # exact | faiss (faiss-cpu IndexFlatIP, same neighbours)
         cooc_k: int = 10  # k_c, neighbours per item in S^c
         cooc_weight: str = "count"  # CHOICE: count | binary | cosine
         cooc_norm: str = "sym"
@@ -96,7 +97,7 @@ class SIGER(Recommender):
         for m in self.modalities:
             self.item_inputs[m] = item_input_table(data, m, c.finetune_features, c.graph_only_dim)
             self.projections[m] = GatedProjection(self.item_inputs[m].shape[1], d)
-            s_m = graphs.knn(m, c.knn_k, c.knn_norm)
+            s_m = graphs.knn(m, c.knn_k, c.knn_norm, c.knn_backend)
             self.item_graphs[m] = SparseGraph(blend(s_m, cooc, c.beta) if cooc is not None else s_m, device)
         self.fusion = AttentionFusion(d, len(self.modalities))
         nn.init.xavier_uniform_(self.user_emb)
