@@ -75,6 +75,22 @@ def test_resume_refuses_a_different_config(tiny_dir, tmp_path):
         _fit(_cfg(tiny_dir, "LightGCN", epochs=2, learning_rate=0.01), tmp_path / "r", resume=True)
 
 
+def test_resume_accepts_a_key_added_later_at_its_default(tiny_dir, tmp_path):
+    import torch
+
+    from siger.train.trainer import TrainingError
+
+    _fit(_cfg(tiny_dir, "SIGER", epochs=1), tmp_path / "r")
+    ck = tmp_path / "r" / "checkpoint.pt"
+    state = torch.load(ck, weights_only=False)
+    del state["config"]["model"]["knn_backend"]  # as if written before the key existed
+    torch.save(state, ck)
+    res = _fit(_cfg(tiny_dir, "SIGER", epochs=2), tmp_path / "r", resume=True)
+    assert res["epochs_run"] == 2
+    with pytest.raises(TrainingError, match="knn_backend"):
+        _fit(_cfg(tiny_dir, "SIGER", epochs=3, knn_backend="faiss"), tmp_path / "r", resume=True)
+
+
 def test_early_stopping_respects_patience(tiny_dir, tmp_path):
     res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0), tmp_path / "es")
     assert res["stopped_early"] and res["epochs_run"] == res["best_epoch"] + 3

@@ -8,6 +8,7 @@ continues exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import resource
@@ -179,9 +180,11 @@ class Trainer:
             return False
         state = torch.load(path, map_location=self.cfg.train.device, weights_only=False)
         saved, now = state["config"], self.cfg.to_dict()
+        # a key the checkpoint lacks was added to the code later: the run used its default
+        defaults = {"train": dataclasses.asdict(type(self.cfg.train)()), "model": dataclasses.asdict(type(self.cfg.model)())}
         for section in ("train", "model"):
             diff = {k for k in now[section] if k not in ("epochs", "progress", "num_threads", "device")
-                    and saved[section].get(k) != now[section][k]}
+                    and saved[section].get(k, defaults[section].get(k)) != now[section][k]}
             if diff:
                 raise TrainingError(f"{path}: cannot resume, config differs in {sorted(diff)}")
         self.model.load_state_dict(state["model"])
