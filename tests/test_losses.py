@@ -117,3 +117,11 @@ def test_noise_norm_carries_no_gradient():
     h = torch.randn(10, 4, requires_grad=True)
     perturb(h, 0.5, "modulus").sum().backward()
     assert torch.allclose(h.grad, torch.ones_like(h))
+
+
+def test_emb_norm_loss_hand_value():
+    from siger.models.losses import emb_norm_loss
+
+    a = torch.tensor([[3.0, 4.0], [0.0, 0.0]])  # Frobenius norm 5
+    b = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])  # norm 1, 4 rows
+    assert emb_norm_loss(a, b).item() == pytest.approx((5 + 1) / 4)

@@ -19,6 +19,7 @@ from torch import nn
 
 from siger.models.base import Recommender, register
 from siger.models.layers import SparseGraph, item_input_table, lightgcn_propagate
+from siger.models.losses import emb_norm_loss
 
 
 def _cos_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -77,7 +78,7 @@ class BM3(Recommender):
         u_on, i_on = self.predictor(u_all[users]), self.predictor(i_all[pos])
         out = {
             "bootstrap": _cos_loss(u_on, i_t) + _cos_loss(i_on, u_t),
-            "reg": c.reg_weight * (u_all.norm() + i_all.norm()) / self.n_items,
+            "reg": c.reg_weight * emb_norm_loss(u_all, i_all),
         }
         if self.modalities:
             cl = u_all.new_zeros(())

@@ -26,7 +26,7 @@ from torch import nn
 
 from siger.models.base import Recommender, register
 from siger.models.layers import SparseGraph, item_input_table, lightgcn_propagate
-from siger.models.losses import bpr_loss
+from siger.models.losses import bpr_loss, emb_norm_loss
 
 
 def hyper_info_nce(a: torch.Tensor, b: torch.Tensor, all_b: torch.Tensor, tau: float) -> torch.Tensor:
@@ -139,7 +139,7 @@ class LGMRec(Recommender):
         h, ghe = self.encode()
         u, p, q = h[users], h[pos + self.n_users], h[neg + self.n_users]
         out = {"bpr": bpr_loss(u, p, q),
-               "reg": c.reg_weight * (u.norm() + p.norm() + q.norm()) / u.shape[0]}
+               "reg": c.reg_weight * emb_norm_loss(u, p, q)}
         ms = self.modalities
         pairs = [(ms[i], ms[j]) for i in range(len(ms)) for j in range(i + 1, len(ms))]
         if pairs and c.cl_weight > 0:

@@ -61,6 +61,11 @@ def info_nce(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
     return _InfoNCE.apply(x, y, 1.0 / tau)
 
 
+def emb_norm_loss(*embs: torch.Tensor) -> torch.Tensor:
+    """MMRec's ``EmbLoss``: sum of the (not squared) Frobenius norms / rows of the last tensor."""
+    return sum(e.norm() for e in embs) / embs[-1].shape[0]
+
+
 def info_nce_reference(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
     """Plain-autograd InfoNCE (log_softmax); the fused :func:`info_nce` must equal it."""
     x = F.normalize(x, dim=-1) / tau
