@@ -1,7 +1,11 @@
 """Cost of one model on one dataset: graph build, seconds per training epoch, seconds per full
 evaluation, peak RSS. Run each measurement in a fresh process for a clean peak RSS.
 
-    python -m benchmarks.bench --model SIGER --dataset baby --data-dir ../shared/data --epochs 2 [--key value ...]
+    python -m benchmarks.bench --model SIGER --dataset baby --data-dir ../shared/data --epochs 2 [--steps 10] [--key value ...]
+
+``--steps N`` also times N single training steps after a warm-up step and reports the median
+(``step_s``): per-step cost is what grows with the graph; an epoch has ``steps_per_epoch`` of them.
+``--epochs 0 --steps N`` times steps only.
 
 Prints one JSON line (also appended to ``--jsonl``). Graph-build time is measured with an empty
 graph cache (a temporary ``cache_dir``), so it includes the kNN and co-occurrence builds.
@@ -29,7 +33,8 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cpus, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.python_version()}"
 
 
-def bench(model: str, dataset: str, data_dir: str | None, epochs: int, overrides: dict[str, str]) -> dict:
+def bench(model: str, dataset: str, data_dir: str | None, epochs: int, overrides: dict[str, str],
+          steps: int = 0) -> dict:
     import torch
 
     from siger.config import build_config
@@ -52,6 +57,13 @@ def bench(model: str, dataset: str, data_dir: str | None, epochs: int, overrides
             t0 = time.perf_counter()
             trainer.train_epoch(e)
             epoch_s.append(time.perf_counter() - t0)
+        step_s = []
+        if steps:  # one warm-up step, then each timed step on its own
+            trainer.train_epoch(epochs, max_batches=1)
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                trainer.train_epoch(epochs, max_batches=1)
+                step_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         u, i = trainer.model.embeddings()
         evaluate(u, i, data.train_matrix, data.matrix("test"), cfg.train.topk, cfg.train.eval_chunk_users)
@@ -60,7 +72,9 @@ def bench(model: str, dataset: str, data_dir: str | None, epochs: int, overrides
         "model": cfg.train.model, "dataset": dataset, "users": data.n_users, "items": data.n_items,
         "train_interactions": int(len(data.train)), "epochs_timed": epochs,
         "load_s": round(load_s, 2), "graph_build_s": round(graph_s, 2),
-        "epoch_s": round(min(epoch_s), 2), "epoch_s_all": [round(x, 2) for x in epoch_s],
+        "batch_size": cfg.train.batch_size, "steps_per_epoch": -(-int(len(data.train)) // cfg.train.batch_size),
+        "epoch_s": round(min(epoch_s), 2) if epoch_s else None, "epoch_s_all": [round(x, 2) for x in epoch_s],
+        "step_s": round(float(sorted(step_s)[len(step_s) // 2]), 4) if step_s else None,
         "eval_s": round(eval_s, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
         "threads": torch.get_num_threads(), "machine": machine(),
     }
@@ -74,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="tiktok")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=0, help="also time this many single training steps (median)")
     ap.add_argument("--jsonl", default=None, help="append the result line here")
     args, extra = ap.parse_known_args(argv)
-    res = bench(args.model, args.dataset, args.data_dir, args.epochs, parse_cli_overrides(extra))
+    res = bench(args.model, args.dataset, args.data_dir, args.epochs, parse_cli_overrides(extra), args.steps)
     line = json.dumps(res)
     print(line)
     if args.jsonl:

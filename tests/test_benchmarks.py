@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from benchmarks.bench import bench
 from benchmarks.scaling import fit
@@ -42,6 +43,25 @@ def test_bench_reports_every_cost(tmp_path):
     assert r["epoch_s"] > 0 and r["eval_s"] > 0 and r["graph_build_s"] >= 0 and r["peak_rss_mb"] > 0
     assert r["train_interactions"] > 0
     json.dumps(r)
+
+
+def test_bench_times_single_steps(tmp_path):
+    synthesize("tiktok", None, 0.1, tmp_path / "tk", seed=0)
+    r = bench("LightGCN", "tk", str(tmp_path), 0, {"batch_size": "256"}, steps=3)
+    assert r["epoch_s"] is None and r["step_s"] > 0 and r["eval_s"] > 0
+    assert r["batch_size"] == 256 and r["steps_per_epoch"] == -(-r["train_interactions"] // 256)
+
+
+@pytest.mark.slow  # four fresh processes (~45 s on a loaded 2-core machine)
+def test_scaling_scales_the_batch(tmp_path, capsys):
+    from benchmarks.scaling import main
+
+    assert main(["--model", "LightGCN", "--dataset", "tiktok", "--scales", "0.05,0.1", "--work", str(tmp_path),
+                 "--epochs", "1", "--steps", "1", "--scale-batch", "--batch-size", "2000",
+                 "--png", str(tmp_path / "s.png")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["batch_size"] for r in rows] == [100, 200]
+    assert all(r["epoch_s"] > 0 and r["step_s"] > 0 for r in rows) and (tmp_path / "s.png").stat().st_size > 0
 
 
 def test_fit_recovers_a_linear_law():

@@ -110,8 +110,10 @@ class Trainer:
         self.start_epoch = 0
 
     # -- pieces -----------------------------------------------------------------------------
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over all train pairs; returns the mean of each loss term."""
+    def train_epoch(self, epoch: int, max_batches: int | None = None) -> dict[str, float]:
+        """One pass over all train pairs; returns the mean of each loss term.
+
+        ``max_batches`` stops after that many batches (benchmarks time single steps with it)."""
         t = self.cfg.train
         self.model.train()
         self.model.pre_epoch()
@@ -119,6 +121,8 @@ class Trainer:
         n = len(users)
         sums: dict[str, float] = {}
         n_batches = math.ceil(n / t.batch_size)
+        if max_batches is not None:
+            n_batches = min(n_batches, max_batches)
         bar = tqdm(range(n_batches), desc=f"epoch {epoch}", leave=False, disable=not t.progress,
                    file=sys.stderr, dynamic_ncols=True)
         for b in bar:
