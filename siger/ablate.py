@@ -34,13 +34,28 @@ def train_or_load(cfg: Config, out: Path, log=print) -> dict[str, Any]:
     return trainer.fit(resume=True)
 
 
+def resolve_variants(names: list[str] | None) -> list[str]:
+    """Ablation names in table order; each given by its full name or its slug (``no_anchor_loss_lambda_a_0``)."""
+    if not names:
+        return list(ABLATIONS)
+    by_slug = {slug(n): n for n in ABLATIONS}
+    out = []
+    for n in names:
+        full = n if n in ABLATIONS else by_slug.get(slug(n))
+        if full is None:
+            raise ValueError(f"unknown ablation {n!r}; known: " + ", ".join(by_slug))
+        out.append(full)
+    return [n for n in ABLATIONS if n in out]
+
+
 def run_ablation(cfg: Config, out: Path, seeds: int = 1, variants: list[str] | None = None, log=print) -> str:
     """Train each ablation variant for ``seeds`` seeds; write and return ``out/ablation.md``."""
     if cfg.train.model.lower() != "siger":
         raise ValueError(f"ablate runs SIGER's ablations; got --model {cfg.train.model}")
     rows: dict[str, dict[str, Any]] = {}
     first = next(iter(ABLATIONS))
-    for name in variants or list(ABLATIONS):
+    variants = resolve_variants(variants)
+    for name in variants:
         results = []
         for s in range(seeds):
             c = copy.deepcopy(cfg)

@@ -103,7 +103,8 @@ def cmd_ablate(args, extra) -> int:
     from siger.ablate import run_ablation
 
     cfg = _config(args, extra)
-    table = run_ablation(cfg, Path(args.out), seeds=args.seeds)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    table = run_ablation(cfg, Path(args.out), seeds=args.seeds, variants=variants)
     print(table)
     return 0
 
@@ -247,6 +248,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(model="SIGER")
     p.add_argument("--out", default="runs/ablation", help="folder for the per-variant runs and ablation.md")
     p.add_argument("--seeds", type=int, default=1, help="seeds per variant (seed, seed+1, ...)")
+    p.add_argument("--variants", default=None,
+                   help="comma-separated subset (full names or slugs, e.g. no_anchor_loss_lambda_a_0); default all")
     p.set_defaults(func=cmd_ablate)
     p = sub.add_parser("compare", help="train several models over seeds; comparison.md + comparison.png")
     p.add_argument("--models", default="LightGCN,VBPR,FREEDOM,MGCN,LGMRec,BM3,SIGER", help="comma-separated model names")

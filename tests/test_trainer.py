@@ -134,6 +134,13 @@ def test_ablate_writes_one_table_and_reuses_finished_runs(tiny_dir, tmp_path, ca
     mtime = runs[0].stat().st_mtime
     assert main(args) == 0  # second call reuses the finished runs
     assert runs[0].stat().st_mtime == mtime
+    # a subset by slug or full name: table rows in the canonical order, nothing retrained
+    assert main(args + ["--variants", "no_anchor_loss_lambda_a_0,SIGER (full)"]) == 0
+    sub = (out / "ablation.md").read_text()
+    assert sub.count("\n| ") == 3 and sub.index("SIGER (full)") < sub.index("no anchor loss")
+    assert runs[0].stat().st_mtime == mtime
+    assert main(args + ["--variants", "no_such_variant"]) != 0
+    assert "unknown ablation 'no_such_variant'" in capsys.readouterr().err
 
 
 def test_kill_9_then_resume_matches_uninterrupted_run(tiny_dir, tmp_path):
