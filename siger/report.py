@@ -111,10 +111,18 @@ def summary_table(rows: dict[str, dict[str, Any]], ref: str | None = None, label
 def collect_runs(paths: list[str | Path]) -> dict[str, list[dict[str, Any]]]:
     """Every finished run (a metrics.json) under ``paths``, grouped as 'model on dataset'."""
     groups: dict[str, list[dict[str, Any]]] = {}
+    seen: set[Path] = set()
     for p in paths:
         p = Path(p)
-        files = [p] if p.name == "metrics.json" else sorted(p.rglob("metrics.json"))
+        if p.name == "metrics.json":
+            files = [p]
+        else:  # follows symlinked run folders (a comparison may link runs made elsewhere)
+            files = sorted(Path(root) / "metrics.json" for root, _, names in os.walk(p, followlinks=True)
+                           if "metrics.json" in names)
         for f in files:
+            if f.resolve() in seen:  # the same run reached twice counts once
+                continue
+            seen.add(f.resolve())
             m = json.loads(f.read_text())
             if m.get("test") is None:
                 continue

@@ -31,3 +31,14 @@ def test_summarize_mean_and_sample_std(tmp_path, capsys):
 def test_summarize_without_runs_is_an_error(tmp_path, capsys):
     assert main(["summarize", str(tmp_path)]) == 2
     assert "no finished run" in capsys.readouterr().err
+
+
+def test_collect_follows_linked_runs_once(tmp_path):
+    _run(tmp_path / "runs" / "A1", "A", 1, 0.2)
+    _run(tmp_path / "runs" / "A2", "A", 2, 0.4)
+    cmp = tmp_path / "cmp" / "A"
+    cmp.mkdir(parents=True)
+    (cmp / "seed1").symlink_to(tmp_path / "runs" / "A1", target_is_directory=True)
+    (cmp / "seed2").symlink_to(tmp_path / "runs" / "A2", target_is_directory=True)
+    assert len(collect_runs([tmp_path / "cmp"])["A on d"]) == 2  # through the links
+    assert len(collect_runs([tmp_path])["A on d"]) == 2  # each run once, though reached twice
