@@ -3,7 +3,8 @@ evaluation, peak RSS. Run each measurement in a fresh process for a clean peak R
 
     python -m benchmarks.bench --model SIGER --dataset baby --data-dir ../shared/data --epochs 2 [--steps 10] [--key value ...]
 
-``--steps N`` also times N single training steps after a warm-up step and reports the median
+``--steps N`` also times N single training steps (forward, backward, optimiser; the negative
+sampling is done once beforehand and not timed) after a warm-up step and reports the median
 (``step_s``): per-step cost is what grows with the graph; an epoch has ``steps_per_epoch`` of them.
 ``--epochs 0 --steps N`` times steps only.
 
@@ -58,12 +59,17 @@ def bench(model: str, dataset: str, data_dir: str | None, epochs: int, overrides
             trainer.train_epoch(e)
             epoch_s.append(time.perf_counter() - t0)
         step_s = []
-        if steps:  # one warm-up step, then each timed step on its own
-            trainer.train_epoch(epochs, max_batches=1)
-            for _ in range(steps):
+        if steps:  # one epoch's samples drawn once (not timed), a warm-up step, then each step on its own
+            trainer.model.train()
+            trainer.model.pre_epoch()
+            b = cfg.train.batch_size
+            users, pos, neg = (torch.from_numpy(a).to(cfg.train.device) for a in trainer.sampler.epoch())
+            for k in range(steps + 1):
+                lo, hi = (k * b) % len(users), (k * b) % len(users) + b
                 t0 = time.perf_counter()
-                trainer.train_epoch(epochs, max_batches=1)
-                step_s.append(time.perf_counter() - t0)
+                trainer.train_step(users[lo:hi], pos[lo:hi], neg[lo:hi])
+                if k:
+                    step_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         u, i = trainer.model.embeddings()
         evaluate(u, i, data.train_matrix, data.matrix("test"), cfg.train.topk, cfg.train.eval_chunk_users)

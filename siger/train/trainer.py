@@ -110,10 +110,8 @@ class Trainer:
         self.start_epoch = 0
 
     # -- pieces -----------------------------------------------------------------------------
-    def train_epoch(self, epoch: int, max_batches: int | None = None) -> dict[str, float]:
-        """One pass over all train pairs; returns the mean of each loss term.
-
-        ``max_batches`` stops after that many batches (benchmarks time single steps with it)."""
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over all train pairs; returns the mean of each loss term."""
         t = self.cfg.train
         self.model.train()
         self.model.pre_epoch()
@@ -121,8 +119,6 @@ class Trainer:
         n = len(users)
         sums: dict[str, float] = {}
         n_batches = math.ceil(n / t.batch_size)
-        if max_batches is not None:
-            n_batches = min(n_batches, max_batches)
         bar = tqdm(range(n_batches), desc=f"epoch {epoch}", leave=False, disable=not t.progress,
                    file=sys.stderr, dynamic_ncols=True)
         for b in bar:
@@ -132,24 +128,33 @@ class Trainer:
                 lo, hi, weight = lo + a, lo + z, (z - a) / (hi - lo)
             else:
                 weight = 1.0
-            self.optimizer.zero_grad(set_to_none=True)
-            terms = self.model.loss(users[lo:hi], pos[lo:hi], neg[lo:hi]) if hi > lo else {}
-            loss = sum(terms.values()) if terms else None
-            if loss is not None and not torch.isfinite(loss):
-                raise TrainingError(f"epoch {epoch} batch {b}: non-finite loss {loss.item()} ({ {k: v.item() for k, v in terms.items()} })")
-            if loss is not None:
-                (loss * weight).backward()
-            if self.dist.enabled:
-                allreduce_grads(self.model)
-            self.optimizer.step()
+            terms = self.train_step(users[lo:hi], pos[lo:hi], neg[lo:hi], weight, where=f"epoch {epoch} batch {b}")
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.item() * weight
-            if b % 10 == 0 and loss is not None:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+                sums[k] = sums.get(k, 0.0) + v * weight
+            if b % 10 == 0 and terms:
+                bar.set_postfix(loss=f"{sum(terms.values()):.4f}")
         if self.dist.enabled:  # weighted shares sum to the global-batch means
             keys = all_keys(sums)
             sums = {k: allreduce_sum(sums.get(k, 0.0), self.cfg.train.device) for k in keys}
         return {k: v / n_batches for k, v in sums.items()}
+
+    def train_step(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, weight: float = 1.0,
+                   where: str = "step") -> dict[str, float]:
+        """One optimiser step on a batch ``[B]`` of (user, positive, negative) ids; returns the loss terms.
+
+        ``weight`` scales this process's loss (its share of a distributed global batch); an empty
+        share still joins the gradient all-reduce."""
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = self.model.loss(users, pos, neg) if len(users) else {}
+        loss = sum(terms.values()) if terms else None
+        if loss is not None and not torch.isfinite(loss):
+            raise TrainingError(f"{where}: non-finite loss {loss.item()} ({ {k: v.item() for k, v in terms.items()} })")
+        if loss is not None:
+            (loss * weight).backward()
+        if self.dist.enabled:
+            allreduce_grads(self.model)
+        self.optimizer.step()
+        return {k: v.item() for k, v in terms.items()}
 
     def evaluate(self, split: str, emb: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
         """Metrics on ``split``; pass ``emb`` to reuse embeddings already computed this epoch."""
