@@ -1,0 +1,46 @@
+"""benchmarks/diagnose.py: the geometry and gradient diagnostics against hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from benchmarks.diagnose import centroid_cosine, grad_norms, popularity_alignment, popularity_scores
+
+
+def test_centroid_cosine_hand_cases():
+    assert centroid_cosine(torch.tensor([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(1 / math.sqrt(2))
+    assert centroid_cosine(torch.tensor([[2.0, 1.0], [4.0, 2.0]])) == pytest.approx(1.0)
+    # three rows at 0, 120 and 240 degrees plus a small bias: the centroid is the bias direction
+    rows = torch.tensor([[1.0, 0.0], [-0.5, math.sqrt(3) / 2], [-0.5, -math.sqrt(3) / 2]]) + torch.tensor([0.1, 0.0])
+    n = rows / rows.norm(dim=1, keepdim=True)
+    assert centroid_cosine(rows) == pytest.approx(float(n[:, 0].mean()), abs=1e-6)
+
+
+def test_popularity_scores_and_alignment():
+    # 3 users x 4 items; train counts per item = [3, 1, 2, 0]
+    train = sp.csr_matrix(np.array([[1, 1, 1, 0], [1, 0, 1, 0], [1, 0, 0, 0]], dtype=np.float32))
+    u, i = popularity_scores(train)
+    assert u.shape == (3, 1) and torch.equal(i[:, 0], torch.tensor([3.0, 1.0, 2.0, 0.0]))
+    assert popularity_alignment(u, i, train) == pytest.approx(1.0)
+    assert popularity_alignment(u, -i, train) == pytest.approx(-1.0)
+    # mean user (1, 1): mean scores 1, 3, 2, 2.5 -> ranks 1, 4, 2, 3; popularity ranks 4, 2, 3, 1;
+    # sum d^2 = 9 + 4 + 1 + 4 = 18, rho = 1 - 6 * 18 / (4 * 15) = -0.8
+    users = torch.tensor([[1.0, 0.0], [1.0, 2.0]])
+    items = torch.tensor([[1.0, 0.0], [1.0, 2.0], [0.0, 2.0], [2.0, 0.5]])
+    assert popularity_alignment(users, items, train) == pytest.approx(-0.8)
+
+
+def test_grad_norms_per_term():
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 2.0]))
+
+    class Toy:
+        def loss(self, users, pos, neg):
+            return {"square": (w**2).sum(), "linear": 3 * w.sum()}
+
+    out = grad_norms(Toy(), None, None, None, {"w": w})
+    assert out["square"]["value"] == pytest.approx(9.0)
+    assert out["square"]["w"] == pytest.approx(6.0)  # ||2w|| = 2 * 3
+    assert out["linear"]["w"] == pytest.approx(3 * math.sqrt(3))
