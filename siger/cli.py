@@ -259,7 +259,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="seeds per model (seed, seed+1, ...)")
     p.add_argument("--out", default=None, help="folder for runs and the report (default runs/compare_<dataset>)")
     p.set_defaults(func=cmd_compare)
-    p = sub.add_parser("summarize", help="Markdown table of finished runs: mean ± std over seeds per model/dataset")
+    p = sub.add_parser("summarize", help="Markdown table of finished runs: mean ± std over seeds per model, dataset and setting (runs whose configs differ in more than the seed are split)")
     p.add_argument("runs", nargs="+", help="run folders (searched recursively for metrics.json)")
     p.set_defaults(func=cmd_summarize)
     p = sub.add_parser("info", help="validate a dataset and print its summary")

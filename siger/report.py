@@ -108,9 +108,32 @@ def summary_table(rows: dict[str, dict[str, Any]], ref: str | None = None, label
     return "\n".join(lines)
 
 
+# config keys that do not change what a run measures (where it ran, how it logged, its seed)
+INCIDENTAL_KEYS = frozenset({"train.seed", "train.data_dir", "train.num_threads", "train.progress",
+                             "train.cache_dir", "train.device", "train.eval_chunk_users"})
+
+
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    """The run's config.yaml flattened to ``section.key`` (empty when the run has none)."""
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return {}
+    import yaml
+
+    doc = yaml.safe_load(path.read_text()) or {}
+    return {f"{sec}.{k}": json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v
+            for sec, body in doc.items() if isinstance(body, dict) for k, v in body.items()}
+
+
 def collect_runs(paths: list[str | Path]) -> dict[str, list[dict[str, Any]]]:
-    """Every finished run (a metrics.json) under ``paths``, grouped as 'model on dataset'."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    """Every finished run (a metrics.json) under ``paths``, grouped as 'model on dataset'.
+
+    Runs of one model and dataset whose configs differ in more than the seed (or where and how
+    they ran: ``INCIDENTAL_KEYS``) are split into one group per setting, labelled with the
+    differing keys, e.g. 'SIGER on ml100k (lambda_a=0.001)', so a mean over seeds never mixes
+    settings. Only keys recorded by every run of the group are compared.
+    """
+    found: list[tuple[dict[str, Any], dict[str, Any]]] = []
     seen: set[Path] = set()
     for p in paths:
         p = Path(p)
@@ -126,5 +149,17 @@ def collect_runs(paths: list[str | Path]) -> dict[str, list[dict[str, Any]]]:
             m = json.loads(f.read_text())
             if m.get("test") is None:
                 continue
-            groups.setdefault(f"{m['model']} on {m['dataset']}", []).append(m)
+            found.append((m, _run_config(f.parent)))
+    by_base: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for m, cfg in found:
+        by_base.setdefault(f"{m['model']} on {m['dataset']}", []).append((m, cfg))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for base, runs in by_base.items():
+        # keys every run records (a key added to the schema later is absent from older runs,
+        # which ran with its default behaviour, so it does not split them)
+        keys = sorted(set.intersection(*(set(cfg) for _, cfg in runs)) - INCIDENTAL_KEYS)
+        varying = [k for k in keys if len({repr(cfg.get(k)) for _, cfg in runs}) > 1]
+        for m, cfg in runs:
+            diff = ", ".join(f"{k.split('.', 1)[1]}={cfg.get(k)}" for k in varying)
+            groups.setdefault(f"{base} ({diff})" if diff else base, []).append(m)
     return groups

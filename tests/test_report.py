@@ -42,3 +42,23 @@ def test_collect_follows_linked_runs_once(tmp_path):
     (cmp / "seed2").symlink_to(tmp_path / "runs" / "A2", target_is_directory=True)
     assert len(collect_runs([tmp_path / "cmp"])["A on d"]) == 2  # through the links
     assert len(collect_runs([tmp_path])["A on d"]) == 2  # each run once, though reached twice
+
+
+def test_collect_splits_runs_whose_settings_differ(tmp_path):
+    def cfg(path, seed, lam, threads):
+        path.joinpath("config.yaml").write_text(
+            f"train:\n  model: A\n  seed: {seed}\n  num_threads: {threads}\nmodel:\n  lam: {lam}\n  k: 10\n")
+
+    for s, lam, v in ((1, 0.01, 0.1), (2, 0.01, 0.2), (1, 0.001, 0.4), (2, 0.001, 0.6)):
+        _run(tmp_path / f"A_{lam}_{s}", "A", s, v)
+        cfg(tmp_path / f"A_{lam}_{s}", s, lam, threads=s)  # seed and threads differ: not a setting
+    groups = collect_runs([tmp_path])
+    assert sorted(groups) == ["A on d (lam=0.001)", "A on d (lam=0.01)"]
+    assert summarize(groups["A on d (lam=0.001)"])["recall@20"][0] == pytest.approx(0.5)
+    assert summarize(groups["A on d (lam=0.01)"])["recall@20"][0] == pytest.approx(0.15)
+    # same setting, different seeds and threads: one group, plain label
+    assert sorted(collect_runs([tmp_path / "A_0.01_1", tmp_path / "A_0.01_2"])) == ["A on d"]
+    # a key only newer runs record (added to the schema later) does not split
+    newer = tmp_path / "A_0.01_2" / "config.yaml"
+    newer.write_text(newer.read_text() + "  backend: exact\n")
+    assert sorted(collect_runs([tmp_path / "A_0.01_1", tmp_path / "A_0.01_2"])) == ["A on d"]
