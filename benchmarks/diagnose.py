@@ -6,6 +6,9 @@
     python benchmarks/diagnose.py geometry runs/results/ml100k/SIGER_s999 runs/results/ml100k/LightGCN_s999
     # gradient norm of every loss term on each parameter group, first batch at initialisation
     python benchmarks/diagnose.py gradients --model SIGER --dataset ml100k --data-dir ../shared/data [--key value ...]
+    # short training probes: BPR loss and valid Recall@20 after each epoch, one line per variant
+    python benchmarks/diagnose.py probe --dataset ml100k --data-dir ../shared/data --epochs 3 \
+        lambda_a=0,lambda_c=0 lambda_p=0,lambda_c=0,detach_anchor=true default
 """
 
 from __future__ import annotations
@@ -52,6 +55,19 @@ def grad_norms(model, users, pos, neg, groups: dict[str, torch.Tensor]) -> dict[
     return out
 
 
+def parse_variant(spec: str) -> dict[str, str]:
+    """'k=v,k2=v2' -> {'k': 'v', 'k2': 'v2'}; 'default' -> {} (config keys are checked by build_config)."""
+    if spec == "default":
+        return {}
+    out = {}
+    for part in spec.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key or not value:
+            raise SystemExit(f"probe variant {spec!r}: expected key=value[,key=value...] or 'default', got {part!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -63,6 +79,13 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("gradients")
     r.add_argument("--model", default="SIGER")
     r.add_argument("--dataset", required=True)
+    q = sub.add_parser("probe")
+    q.add_argument("--model", default="SIGER")
+    q.add_argument("--dataset", required=True)
+    q.add_argument("--data-dir", default=None)
+    q.add_argument("--epochs", type=int, default=3)
+    q.add_argument("--seed", default="999")
+    q.add_argument("variants", nargs="+", help="key=value[,key=value...] or 'default'")
     args, rest = ap.parse_known_args(argv)
     torch.set_num_threads(1)
 
@@ -91,6 +114,20 @@ def main(argv: list[str] | None = None) -> None:
                 "user_median_norm": round(float(u.norm(dim=1).median()), 4),
                 "item_median_norm": round(float(i.norm(dim=1).median()), 4),
             }))
+    elif args.cmd == "probe":
+        from siger.config import build_config
+        from siger.train.trainer import Trainer, load_data
+
+        variants = [(spec, parse_variant(spec)) for spec in args.variants]
+        base = {"progress": "false", "seed": args.seed} | ({"data_dir": args.data_dir} if args.data_dir else {})
+        for spec, overrides in variants:
+            cfg = build_config(args.model, args.dataset, base | overrides)
+            tr = Trainer(cfg, load_data(cfg), None, log=lambda s: None)
+            for epoch in range(args.epochs):
+                losses = tr.train_epoch(epoch)
+                valid = tr.evaluate("valid")["recall@20"]
+                print(json.dumps({"variant": spec, "epoch": epoch, "bpr": round(float(losses["bpr"]), 4),
+                                  "valid_recall@20": round(float(valid), 4)}), flush=True)
     else:
         from siger.config import build_config
         from siger.train.trainer import Trainer, load_data

@@ -1,5 +1,6 @@
 """benchmarks/diagnose.py: the geometry and gradient diagnostics against hand-computed cases."""
 
+import json
 import math
 
 import numpy as np
@@ -44,3 +45,23 @@ def test_grad_norms_per_term():
     assert out["square"]["value"] == pytest.approx(9.0)
     assert out["square"]["w"] == pytest.approx(6.0)  # ||2w|| = 2 * 3
     assert out["linear"]["w"] == pytest.approx(3 * math.sqrt(3))
+
+
+def test_parse_variant():
+    from benchmarks.diagnose import parse_variant
+
+    assert parse_variant("default") == {}
+    assert parse_variant("lambda_a=0,detach-anchor=true") == {"lambda_a": "0", "detach_anchor": "true"}
+    for bad in ("lambda_a", "lambda_a=", "=1", "lambda_a=0,,x=1"):
+        with pytest.raises(SystemExit, match="probe variant"):
+            parse_variant(bad)
+
+
+def test_probe_runs_and_reports_each_epoch(capsys):
+    from benchmarks.diagnose import main
+
+    main(["probe", "--model", "LightGCN", "--dataset", "tiktok", "--epochs", "1",
+          "default", "n_layers=1"])
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(x["variant"], x["epoch"]) for x in lines] == [("default", 0), ("n_layers=1", 0)]
+    assert all(0.0 < x["bpr"] < 0.7 and 0.0 <= x["valid_recall@20"] <= 1.0 for x in lines)
