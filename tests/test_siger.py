@@ -131,6 +131,28 @@ def test_loss_terms_follow_the_switches(tiny_dir):
             assert (key in terms) == (ov.get(lam, 0.01) > 0), name
 
 
+@pytest.mark.parametrize("detach", [False, True])
+def test_detach_align_stops_only_the_behaviour_side_gradient(tiny_dir, detach):
+    from siger.models.losses import info_nce
+
+    data = _two_modal(tiny_dir)
+    store = GraphStore(data, False)
+    torch.manual_seed(0)
+    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, lambda_p=0.0, lambda_a=0.0, lambda_c=1.0,
+                                     detach_align=detach), store)
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), torch.tensor([5, 0, 0])
+    params = [model.user_emb, model.item_emb]
+    got = torch.autograd.grad(model.loss(users, pos, neg)["align"], params)
+    z = model.encode()
+    hb, hs, p = z["hb"], z["hs"], pos + model.n_users
+    for ref_detach in (False, True):
+        b = hb.detach() if ref_detach else hb
+        ref = torch.autograd.grad(info_nce(hs[p], b[p], 0.2) + info_nce(hs[users], b[users], 0.2), params,
+                                  retain_graph=True)
+        same = all(torch.allclose(g, r, atol=1e-7) for g, r in zip(got, ref))
+        assert same == (ref_detach == detach)
+
+
 def test_perturbed_views_differ_and_clean_pass_is_deterministic(tiny_dir):
     data = _two_modal(tiny_dir)
     model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2), GraphStore(data, False))

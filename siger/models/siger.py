@@ -69,6 +69,7 @@ class SIGER(Recommender):
         tau_p: float = 0.2
         anchor_mode: str = "anchor"  # CHOICE: anchor | multi_positive | pairwise
         detach_anchor: bool = False
+        detach_align: bool = False  # extension (not in the spec): no L_align gradient into H^b
         tau_a: float = 0.2
         tau_c: float = 0.2
         reg_weight: float = 1e-4
@@ -165,6 +166,7 @@ class SIGER(Recommender):
             )
             out["anchor"] = c.lambda_a * anc
         if c.lambda_c > 0:
-            align = info_nce(hs[pos_n], hb[pos_n], c.tau_c) + info_nce(hs[users], hb[users], c.tau_c)
+            hb_c = hb.detach() if c.detach_align else hb
+            align = info_nce(hs[pos_n], hb_c[pos_n], c.tau_c) + info_nce(hs[users], hb_c[users], c.tau_c)
             out["align"] = c.lambda_c * align
         return out
