@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from siger.config import Config, apply_overrides
+from siger.config import Config, ConfigError, apply_overrides, config_mismatch
 from siger.models.siger import ABLATIONS
 from siger.report import atomic_write, summarize, summary_table
 
@@ -24,11 +24,26 @@ def slug(name: str) -> str:
 
 
 def train_or_load(cfg: Config, out: Path, log=print) -> dict[str, Any]:
-    """metrics.json of ``out`` if the run finished, else train (resuming if possible)."""
+    """metrics.json of ``out`` if the run finished with this config, else train (resuming if possible).
+
+    A finished run whose config.yaml differs from ``cfg`` (beyond paths and evaluation chunking) is an
+    error naming the keys, never reused. A symlinked run folder is the user's deliberate substitution
+    (e.g. MGCN's run as SIGER's backbone ablation) and is taken as is.
+    """
+    import yaml
+
     from siger.train.trainer import Trainer, load_data
 
     done = out / "metrics.json"
     if done.exists():
+        saved = out / "config.yaml"
+        diff = []
+        if saved.exists() and not out.is_symlink():
+            diff = config_mismatch(yaml.safe_load(saved.read_text()) or {}, cfg,
+                                   ignore=("data_dir", "cache_dir", "eval_chunk_users"))
+        if diff:
+            raise ConfigError(f"{out}: finished run has a different config ({', '.join(diff)}); "
+                             "delete it or use another --out")
         return json.loads(done.read_text())
     trainer = Trainer(cfg, load_data(cfg), out, log=log)
     return trainer.fit(resume=True)

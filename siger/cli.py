@@ -117,7 +117,13 @@ def cmd_compare(args, extra) -> int:
         overrides["data_dir"] = args.data_dir
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     out = Path(args.out or f"runs/compare_{args.dataset}")
-    print(run_compare(models, args.dataset, overrides, out, args.seeds, args.config))
+    model_configs = {}
+    for spec in args.model_config or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(f"--model-config {spec!r}: expected MODEL=FILE.yaml")
+        model_configs[name.strip()] = path.strip()
+    print(run_compare(models, args.dataset, overrides, out, args.seeds, args.config, model_configs=model_configs))
     return 0
 
 
@@ -257,6 +263,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--config", default=None, help="YAML of keys applied to every model (unknown keys are errors)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per model (seed, seed+1, ...)")
+    p.add_argument("--model-config", action="append", metavar="MODEL=FILE",
+                   help="settings for one model, e.g. VBPR=runs/grid/best_config.yaml (a grid winner); repeatable")
     p.add_argument("--out", default=None, help="folder for runs and the report (default runs/compare_<dataset>)")
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("summarize", help="Markdown table of finished runs: mean ± std over seeds per model, dataset and setting (runs whose configs differ in more than the seed are split)")

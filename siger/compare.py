@@ -9,13 +9,34 @@ from pathlib import Path
 from typing import Any
 
 from siger.ablate import train_or_load
-from siger.config import Config, apply_overrides, build_config
+from siger.config import Config, ConfigError, apply_overrides, build_config, load_yaml
 from siger.report import SUMMARY_METRICS, atomic_write, summarize, summary_table
 
 
+# keys of a per-model YAML (e.g. a grid's best_config.yaml) that describe the run, not the model's setting
+RUN_IDENTITY_KEYS = ("model", "dataset", "data_dir", "seed", "num_threads", "progress", "device", "cache_dir")
+
+
+def model_settings(path: str | Path) -> dict[str, Any]:
+    """The keys of a per-model YAML that set hyper-parameters (run identity keys dropped)."""
+    return {k: v for k, v in load_yaml(path).items() if k not in RUN_IDENTITY_KEYS}
+
+
 def run_compare(models: list[str], dataset: str, overrides: dict[str, Any], out: Path, seeds: int = 1,
-                yaml_path: str | None = None, log=print) -> str:
-    cfgs: dict[str, Config] = {m: build_config(m, dataset, overrides, yaml_path) for m in models}  # fail early
+                yaml_path: str | None = None, log=print, model_configs: dict[str, str] | None = None) -> str:
+    """Train ``models`` over ``seeds`` seeds into ``out/<model>/seed<S>`` and write the report.
+
+    ``model_configs`` maps a model name to a YAML of its own settings (e.g. a grid search's
+    ``best_config.yaml``), applied after ``yaml_path`` and before the command-line ``overrides``.
+    """
+    model_configs = dict(model_configs or {})
+    unknown = sorted(set(model_configs) - set(models))
+    if unknown:
+        raise ConfigError(f"--model-config for {', '.join(unknown)}, which is not in --models {','.join(models)}")
+    cfgs: dict[str, Config] = {}
+    for m in models:  # build every config first: fail early
+        own = model_settings(model_configs[m]) if m in model_configs else {}
+        cfgs[m] = build_config(m, dataset, own | overrides, yaml_path)
     rows: dict[str, dict[str, Any]] = {}
     for name, cfg in cfgs.items():
         results = []
@@ -25,15 +46,17 @@ def run_compare(models: list[str], dataset: str, overrides: dict[str, Any], out:
             log(f"== {cfg.train.model} seed {c.train.seed}")
             results.append(train_or_load(c, out / cfg.train.model / f"seed{c.train.seed}", log))
         rows[cfg.train.model] = summarize(results)
-        _write(rows, cfgs, dataset, out, seeds)  # partial tables survive an interruption
-    return _write(rows, cfgs, dataset, out, seeds)
+        _write(rows, cfgs, dataset, out, seeds, model_configs)  # partial tables survive an interruption
+    return _write(rows, cfgs, dataset, out, seeds, model_configs)
 
 
-def _write(rows, cfgs, dataset: str, out: Path, seeds: int) -> str:
+def _write(rows, cfgs, dataset: str, out: Path, seeds: int, model_configs: dict[str, str]) -> str:
     seed0 = next(iter(cfgs.values())).train.seed
+    tuned = "; ".join(f"{m} with `{p}`" for m, p in model_configs.items())
+    setting = f"{'other models' if tuned else 'each model'} at its defaults" + (f", {tuned}" if tuned else "")
     text = (f"# Model comparison on {dataset}\n\nTest metrics at the best-valid epoch (MMRec protocol, full "
             f"ranking), seeds {seed0}..{seed0 + seeds - 1}" + (", mean ± std" if seeds > 1 else "")
-            + f"; each model at its defaults (configs: `{out}/<model>/seed*/config.yaml`).\n\n"
+            + f"; {setting} (configs: `{out}/<model>/seed*/config.yaml`).\n\n"
             + summary_table(rows, label="model") + "\n")
     atomic_write(out / "comparison.md", lambda p: Path(p).write_text(text))
     plot_comparison(rows, out / "comparison.png", f"{dataset}: test metrics")

@@ -141,6 +141,26 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return cfg
 
 
+# keys that do not change what a run computes (or only how fast / where it runs)
+RUN_ONLY_KEYS = ("epochs", "progress", "num_threads", "device")
+
+
+def config_mismatch(saved: dict[str, Any], cfg: "Config", ignore: tuple[str, ...] = ()) -> list[str]:
+    """Keys whose value in a saved run's config (``Config.to_dict()`` form) differs from ``cfg``.
+
+    A key the saved config lacks was added to the code after the run: the run used its default.
+    Keys in :data:`RUN_ONLY_KEYS` and in ``ignore`` are not compared.
+    """
+    now = cfg.to_dict()
+    defaults = {"train": dataclasses.asdict(type(cfg.train)()), "model": dataclasses.asdict(type(cfg.model)())}
+    diff = []
+    for section in ("train", "model"):
+        old = saved.get(section) or {}
+        diff += [k for k in now[section] if k not in RUN_ONLY_KEYS and k not in ignore
+                 and old.get(k, defaults[section].get(k)) != now[section][k]]
+    return sorted(diff)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config into flat overrides. Accepts ``train:``/``model:`` sections or flat keys."""
     p = Path(path)

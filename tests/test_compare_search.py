@@ -67,3 +67,50 @@ def test_compare_writes_table_and_chart_and_resumes(tiny_dir, tmp_path, capsys):
     assert main(["compare", "--models", "LightGCN,Nope", "--dataset", "tiny", "--data-dir", str(tiny_dir),
                  "--out", str(tmp_path / "x")]) == 2
     assert "unknown model 'Nope'" in capsys.readouterr().err
+
+
+def test_compare_model_config_applies_a_grid_winner_and_refuses_stale_runs(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    base = ["compare", "--models", "LightGCN,VBPR", "--dataset", "tiny", "--data-dir", str(tiny_dir),
+            "--out", str(out)] + BASE
+    assert main(base) == 0
+    # a best_config.yaml-style file: its seed / dataset / data_dir describe its own run and are not applied
+    winner = tmp_path / "best_config.yaml"
+    winner.write_text(yaml.safe_dump({"train": {"model": "VBPR", "dataset": "other", "data_dir": "/nowhere",
+                                                "seed": 5, "learning_rate": 0.01},
+                                      "model": {"reg_weight": 3.0}}))
+    # the finished VBPR run has reg_weight 1e-4: reusing it would be wrong, so it is an error naming the keys
+    assert main(base + ["--model-config", f"VBPR={winner}"]) == 2
+    err = capsys.readouterr().err
+    assert "finished run has a different config" in err and "learning_rate" in err and "reg_weight" in err
+    out2 = tmp_path / "cmp2"
+    argv = [a if a != str(out) else str(out2) for a in base] + ["--model-config", f"VBPR={winner}"]
+    assert main(argv) == 0
+    saved = yaml.safe_load((out2 / "VBPR" / "seed999" / "config.yaml").read_text())
+    assert saved["model"]["reg_weight"] == 3.0 and saved["train"]["learning_rate"] == 0.01
+    assert saved["train"]["seed"] == 999 and saved["train"]["dataset"] == "tiny"
+    lgcn = yaml.safe_load((out2 / "LightGCN" / "seed999" / "config.yaml").read_text())
+    assert lgcn["train"]["learning_rate"] == 0.001
+    assert f"VBPR with `{winner}`" in (out2 / "comparison.md").read_text()
+    assert main(argv[:-2] + ["--model-config", "SIGER=x.yaml"]) == 2
+    assert "not in --models" in capsys.readouterr().err
+    assert main(argv[:-2] + ["--model-config", "VBPR"]) == 2
+    assert "expected MODEL=FILE.yaml" in capsys.readouterr().err
+
+
+def test_train_or_load_checks_real_folders_and_takes_symlinks_as_given(tmp_path):
+    from siger.ablate import train_or_load
+    from siger.config import build_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    build_config("LightGCN", "tiny", {"n_layers": 3, "data_dir": "/old/path"}).save(run / "config.yaml")
+    (run / "metrics.json").write_text(json.dumps({"test": {"recall@20": 0.5}}))
+    same = build_config("LightGCN", "tiny", {"n_layers": 3, "data_dir": "/new/path", "num_threads": 2})
+    assert train_or_load(same, run)["test"]["recall@20"] == 0.5  # paths and threads do not matter
+    other = build_config("LightGCN", "tiny", {"n_layers": 2})
+    with pytest.raises(ConfigError, match="n_layers"):
+        train_or_load(other, run)
+    link = tmp_path / "link"
+    link.symlink_to(run)
+    assert train_or_load(other, link)["test"]["recall@20"] == 0.5

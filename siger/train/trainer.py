@@ -8,7 +8,6 @@ continues exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import resource
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from siger.config import Config, config_from_dict
+from siger.config import Config, config_from_dict, config_mismatch
 from siger.data.dataset import InteractionData, load_dataset
 from siger.data.graphs import GraphStore
 from siger.data.sampler import BPRSampler
@@ -188,14 +187,9 @@ class Trainer:
         if path is None or not path.exists():
             return False
         state = torch.load(path, map_location=self.cfg.train.device, weights_only=False)
-        saved, now = state["config"], self.cfg.to_dict()
-        # a key the checkpoint lacks was added to the code later: the run used its default
-        defaults = {"train": dataclasses.asdict(type(self.cfg.train)()), "model": dataclasses.asdict(type(self.cfg.model)())}
-        for section in ("train", "model"):
-            diff = {k for k in now[section] if k not in ("epochs", "progress", "num_threads", "device")
-                    and saved[section].get(k, defaults[section].get(k)) != now[section][k]}
-            if diff:
-                raise TrainingError(f"{path}: cannot resume, config differs in {sorted(diff)}")
+        diff = config_mismatch(state["config"], self.cfg)
+        if diff:
+            raise TrainingError(f"{path}: cannot resume, config differs in {diff}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
