@@ -53,7 +53,7 @@ def run_compare(models: list[str], dataset: str, overrides: dict[str, Any], out:
 def _write(rows, cfgs, dataset: str, out: Path, seeds: int, model_configs: dict[str, str]) -> str:
     seed0 = next(iter(cfgs.values())).train.seed
     tuned = "; ".join(f"{m} with `{p}`" for m, p in model_configs.items())
-    setting = f"{'other models' if tuned else 'each model'} at its defaults" + (f", {tuned}" if tuned else "")
+    setting = (f"other models at their defaults, {tuned}" if tuned else "each model at its defaults")
     text = (f"# Model comparison on {dataset}\n\nTest metrics at the best-valid epoch (MMRec protocol, full "
             f"ranking), seeds {seed0}..{seed0 + seeds - 1}" + (", mean ± std" if seeds > 1 else "")
             + f"; {setting} (configs: `{out}/<model>/seed*/config.yaml`).\n\n"
