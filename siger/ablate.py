@@ -64,25 +64,44 @@ def resolve_variants(names: list[str] | None) -> list[str]:
 
 
 def run_ablation(cfg: Config, out: Path, seeds: int = 1, variants: list[str] | None = None, log=print) -> str:
-    """Train each ablation variant for ``seeds`` seeds; write and return ``out/ablation.md``."""
+    """Train each requested ablation variant for ``seeds`` seeds; write and return ``out/ablation.md``.
+
+    The table holds every variant whose ``seeds`` runs have all finished in ``out`` (so training
+    the variants one ``--variants`` call at a time builds up one table), in the canonical order, and
+    names the variants not finished yet.
+    """
     if cfg.train.model.lower() != "siger":
         raise ValueError(f"ablate runs SIGER's ablations; got --model {cfg.train.model}")
-    rows: dict[str, dict[str, Any]] = {}
     first = next(iter(ABLATIONS))
-    variants = resolve_variants(variants)
-    for name in variants:
-        results = []
-        for s in range(seeds):
-            c = copy.deepcopy(cfg)
-            apply_overrides(c, dict(ABLATIONS[name]))
-            c.train.seed = cfg.train.seed + s
-            log(f"== {name}  seed {c.train.seed}")
-            results.append(train_or_load(c, out / slug(name) / f"seed{c.train.seed}", log))
+    requested = resolve_variants(variants)
+
+    def variant_cfg(name: str, s: int) -> Config:
+        c = copy.deepcopy(cfg)
+        apply_overrides(c, dict(ABLATIONS[name]))
+        c.train.seed = cfg.train.seed + s
+        return c
+
+    def run_dir(name: str, s: int) -> Path:
+        return out / slug(name) / f"seed{cfg.train.seed + s}"
+
+    rows: dict[str, dict[str, Any]] = {}
+    for name in ABLATIONS:
+        if name in requested:
+            results = []
+            for s in range(seeds):
+                log(f"== {name}  seed {cfg.train.seed + s}")
+                results.append(train_or_load(variant_cfg(name, s), run_dir(name, s), log))
+        elif all((run_dir(name, s) / "metrics.json").exists() for s in range(seeds)):
+            results = [train_or_load(variant_cfg(name, s), run_dir(name, s), log) for s in range(seeds)]
+        else:
+            continue
         rows[name] = summarize(results)
+    missing = [n for n in ABLATIONS if n not in rows]
     t = cfg.train
     table = (f"# SIGER ablations on {t.dataset}\n\nTest metrics at the best-valid epoch (MMRec protocol, "
              f"full ranking), seeds {t.seed}..{t.seed + seeds - 1}" + (", mean ± std" if seeds > 1 else "")
              + f". Base config: `{out}/*/seed*/config.yaml`.\n\n"
-             + summary_table(rows, ref=first if first in rows else None, label="variant") + "\n")
+             + summary_table(rows, ref=first if first in rows else None, label="variant") + "\n"
+             + (f"\nNot finished yet: {'; '.join(missing)}.\n" if missing else ""))
     atomic_write(out / "ablation.md", lambda p: Path(p).write_text(table))
     return table

@@ -134,11 +134,20 @@ def test_ablate_writes_one_table_and_reuses_finished_runs(tiny_dir, tmp_path, ca
     mtime = runs[0].stat().st_mtime
     assert main(args) == 0  # second call reuses the finished runs
     assert runs[0].stat().st_mtime == mtime
-    # a subset by slug or full name: table rows in the canonical order, nothing retrained
+    # a subset by slug or full name: nothing retrained, the table keeps every finished variant
     assert main(args + ["--variants", "no_anchor_loss_lambda_a_0,SIGER (full)"]) == 0
-    sub = (out / "ablation.md").read_text()
-    assert sub.count("\n| ") == 3 and sub.index("SIGER (full)") < sub.index("no anchor loss")
+    assert (out / "ablation.md").read_text() == table
     assert runs[0].stat().st_mtime == mtime
+    # one variant at a time into a fresh folder builds up one table in the canonical order
+    out2 = tmp_path / "abl2"
+    args2 = [a if a != str(out) else str(out2) for a in args]
+    assert main(args2 + ["--variants", "no_anchor_loss_lambda_a_0"]) == 0
+    one = (out2 / "ablation.md").read_text()
+    assert one.count("\n| ") == 2 and "Not finished yet: SIGER (full);" in one
+    assert main(args2 + ["--variants", "SIGER (full)"]) == 0
+    two = (out2 / "ablation.md").read_text()
+    assert two.count("\n| ") == 3 and two.index("SIGER (full)") < two.index("no anchor loss")
+    assert "Not finished yet: no infusion (beta=0); no perturbation (lambda_p=0);" in two
     assert main(args + ["--variants", "no_such_variant"]) != 0
     assert "unknown ablation 'no_such_variant'" in capsys.readouterr().err
 
