@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from siger.config import Config, ConfigError, apply_overrides, config_mismatch
+from siger.config import PLACE_KEYS, Config, ConfigError, apply_overrides, config_mismatch
 from siger.models.siger import ABLATIONS
 from siger.report import atomic_write, summarize, summary_table
 
@@ -39,8 +39,7 @@ def train_or_load(cfg: Config, out: Path, log=print) -> dict[str, Any]:
         saved = out / "config.yaml"
         diff = []
         if saved.exists() and not out.is_symlink():
-            diff = config_mismatch(yaml.safe_load(saved.read_text()) or {}, cfg,
-                                   ignore=("data_dir", "cache_dir", "eval_chunk_users"))
+            diff = config_mismatch(yaml.safe_load(saved.read_text()) or {}, cfg, ignore=PLACE_KEYS)
         if diff:
             raise ConfigError(f"{out}: finished run has a different config ({', '.join(diff)}); "
                              "delete it or use another --out")

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from siger.ablate import train_or_load
-from siger.config import Config, ConfigError, apply_overrides, build_config, load_yaml
+from siger.config import PLACE_KEYS, RUN_ONLY_KEYS, Config, ConfigError, apply_overrides, build_config, load_yaml
 from siger.report import SUMMARY_METRICS, atomic_write, summarize, summary_table
 
 
 # keys of a per-model YAML (e.g. a grid's best_config.yaml) that describe the run, not the model's setting
-RUN_IDENTITY_KEYS = ("model", "dataset", "data_dir", "seed", "num_threads", "progress", "device", "cache_dir")
+RUN_IDENTITY_KEYS = ("model", "dataset", "seed", *PLACE_KEYS, *(k for k in RUN_ONLY_KEYS if k != "epochs"))
 
 
 def model_settings(path: str | Path) -> dict[str, Any]:

@@ -141,8 +141,10 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return cfg
 
 
-# keys that do not change what a run computes (or only how fast / where it runs)
+# keys that change how fast / how visibly a run goes, or how long it may go, not what it computes
 RUN_ONLY_KEYS = ("epochs", "progress", "num_threads", "device")
+# keys that say where a run read and cached its data and how it chunked evaluation, not what it computes
+PLACE_KEYS = ("data_dir", "cache_dir", "eval_chunk_users")
 
 
 def config_mismatch(saved: dict[str, Any], cfg: "Config", ignore: tuple[str, ...] = ()) -> list[str]:

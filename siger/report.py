@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from siger.config import PLACE_KEYS
+
 METRIC_ORDER = ("recall", "ndcg", "precision", "map")
 SUMMARY_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
@@ -109,8 +111,7 @@ def summary_table(rows: dict[str, dict[str, Any]], ref: str | None = None, label
 
 
 # config keys that do not change what a run measures (where it ran, how it logged, its seed)
-INCIDENTAL_KEYS = frozenset({"train.seed", "train.data_dir", "train.num_threads", "train.progress",
-                             "train.cache_dir", "train.device", "train.eval_chunk_users"})
+INCIDENTAL_KEYS = frozenset(f"train.{k}" for k in ("seed", *PLACE_KEYS, "num_threads", "progress", "device"))
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
