@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -145,13 +146,22 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
 RUN_ONLY_KEYS = ("epochs", "progress", "num_threads", "device")
 # keys that say where a run read and cached its data and how it chunked evaluation, not what it computes
 PLACE_KEYS = ("data_dir", "cache_dir", "eval_chunk_users")
+# keys holding a folder: two spellings of the same folder (relative / absolute / via a link) are equal
+PATH_KEYS = ("data_dir", "cache_dir")
+
+
+def _same_value(key: str, old: Any, new: Any) -> bool:
+    if key in PATH_KEYS and isinstance(old, str) and isinstance(new, str):
+        return os.path.realpath(old) == os.path.realpath(new)
+    return old == new
 
 
 def config_mismatch(saved: dict[str, Any], cfg: "Config", ignore: tuple[str, ...] = ()) -> list[str]:
     """Keys whose value in a saved run's config (``Config.to_dict()`` form) differs from ``cfg``.
 
     A key the saved config lacks was added to the code after the run: the run used its default.
-    Keys in :data:`RUN_ONLY_KEYS` and in ``ignore`` are not compared.
+    Keys in :data:`RUN_ONLY_KEYS` and in ``ignore`` are not compared; folders in :data:`PATH_KEYS`
+    are compared after resolving them (relative to the current directory).
     """
     now = cfg.to_dict()
     defaults = {"train": dataclasses.asdict(type(cfg.train)()), "model": dataclasses.asdict(type(cfg.model)())}
@@ -159,7 +169,7 @@ def config_mismatch(saved: dict[str, Any], cfg: "Config", ignore: tuple[str, ...
     for section in ("train", "model"):
         old = saved.get(section) or {}
         diff += [k for k in now[section] if k not in RUN_ONLY_KEYS and k not in ignore
-                 and old.get(k, defaults[section].get(k)) != now[section][k]]
+                 and not _same_value(k, old.get(k, defaults[section].get(k)), now[section][k])]
     return sorted(diff)
 
 

@@ -1,6 +1,7 @@
 """Trainer: run artifacts, determinism, exact resume, and `siger evaluate` reproducing metrics."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -71,8 +72,24 @@ def test_resume_refuses_a_different_config(tiny_dir, tmp_path):
     from siger.train.trainer import TrainingError
 
     _fit(_cfg(tiny_dir, "LightGCN", epochs=1), tmp_path / "r")
-    with pytest.raises(TrainingError, match="learning_rate"):
+    with pytest.raises(TrainingError, match=r"learning_rate: saved 0\.001, now 0\.01"):
         _fit(_cfg(tiny_dir, "LightGCN", epochs=2, learning_rate=0.01), tmp_path / "r", resume=True)
+
+
+def test_resume_accepts_another_spelling_of_the_same_data_folder(tiny_dir, tmp_path, monkeypatch):
+    from siger.train.trainer import TrainingError
+
+    _fit(_cfg(tiny_dir, "LightGCN", epochs=1), tmp_path / "r")  # data_dir saved as an absolute path
+    monkeypatch.chdir(tiny_dir.parent)
+    (tmp_path / "link").symlink_to(tiny_dir)
+    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=2, data_dir=tiny_dir.name), tmp_path / "r", resume=True)
+    assert res["epochs_run"] == 2
+    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=3, data_dir=tmp_path / "link"), tmp_path / "r", resume=True)
+    assert res["epochs_run"] == 3
+    other = tmp_path / "other"  # a copy of the data is another folder: refused, both values named
+    shutil.copytree(tiny_dir / "tiny", other / "tiny")
+    with pytest.raises(TrainingError, match="data_dir: saved"):
+        _fit(_cfg(tiny_dir, "LightGCN", epochs=4, data_dir=other), tmp_path / "r", resume=True)
 
 
 def test_resume_accepts_a_key_added_later_at_its_default(tiny_dir, tmp_path):

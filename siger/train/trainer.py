@@ -34,6 +34,14 @@ class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, a resume that does not match the run)."""
 
 
+def _saved_value(saved: dict, key: str) -> Any:
+    """A key's value in a saved ``Config.to_dict()``; '(default)' where the run predates the key."""
+    for section in ("train", "model"):
+        if key in (saved.get(section) or {}):
+            return saved[section][key]
+    return "(default)"
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -189,7 +197,11 @@ class Trainer:
         state = torch.load(path, map_location=self.cfg.train.device, weights_only=False)
         diff = config_mismatch(state["config"], self.cfg)
         if diff:
-            raise TrainingError(f"{path}: cannot resume, config differs in {diff}")
+            saved, now = state["config"], self.cfg.to_dict()
+            detail = ", ".join(
+                f"{k}: saved {_saved_value(saved, k)!r}, now {now['train'].get(k, now['model'].get(k))!r}"
+                for k in diff)
+            raise TrainingError(f"{path}: cannot resume, config differs in {diff} ({detail})")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
