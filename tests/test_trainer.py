@@ -198,3 +198,39 @@ def test_kill_9_then_resume_matches_uninterrupted_run(tiny_dir, tmp_path):
     ]
     assert read(part) == read(full)
     assert json.loads((part / "metrics.json").read_text())["test"] == json.loads((full / "metrics.json").read_text())["test"]
+
+
+def test_an_unusable_device_is_a_config_error_naming_the_key(tiny_dir, tmp_path):
+    import torch
+
+    from siger.config import ConfigError
+    from siger.train.trainer import check_device, device_error
+
+    assert device_error("cpu") is None
+    assert "not a torch device" in device_error("tpu")
+    with pytest.raises(ConfigError, match="--device"):
+        check_device("tpu")
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in device_error("cuda")
+        rc = main(["train", "--model", "LightGCN", "--dataset", "tiny", "--data-dir", str(tiny_dir),
+                   "--epochs", "1", "--device", "cuda", "--out", str(tmp_path / "gpu")])
+        assert rc == 2 and not (tmp_path / "gpu" / "model.pt").exists()
+
+
+def test_a_run_saved_on_another_device_loads_where_that_device_is_missing(tiny_dir, tmp_path):
+    import torch
+
+    from siger.train.trainer import load_model
+
+    out = tmp_path / "r"
+    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=2), out)
+    doc = yaml.safe_load((out / "config.yaml").read_text())
+    doc["train"]["device"] = "cuda:7"  # as written by a run on a GPU machine
+    (out / "config.yaml").write_text(yaml.safe_dump(doc))
+    model, cfg, _ = load_model(out)
+    if torch.cuda.device_count() < 8:
+        assert cfg.train.device == "cpu" and next(model.parameters()).device.type == "cpu"
+    model, cfg, _ = load_model(out, device="cpu")
+    assert cfg.train.device == "cpu"
+    assert main(["evaluate", "--run", str(out)]) == 0
+    del res

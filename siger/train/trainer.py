@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from siger.config import Config, config_from_dict, config_mismatch
+from siger.config import Config, ConfigError, config_from_dict, config_mismatch
 from siger.data.dataset import InteractionData, load_dataset
 from siger.data.graphs import GraphStore
 from siger.data.sampler import BPRSampler
@@ -47,8 +47,35 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def device_error(name: str) -> str | None:
+    """Why ``name`` cannot hold tensors in this process, or None when it can."""
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        return f"device {name!r} is not a torch device ({e})"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return (f"device {name!r}: no CUDA device is usable here (torch {torch.__version__}, "
+                    f"built with CUDA {torch.version.cuda}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here"
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        return f"device {name!r}: MPS is not available here; use --device cpu"
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        return f"device {name!r}: only cpu, cuda[:N] and mps are supported"
+    return None
+
+
+def check_device(name: str) -> None:
+    """Raise :class:`ConfigError` naming the ``device`` key when ``name`` is unusable here."""
+    err = device_error(name)
+    if err:
+        raise ConfigError(f"--device: {err}")
+
+
 def build_model(cfg: Config, data: InteractionData, store: GraphStore | None = None) -> Recommender:
     """Seed, then construct the configured model on its device."""
+    check_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     store = store or GraphStore(data, cfg.train.cache_dir)
     cls = get_model_class(cfg.train.model)
@@ -59,8 +86,13 @@ def load_data(cfg: Config) -> InteractionData:
     return load_dataset(cfg.train.dataset, cfg.train.data_dir).select_modalities(cfg.train.modalities)
 
 
-def load_model(run_dir: str | Path, data: InteractionData | None = None) -> tuple[Recommender, Config, InteractionData]:
-    """Rebuild a trained model from a run folder (config.yaml + model.pt)."""
+def load_model(run_dir: str | Path, data: InteractionData | None = None,
+               device: str | None = None) -> tuple[Recommender, Config, InteractionData]:
+    """Rebuild a trained model from a run folder (config.yaml + model.pt).
+
+    ``device``: where to put it; None keeps the run's own device where it is usable here and
+    falls back to the CPU otherwise (a run trained on a GPU loads on a CPU-only machine).
+    """
     import yaml
 
     run_dir = Path(run_dir)
@@ -69,6 +101,10 @@ def load_model(run_dir: str | Path, data: InteractionData | None = None) -> tupl
         if not p.exists():
             raise FileNotFoundError(f"{p}: not found (is {run_dir} a finished training run?)")
     cfg = config_from_dict(yaml.safe_load(cfg_path.read_text()))
+    if device is not None:
+        cfg.train.device = device
+    elif device_error(cfg.train.device):
+        cfg.train.device = "cpu"
     data = data or load_data(cfg)
     model = build_model(cfg, data)
     state = torch.load(model_path, map_location=cfg.train.device, weights_only=True)
@@ -104,6 +140,7 @@ class Trainer:
         t0 = time.perf_counter()
         self.store = GraphStore(data, t.cache_dir)
         self.model = build_model(cfg, data, self.store)
+        self._device = torch.device(cfg.train.device)
         if self.dist.enabled:
             broadcast_model(self.model)
         self.build_seconds = time.perf_counter() - t0
@@ -182,6 +219,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "sampler": self.sampler.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self._device) if self._device.type == "cuda" else None,
             "history": self.history,
             "best": self.best,
             "bad_evals": self.bad_evals,
@@ -194,7 +232,7 @@ class Trainer:
         path = self.out / "checkpoint.pt" if self.out else None
         if path is None or not path.exists():
             return False
-        state = torch.load(path, map_location=self.cfg.train.device, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
         diff = config_mismatch(state["config"], self.cfg)
         if diff:
             saved, now = state["config"], self.cfg.to_dict()
@@ -206,6 +244,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
+        if self._device.type == "cuda" and state.get("cuda_rng") is not None:  # perturbation noise is drawn there
+            torch.cuda.set_rng_state(state["cuda_rng"], self._device)
         self.history, self.best, self.bad_evals = state["history"], state["best"], state["bad_evals"]
         self.start_epoch = state["epoch"] + 1
         self.log(f"resumed from {path} at epoch {self.start_epoch}")
