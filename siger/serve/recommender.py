@@ -158,11 +158,9 @@ def load_run(run_dir: str | Path, device: str | None = None) -> RunRecommender:
     """A :class:`RunRecommender` for a finished training run folder."""
     from siger.train.trainer import load_model
 
-    model, cfg, data = load_model(run_dir)
+    model, cfg, data = load_model(run_dir, device=device)  # device None: the run's own, else the CPU
     with torch.no_grad():
         u, i = model.embeddings()
-    if device is not None:
-        u, i = u.to(device), i.to(device)
     seen = (data.matrix("train") + data.matrix("valid") + data.matrix("test")).tocsr()
     seen.data[:] = 1.0
     popularity = np.bincount(data.train[:, 1], minlength=data.n_items).astype(np.float64)
