@@ -16,7 +16,7 @@ from typing import Any
 
 from siger.config import PLACE_KEYS, Config, ConfigError, apply_overrides, config_mismatch
 from siger.models.siger import ABLATIONS
-from siger.report import atomic_write, summarize, summary_table
+from siger.report import atomic_write, seeds_phrase, summarize, summary_table
 
 
 def slug(name: str) -> str:
@@ -98,8 +98,7 @@ def run_ablation(cfg: Config, out: Path, seeds: int = 1, variants: list[str] | N
     missing = [n for n in ABLATIONS if n not in rows]
     t = cfg.train
     table = (f"# SIGER ablations on {t.dataset}\n\nTest metrics at the best-valid epoch (MMRec protocol, "
-             f"full ranking), seeds {t.seed}..{t.seed + seeds - 1}" + (", mean ± std" if seeds > 1 else "")
-             + f". Base config: `{out}/*/seed*/config.yaml`.\n\n"
+             f"full ranking), {seeds_phrase(t.seed, seeds)}. Base config: `{out}/*/seed*/config.yaml`.\n\n"
              + summary_table(rows, ref=first if first in rows else None, label="variant") + "\n"
              + (f"\nNot finished yet: {'; '.join(missing)}.\n" if missing else ""))
     atomic_write(out / "ablation.md", lambda p: Path(p).write_text(table))

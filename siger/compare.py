@@ -10,7 +10,7 @@ from typing import Any
 
 from siger.ablate import train_or_load
 from siger.config import PLACE_KEYS, RUN_ONLY_KEYS, Config, ConfigError, apply_overrides, build_config, load_yaml
-from siger.report import SUMMARY_METRICS, atomic_write, summarize, summary_table
+from siger.report import SUMMARY_METRICS, atomic_write, seeds_phrase, summarize, summary_table
 
 
 # keys of a per-model YAML (e.g. a grid's best_config.yaml) that describe the run, not the model's setting
@@ -55,8 +55,7 @@ def _write(rows, cfgs, dataset: str, out: Path, seeds: int, model_configs: dict[
     tuned = "; ".join(f"{m} with `{p}`" for m, p in model_configs.items())
     setting = (f"other models at their defaults, {tuned}" if tuned else "each model at its defaults")
     text = (f"# Model comparison on {dataset}\n\nTest metrics at the best-valid epoch (MMRec protocol, full "
-            f"ranking), seeds {seed0}..{seed0 + seeds - 1}" + (", mean ± std" if seeds > 1 else "")
-            + f"; {setting} (configs: `{out}/<model>/seed*/config.yaml`).\n\n"
+            f"ranking), {seeds_phrase(seed0, seeds)}; {setting} (configs: `{out}/<model>/seed*/config.yaml`).\n\n"
             + summary_table(rows, label="model") + "\n")
     atomic_write(out / "comparison.md", lambda p: Path(p).write_text(text))
     plot_comparison(rows, out / "comparison.png", f"{dataset}: test metrics")

@@ -87,6 +87,11 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+def seeds_phrase(first: int, seeds: int) -> str:
+    """'seed 999' for one seed, 'seeds 999..1001, mean ± std' for several."""
+    return f"seed {first}" if seeds == 1 else f"seeds {first}..{first + seeds - 1}, mean ± std"
+
+
 def fmt(v: tuple[float, float], seeds: int) -> str:
     return f"{v[0]:.4f} ± {v[1]:.4f}" if seeds > 1 else f"{v[0]:.4f}"
 

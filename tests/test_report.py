@@ -62,3 +62,10 @@ def test_collect_splits_runs_whose_settings_differ(tmp_path):
     newer = tmp_path / "A_0.01_2" / "config.yaml"
     newer.write_text(newer.read_text() + "  backend: exact\n")
     assert sorted(collect_runs([tmp_path / "A_0.01_1", tmp_path / "A_0.01_2"])) == ["A on d"]
+
+
+def test_seeds_phrase_names_one_seed_or_the_range():
+    from siger.report import seeds_phrase
+
+    assert seeds_phrase(999, 1) == "seed 999"
+    assert seeds_phrase(999, 3) == "seeds 999..1001, mean ± std"
