@@ -223,7 +223,7 @@ def test_a_run_saved_on_another_device_loads_where_that_device_is_missing(tiny_d
     from siger.train.trainer import load_model
 
     out = tmp_path / "r"
-    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=2), out)
+    _fit(_cfg(tiny_dir, "LightGCN", epochs=2), out)
     doc = yaml.safe_load((out / "config.yaml").read_text())
     doc["train"]["device"] = "cuda:7"  # as written by a run on a GPU machine
     (out / "config.yaml").write_text(yaml.safe_dump(doc))
@@ -233,4 +233,3 @@ def test_a_run_saved_on_another_device_loads_where_that_device_is_missing(tiny_d
     model, cfg, _ = load_model(out, device="cpu")
     assert cfg.train.device == "cpu"
     assert main(["evaluate", "--run", str(out)]) == 0
-    del res
