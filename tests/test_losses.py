@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from siger.models.losses import anchor_info_nce, bpr_loss, info_nce, info_nce_reference, l2_reg
+from siger.models.losses import anchor_info_nce, bpr_loss, info_nce, info_nce_reference, keyed_info_nce, l2_reg
 from siger.models.perturb import noise_scale, perturb
 
 
@@ -58,6 +58,33 @@ def test_fused_info_nce_gradient_matches_autograd_reference():
     x.grad = None
     info_nce(x, z, 0.5).backward()
     assert x.grad is not None and z.grad is None
+
+
+def test_keyed_info_nce_value_and_gradients_match_autograd():
+    """Denominator over a separate key set (LGMRec: all users), positives among the keys."""
+    g = torch.Generator().manual_seed(2)
+    keys = torch.randn(11, 4, generator=g, dtype=torch.double, requires_grad=True)
+    x = torch.randn(5, 4, generator=g, dtype=torch.double, requires_grad=True)
+    idx = torch.tensor([0, 3, 3, 7, 10])
+
+    def reference(x, keys):
+        xn = torch.nn.functional.normalize(x, dim=-1) / 0.2
+        kn = torch.nn.functional.normalize(keys, dim=-1)
+        return -torch.log_softmax(xn @ kn.t(), dim=1)[torch.arange(5), idx].sum()
+
+    xd, kd = x.detach(), keys.detach()
+    expect = sum(-math.log(math.exp(_cos(xd[n], kd[idx[n]]) / 0.2)
+                           / sum(math.exp(_cos(xd[n], kd[j]) / 0.2) for j in range(11))) for n in range(5))
+    assert keyed_info_nce(x, keys[idx], keys, 0.2, "sum").item() == pytest.approx(expect, rel=1e-10)
+    assert keyed_info_nce(x, keys[idx], keys, 0.2).item() == pytest.approx(expect / 5, rel=1e-10)
+    assert torch.autograd.gradcheck(lambda a, k: keyed_info_nce(a, k[idx], k, 0.2, "sum"), (x, keys))
+    (2.0 * keyed_info_nce(x, keys[idx], keys, 0.2, "sum")).backward()
+    gx, gk = x.grad.clone(), keys.grad.clone()
+    x.grad = keys.grad = None
+    (2.0 * reference(x, keys)).backward()
+    assert torch.allclose(gx, x.grad, atol=1e-12) and torch.allclose(gk, keys.grad, atol=1e-12)
+    with pytest.raises(ValueError, match="reduction"):
+        keyed_info_nce(x, keys[idx], keys, 0.2, "none")
 
 
 def test_anchor_info_nce_modes_match_loops():

@@ -26,7 +26,7 @@ from torch import nn
 
 from siger.models.base import Recommender, register
 from siger.models.layers import SparseGraph, item_input_table, lightgcn_propagate
-from siger.models.losses import bpr_loss, emb_norm_loss
+from siger.models.losses import bpr_loss, emb_norm_loss, keyed_info_nce
 
 
 def hyper_info_nce(a: torch.Tensor, b: torch.Tensor, all_b: torch.Tensor, tau: float) -> torch.Tensor:
@@ -34,9 +34,7 @@ def hyper_info_nce(a: torch.Tensor, b: torch.Tensor, all_b: torch.Tensor, tau: f
 
     Shapes: a, b ``[B, d]``, all_b ``[N, d]`` -> scalar (a sum over the batch, as in MMRec).
     """
-    an = F.normalize(a, dim=-1) / tau
-    pos = (an * F.normalize(b, dim=-1)).sum(-1)
-    return (torch.logsumexp(an @ F.normalize(all_b, dim=-1).t(), dim=1) - pos).sum()
+    return keyed_info_nce(a, b, all_b, tau, reduction="sum")
 
 
 def hypergraph_layer(i_hyper: torch.Tensor, u_hyper: torch.Tensor, items: torch.Tensor, n_layers: int):

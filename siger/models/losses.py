@@ -18,36 +18,48 @@ def l2_reg(*embs: torch.Tensor) -> torch.Tensor:
 
 
 class _InfoNCE(torch.autograd.Function):
-    """Fused -mean_n log softmax(x @ y^T)[n, n] with a hand-written backward.
+    """Fused ``sum_n [log sum_j exp(x_n . k_j) - x_n . p_n]`` with a hand-written backward.
 
-    Forward keeps one ``[B, B]`` buffer (logits -> exp -> softmax in place, shifted by the known
-    logit bound 1/tau rather than the row max); backward is
-    ``G = (P - I) / B``, ``dx = G y``, ``dy = G^T x``. Equal to autograd through
-    ``log_softmax`` (tested) with fewer passes over the ``[B, B]`` matrix.
+    ``x`` ``[B, d]`` (rows of norm 1/tau), positives ``p`` ``[B, d]`` and keys ``k`` ``[N, d]``
+    (rows of norm 1). Forward keeps one ``[B, N]`` buffer (logits -> exp in place, shifted by the
+    known logit bound 1/tau rather than the row max); with ``P = softmax(x k^T)`` the backward is
+    ``dx = (P k - p) g``, ``dk = P^T x g``, ``dp = -x g``. Equal to autograd through
+    ``log_softmax`` (tested) with fewer passes over the ``[B, N]`` matrix.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, y: torch.Tensor, bound: float) -> torch.Tensor:  # type: ignore[override]
-        # rows of x have norm 1/tau and rows of y norm 1, so every logit lies in [-bound, bound]
-        # with bound = 1/tau: shifting by the bound instead of the row max is overflow-free
-        # (exp of at most 0 and at least -2/tau) and skips a pass over the [B, B] matrix.
-        p = x @ y.t()  # [B, B] logits
-        p.sub_(bound).exp_()
-        s = p.sum(dim=1, keepdim=True)
-        loss = (bound + s.squeeze(1).log() - (x * y).sum(-1)).mean()
-        p.div_(s)  # softmax
-        ctx.save_for_backward(x, y, p)
+    def forward(ctx, x: torch.Tensor, pos: torch.Tensor, keys: torch.Tensor, bound: float) -> torch.Tensor:  # type: ignore[override]
+        # |x_n . k_j| <= |x_n| |k_j| = 1/tau = bound, so shifting by the bound instead of the row
+        # max is overflow-free (exp of at most 0 and at least -2/tau) and skips a pass.
+        e = x @ keys.t()  # [B, N] logits
+        e.sub_(bound).exp_()
+        s = e.sum(dim=1, keepdim=True)  # [B, 1]
+        loss = (bound + s.squeeze(1).log() - (x * pos).sum(-1)).sum()
+        ctx.save_for_backward(x, pos, keys, e, s)
         return loss
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        x, y, p = ctx.saved_tensors
-        scale = grad / x.shape[0]
-        g = p * scale  # not in place: backward may run more than once (retain_graph, gradcheck)
-        g.diagonal().sub_(scale)
-        dx = g @ y if ctx.needs_input_grad[0] else None
-        dy = g.t() @ x if ctx.needs_input_grad[1] else None
-        return dx, dy, None
+        x, pos, keys, e, s = ctx.saved_tensors
+        g = e * (grad / s)  # softmax times the incoming gradient; not in place (backward may rerun)
+        dx = g @ keys - pos * grad if ctx.needs_input_grad[0] else None
+        dp = -x * grad if ctx.needs_input_grad[1] else None
+        dk = g.t() @ x if ctx.needs_input_grad[2] else None
+        return dx, dp, dk, None
+
+
+def keyed_info_nce(x: torch.Tensor, pos: torch.Tensor, keys: torch.Tensor, tau: float,
+                   reduction: str = "mean") -> torch.Tensor:
+    """-log( e^{cos(x_n, p_n)/tau} / sum_j e^{cos(x_n, k_j)/tau} ), reduced over n.
+
+    ``keys`` are the candidates of the denominator (e.g. every user, with ``p_n`` among them).
+    Shapes: x, pos ``[B, d]``, keys ``[N, d]`` -> scalar (``reduction`` "mean" or "sum").
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    x = F.normalize(x, dim=-1) / tau  # scale the [B, d] side, not the [B, N] logits
+    total = _InfoNCE.apply(x, F.normalize(pos, dim=-1), F.normalize(keys, dim=-1), 1.0 / tau)
+    return total / x.shape[0] if reduction == "mean" else total
 
 
 def info_nce(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
@@ -56,9 +68,9 @@ def info_nce(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
     The denominator includes the positive pair; negatives are the other rows of Y.
     Shapes: x, y ``[B, d]`` -> scalar.
     """
-    x = F.normalize(x, dim=-1) / tau  # scale the [B, d] side, not the [B, B] logits
+    x = F.normalize(x, dim=-1) / tau
     y = F.normalize(y, dim=-1)
-    return _InfoNCE.apply(x, y, 1.0 / tau)
+    return _InfoNCE.apply(x, y, y, 1.0 / tau) / x.shape[0]
 
 
 def emb_norm_loss(*embs: torch.Tensor) -> torch.Tensor:
