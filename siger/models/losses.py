@@ -68,9 +68,7 @@ def info_nce(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
     The denominator includes the positive pair; negatives are the other rows of Y.
     Shapes: x, y ``[B, d]`` -> scalar.
     """
-    x = F.normalize(x, dim=-1) / tau
-    y = F.normalize(y, dim=-1)
-    return _InfoNCE.apply(x, y, y, 1.0 / tau) / x.shape[0]
+    return keyed_info_nce(x, y, y, tau)
 
 
 def emb_norm_loss(*embs: torch.Tensor) -> torch.Tensor:
