@@ -58,7 +58,9 @@ def keyed_info_nce(x: torch.Tensor, pos: torch.Tensor, keys: torch.Tensor, tau: 
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     x = F.normalize(x, dim=-1) / tau  # scale the [B, d] side, not the [B, N] logits
-    total = _InfoNCE.apply(x, F.normalize(pos, dim=-1), F.normalize(keys, dim=-1), 1.0 / tau)
+    pos_n = F.normalize(pos, dim=-1)
+    keys_n = pos_n if keys is pos else F.normalize(keys, dim=-1)  # in-batch InfoNCE: normalise once
+    total = _InfoNCE.apply(x, pos_n, keys_n, 1.0 / tau)
     return total / x.shape[0] if reduction == "mean" else total
 
 
