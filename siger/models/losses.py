@@ -23,7 +23,8 @@ class _InfoNCE(torch.autograd.Function):
     ``x`` ``[B, d]`` (rows of norm 1/tau), positives ``p`` ``[B, d]`` and keys ``k`` ``[N, d]``
     (rows of norm 1). Forward keeps one ``[B, N]`` buffer (logits -> exp in place, shifted by the
     known logit bound 1/tau rather than the row max); with ``P = softmax(x k^T)`` the backward is
-    ``dx = (P k - p) g``, ``dk = P^T x g``, ``dp = -x g``. Equal to autograd through
+    ``dx = (P k - p) g``, ``dk = P^T x g``, ``dp = -x g``, computed without a second ``[B, N]``
+    pass (the softmax's row normaliser is applied on the ``[B, d]`` side). Equal to autograd through
     ``log_softmax`` (tested) with fewer passes over the ``[B, N]`` matrix.
     """
 
@@ -41,10 +42,12 @@ class _InfoNCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         x, pos, keys, e, s = ctx.saved_tensors
-        g = e * (grad / s)  # softmax times the incoming gradient; not in place (backward may rerun)
-        dx = g @ keys - pos * grad if ctx.needs_input_grad[0] else None
+        # P g = diag(r) e with r = g / s: the row scale is applied to the [B, d] and [B, 1] sides,
+        # never to the [B, N] buffer (which is also left intact, so the backward may rerun).
+        r = grad / s  # [B, 1]
+        dx = (e @ keys) * r - pos * grad if ctx.needs_input_grad[0] else None
         dp = -x * grad if ctx.needs_input_grad[1] else None
-        dk = g.t() @ x if ctx.needs_input_grad[2] else None
+        dk = e.t() @ (x * r) if ctx.needs_input_grad[2] else None
         return dx, dp, dk, None
 
 
