@@ -140,7 +140,11 @@ def test_lgmrec_pieces_by_hand_and_deterministic_eval(tiktok_slice):
     cos = lambda x, y: float(x @ y / (x.norm() * y.norm()))  # noqa: E731
     expect = sum(-math.log(math.exp(cos(a[n], b[n]) / 0.2) / sum(math.exp(cos(a[n], allb[j]) / 0.2) for j in range(5)))
                  for n in range(3))
-    assert hyper_info_nce(a, b, allb, 0.2).item() == pytest.approx(expect, rel=1e-5)
+    assert hyper_info_nce(a, allb, torch.tensor([0, 1, 2]), 0.2).item() == pytest.approx(expect, rel=1e-5)
+    # a repeated index counts once per occurrence (computed once, weighted by its count)
+    expect_rep = expect + (-math.log(math.exp(cos(a[1], b[1]) / 0.2)
+                                     / sum(math.exp(cos(a[1], allb[j]) / 0.2) for j in range(5))))
+    assert hyper_info_nce(a, allb, torch.tensor([1, 0, 2, 1]), 0.2).item() == pytest.approx(expect_rep, rel=1e-5)
     cfg = build_config("LGMRec", "tks", dict(FAST, data_dir=str(tiktok_slice)))
     data = load_data(cfg)
     model = build_model(cfg, data, GraphStore(data, False))

@@ -5,7 +5,16 @@ import math
 import pytest
 import torch
 
-from siger.models.losses import anchor_info_nce, bpr_loss, info_nce, info_nce_reference, keyed_info_nce, l2_reg
+from siger.models.losses import (
+    anchor_info_nce,
+    bpr_loss,
+    info_nce,
+    info_nce_reference,
+    info_nce_rows,
+    keyed_info_nce,
+    keyed_info_nce_rows,
+    l2_reg,
+)
 from siger.models.perturb import noise_scale, perturb
 
 
@@ -87,6 +96,33 @@ def test_keyed_info_nce_value_and_gradients_match_autograd():
         keyed_info_nce(x, keys[idx], keys, 0.2, "none")
 
 
+def test_info_nce_on_distinct_rows_equals_the_full_batch():
+    """A batch with repeated indices: the [U, U] weighted form equals the [B, B] loss and gradients."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(9, 5, generator=g, dtype=torch.double, requires_grad=True)
+    y = torch.randn(9, 5, generator=g, dtype=torch.double, requires_grad=True)
+    idx = torch.tensor([4, 1, 4, 8, 1, 4, 0, 2])  # 8 rows, 5 distinct (4 three times, 1 twice)
+    xd, yd = x.detach(), y.detach()
+    assert info_nce_rows(x, y, idx, 0.3).item() == pytest.approx(loop_info_nce(xd[idx], yd[idx], 0.3), rel=1e-10)
+    assert torch.autograd.gradcheck(lambda a, b: info_nce_rows(a, b, idx, 0.3), (x, y))
+    (1.7 * info_nce_rows(x, y, idx, 0.3)).backward()
+    gx, gy = x.grad.clone(), y.grad.clone()
+    x.grad = y.grad = None
+    (1.7 * info_nce_reference(x[idx], y[idx], 0.3)).backward()
+    assert torch.allclose(gx, x.grad, atol=1e-12) and torch.allclose(gy, y.grad, atol=1e-12)
+    # all distinct: the unweighted path, same value as indexing first
+    perm = torch.tensor([3, 0, 7])
+    assert info_nce_rows(xd, yd, perm, 0.3).item() == pytest.approx(info_nce(xd[perm], yd[perm], 0.3).item(), rel=1e-12)
+    # the same for a separate key set (LGMRec: every user is a key)
+    keys = torch.randn(6, 5, generator=g, dtype=torch.double, requires_grad=True)
+    j = torch.tensor([2, 2, 5, 0, 2])
+    full = keyed_info_nce(x[:6][j], keys[j], keys, 0.3, "sum")
+    rows = keyed_info_nce_rows(x[:6], keys, keys, j, 0.3, "sum")
+    assert rows.item() == pytest.approx(full.item(), rel=1e-12)
+    assert keyed_info_nce_rows(x[:6], keys, keys, j, 0.3).item() == pytest.approx(full.item() / 5, rel=1e-12)
+    assert torch.autograd.gradcheck(lambda a, k: keyed_info_nce_rows(a, k, k, j, 0.3, "sum"), (x[:6].detach().requires_grad_(), keys))
+
+
 def test_anchor_info_nce_modes_match_loops():
     g = torch.Generator().manual_seed(1)
     a = torch.randn(6, 4, generator=g)
@@ -105,6 +141,13 @@ def test_anchor_info_nce_modes_match_loops():
     assert anchor_info_nce(a, views[:1], tau, "pairwise").item() == 0.0
     with pytest.raises(ValueError):
         anchor_info_nce(a, views, tau, "nope")
+    # full tables + batch rows (repeats computed once, weighted) == indexing first, in every mode
+    idx = torch.tensor([5, 2, 5, 0, 2, 5])
+    for mode in ("anchor", "pairwise", "multi_positive"):
+        assert anchor_info_nce(a, views, tau, mode, idx=idx).item() == pytest.approx(
+            anchor_info_nce(a[idx], [v[idx] for v in views], tau, mode).item(), rel=1e-5)
+    with pytest.raises(ValueError):
+        anchor_info_nce(a, views, tau, "nope", idx=idx)
 
 
 def test_detach_anchor_controls_gradient_flow():
@@ -116,6 +159,10 @@ def test_detach_anchor_controls_gradient_flow():
     a2 = a.detach().clone().requires_grad_(True)
     anchor_info_nce(a2, [v], 0.2, detach_anchor=False).backward()
     assert a2.grad is not None and a2.grad.abs().sum() > 0
+    a3 = a.detach().clone().requires_grad_(True)
+    v.grad = None
+    anchor_info_nce(a3, [v], 0.2, detach_anchor=True, idx=torch.tensor([1, 1, 3])).backward()
+    assert a3.grad is None and v.grad is not None and v.grad[[1, 3]].abs().sum() > 0
 
 
 def test_modulus_noise_norm_is_eps_times_node_norm():

@@ -26,15 +26,16 @@ from torch import nn
 
 from siger.models.base import Recommender, register
 from siger.models.layers import SparseGraph, item_input_table, lightgcn_propagate
-from siger.models.losses import bpr_loss, emb_norm_loss, keyed_info_nce
+from siger.models.losses import bpr_loss, emb_norm_loss, keyed_info_nce_rows
 
 
-def hyper_info_nce(a: torch.Tensor, b: torch.Tensor, all_b: torch.Tensor, tau: float) -> torch.Tensor:
-    """-sum_n log( e^{cos(a_n, b_n)/tau} / sum_j e^{cos(a_n, B_j)/tau} ), B = all rows of ``all_b``.
+def hyper_info_nce(a: torch.Tensor, b: torch.Tensor, idx: torch.Tensor, tau: float) -> torch.Tensor:
+    """-sum_n log( e^{cos(a_i, b_i)/tau} / sum_j e^{cos(a_i, b_j)/tau} ), i = idx_n, j over all rows of b.
 
-    Shapes: a, b ``[B, d]``, all_b ``[N, d]`` -> scalar (a sum over the batch, as in MMRec).
+    Shapes: a, b ``[N, d]`` (full tables), idx ``[B]`` -> scalar (a sum over the batch, as in
+    MMRec; computed once per distinct index, weighted by its count).
     """
-    return keyed_info_nce(a, b, all_b, tau, reduction="sum")
+    return keyed_info_nce_rows(a, b, b, idx, tau, reduction="sum")
 
 
 def hypergraph_layer(i_hyper: torch.Tensor, u_hyper: torch.Tensor, items: torch.Tensor, n_layers: int):
@@ -141,7 +142,7 @@ class LGMRec(Recommender):
         ms = self.modalities
         pairs = [(ms[i], ms[j]) for i in range(len(ms)) for j in range(i + 1, len(ms))]
         if pairs and c.cl_weight > 0:
-            hcl = sum(hyper_info_nce(ghe[a][0][users], ghe[b][0][users], ghe[b][0], c.tau)
-                      + hyper_info_nce(ghe[a][1][pos], ghe[b][1][pos], ghe[b][1], c.tau) for a, b in pairs)
+            hcl = sum(hyper_info_nce(ghe[a][0], ghe[b][0], users, c.tau)
+                      + hyper_info_nce(ghe[a][1], ghe[b][1], pos, c.tau) for a, b in pairs)
             out["hcl"] = c.cl_weight * hcl
         return out

@@ -28,7 +28,7 @@ from torch import nn
 from siger.data.graphs import blend
 from siger.models.base import Recommender, register
 from siger.models.layers import AttentionFusion, GatedProjection, SparseGraph, item_input_table, lightgcn_propagate
-from siger.models.losses import anchor_info_nce, bpr_loss, info_nce, l2_reg
+from siger.models.losses import anchor_info_nce, bpr_loss, info_nce_rows, l2_reg
 from siger.models.perturb import MODES, perturb
 
 # Each ablation of the spec is a set of config overrides (siger ablate runs them all).
@@ -156,17 +156,17 @@ class SIGER(Recommender):
             for m in self.modalities:
                 v1 = self.semantic(m, z["x"][m], noisy=True)
                 v2 = self.semantic(m, z["x"][m], noisy=True)
-                pert = pert + info_nce(v1[users], v2[users], c.tau_p) + info_nce(v1[pos_n], v2[pos_n], c.tau_p)
+                pert = pert + info_nce_rows(v1, v2, users, c.tau_p) + info_nce_rows(v1, v2, pos_n, c.tau_p)
             out["pert"] = c.lambda_p * pert
         if c.lambda_a > 0:
             anc = sum(
-                anchor_info_nce(hb[idx], [z["hm"][m][idx] for m in self.modalities], c.tau_a,
-                                c.anchor_mode, c.detach_anchor)
+                anchor_info_nce(hb, [z["hm"][m] for m in self.modalities], c.tau_a,
+                                c.anchor_mode, c.detach_anchor, idx=idx)
                 for idx in (users, pos_n)
             )
             out["anchor"] = c.lambda_a * anc
         if c.lambda_c > 0:
             hb_c = hb.detach() if c.detach_align else hb
-            align = info_nce(hs[pos_n], hb_c[pos_n], c.tau_c) + info_nce(hs[users], hb_c[users], c.tau_c)
+            align = info_nce_rows(hs, hb_c, pos_n, c.tau_c) + info_nce_rows(hs, hb_c, users, c.tau_c)
             out["align"] = c.lambda_c * align
         return out
