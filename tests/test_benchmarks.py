@@ -70,3 +70,19 @@ def test_fit_recovers_a_linear_law():
     assert abs(f["slope_per_1M"] - 5.0) < 1e-6 and abs(f["intercept"] - 2.0) < 1e-6
     assert abs(fit(x, 5e-6 * x)["loglog_exponent"] - 1.0) < 1e-9
     assert abs(fit(x, 1e-12 * x ** 2)["loglog_exponent"] - 2.0) < 1e-9
+
+
+def test_infonce_rows_ab_gives_the_same_loss_on_both_paths(tmp_path):
+    import siger.models.losses as losses
+    from benchmarks.infonce_rows import ab
+
+    exact = losses.distinct_rows
+    synthesize("tiktok", None, 0.1, tmp_path / "tk", seed=0)
+    r = ab("SIGER", "tk", str(tmp_path), 1, {"batch_size": "512", "num_threads": "1"})
+    assert losses.distinct_rows is exact  # the full-batch path is switched back after each step
+    assert r["distinct_users"] < 512  # the batch repeats users, so the two paths differ in work
+    a, b = r["loss_terms"]["distinct_rows"], r["loss_terms"]["every_row"]
+    assert set(a) == set(b) >= {"bpr", "pert", "anchor", "align"}
+    for k in a:
+        assert abs(a[k] - b[k]) <= 1e-5 * max(1.0, abs(b[k])), k
+    assert r["step_s_distinct_rows"] > 0 and r["step_s_every_row"] > 0
