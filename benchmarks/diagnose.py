@@ -9,6 +9,8 @@
     # short training probes: BPR loss and valid Recall@20 after each epoch, one line per variant
     python benchmarks/diagnose.py probe --dataset ml100k --data-dir ../shared/data --epochs 3 \
         lambda_a=0,lambda_c=0 lambda_p=0,lambda_c=0,detach_anchor=true default
+    # how many edges of the co-occurrence graph S^c each modality's kNN graph S^m already has
+    python benchmarks/diagnose.py overlap --dataset baby --data-dir ../shared/data [--knn_k 10 --cooc_k 10]
 """
 
 from __future__ import annotations
@@ -55,6 +57,17 @@ def grad_norms(model, users, pos, neg, groups: dict[str, torch.Tensor]) -> dict[
     return out
 
 
+def edge_overlap(a, b) -> tuple[int, int]:
+    """Off-diagonal edges of sparse ``a`` ``[n, n]``, and how many of them are also edges of ``b``."""
+    def edges(m) -> np.ndarray:
+        m = m.tocoo()
+        keep = (m.row != m.col) & (m.data != 0)
+        return m.row[keep].astype(np.int64) * m.shape[1] + m.col[keep]
+
+    ea = np.unique(edges(a))
+    return len(ea), int(np.isin(ea, edges(b)).sum())
+
+
 def parse_variant(spec: str) -> dict[str, str]:
     """'k=v,k2=v2' -> {'k': 'v', 'k2': 'v2'}; 'default' -> {} (config keys are checked by build_config)."""
     if spec == "default":
@@ -86,6 +99,11 @@ def main(argv: list[str] | None = None) -> None:
     q.add_argument("--epochs", type=int, default=3)
     q.add_argument("--seed", default="999")
     q.add_argument("variants", nargs="+", help="key=value[,key=value...] or 'default'")
+    o = sub.add_parser("overlap")
+    o.add_argument("--dataset", required=True)
+    o.add_argument("--data-dir", default=None)
+    o.add_argument("--knn_k", type=int, default=10)
+    o.add_argument("--cooc_k", type=int, default=10)
     args, rest = ap.parse_known_args(argv)
     torch.set_num_threads(1)
 
@@ -114,6 +132,17 @@ def main(argv: list[str] | None = None) -> None:
                 "user_median_norm": round(float(u.norm(dim=1).median()), 4),
                 "item_median_norm": round(float(i.norm(dim=1).median()), 4),
             }))
+    elif args.cmd == "overlap":
+        from siger.data.dataset import load_dataset
+        from siger.data.graphs import GraphStore
+
+        data = load_dataset(args.dataset, args.data_dir)
+        store = GraphStore(data, False)
+        cooc = store.cooccurrence(args.cooc_k)
+        for m in data.modalities:
+            n, shared = edge_overlap(cooc, store.knn(m, args.knn_k))
+            print(json.dumps({"dataset": args.dataset, "modality": m, "cooc_edges": n, "also_in_knn": shared,
+                              "fraction": round(shared / max(n, 1), 4)}))
     elif args.cmd == "probe":
         from siger.config import build_config
         from siger.train.trainer import Trainer, load_data

@@ -65,3 +65,13 @@ def test_probe_runs_and_reports_each_epoch(capsys):
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(x["variant"], x["epoch"]) for x in lines] == [("default", 0), ("n_layers=1", 0)]
     assert all(0.0 < x["bpr"] < 0.7 and 0.0 <= x["valid_recall@20"] <= 1.0 for x in lines)
+
+
+def test_edge_overlap_counts_off_diagonal_edges_by_hand():
+    from benchmarks.diagnose import edge_overlap
+
+    # a: 0-1, 1-0, 1-2 and a self-loop on 2; b: 1-0, 2-1, 2-2 and an explicit zero at 1-2
+    a = sp.csr_matrix(np.array([[0, 1, 0], [2, 0, 3], [0, 0, 5]], dtype=np.float32))
+    b = sp.coo_matrix((np.array([4.0, 1.0, 1.0, 0.0]), (np.array([1, 2, 2, 1]), np.array([0, 1, 2, 2]))), shape=(3, 3))
+    assert edge_overlap(a, b) == (3, 1)  # only 1-0 is shared: the self-loop and b's zero do not count
+    assert edge_overlap(b, a) == (2, 1)
