@@ -84,17 +84,18 @@ def run_ablation(cfg: Config, out: Path, seeds: int = 1, variants: list[str] | N
         return out / slug(name) / f"seed{cfg.train.seed + s}"
 
     rows: dict[str, dict[str, Any]] = {}
-    for name in ABLATIONS:
-        if name in requested:
-            results = []
-            for s in range(seeds):
-                log(f"== {name}  seed {cfg.train.seed + s}")
-                results.append(train_or_load(variant_cfg(name, s), run_dir(name, s), log))
-        elif all((run_dir(name, s) / "metrics.json").exists() for s in range(seeds)):
-            results = [train_or_load(variant_cfg(name, s), run_dir(name, s), log) for s in range(seeds)]
-        else:
-            continue
+    for name in requested:
+        results = []
+        for s in range(seeds):
+            log(f"== {name}  seed {cfg.train.seed + s}")
+            results.append(train_or_load(variant_cfg(name, s), run_dir(name, s), log))
         rows[name] = summarize(results)
+    # the other variants are looked up after training, so one that another process finished in the
+    # meantime is tabled too
+    for name in ABLATIONS:
+        if name not in rows and all((run_dir(name, s) / "metrics.json").exists() for s in range(seeds)):
+            rows[name] = summarize([train_or_load(variant_cfg(name, s), run_dir(name, s), log) for s in range(seeds)])
+    rows = {n: rows[n] for n in ABLATIONS if n in rows}  # canonical order
     missing = [n for n in ABLATIONS if n not in rows]
     t = cfg.train
     table = (f"# SIGER ablations on {t.dataset}\n\nTest metrics at the best-valid epoch (MMRec protocol, "

@@ -133,7 +133,7 @@ def test_bundled_default_dataset_loads():
     assert d.modalities == ["audio", "image"] and d.features["image"].shape == (6710, 128)
 
 
-def test_ablate_writes_one_table_and_reuses_finished_runs(tiny_dir, tmp_path, capsys):
+def test_ablate_writes_one_table_and_reuses_finished_runs(tiny_dir, tmp_path, capsys, monkeypatch):
     from siger.models.siger import ABLATIONS
 
     out = tmp_path / "abl"
@@ -167,6 +167,24 @@ def test_ablate_writes_one_table_and_reuses_finished_runs(tiny_dir, tmp_path, ca
     assert "Not finished yet: no infusion (beta=0); no perturbation (lambda_p=0);" in two
     assert main(args + ["--variants", "no_such_variant"]) != 0
     assert "unknown ablation 'no_such_variant'" in capsys.readouterr().err
+    # a variant another process finishes while this one trains is tabled too (looked up after training)
+    import shutil
+
+    import siger.ablate as ablate
+
+    out3 = tmp_path / "abl3"
+    real = ablate.train_or_load
+
+    def train_while_another_finishes(cfg, run_dir, log):
+        if not (out3 / "siger_full").exists():
+            shutil.copytree(out / "siger_full" / "seed999", out3 / "siger_full" / "seed999")
+        return real(cfg, run_dir, log)
+
+    monkeypatch.setattr(ablate, "train_or_load", train_while_another_finishes)
+    args3 = [a if a != str(out) else str(out3) for a in args]
+    assert main(args3 + ["--variants", "no_anchor_loss_lambda_a_0"]) == 0
+    three = (out3 / "ablation.md").read_text()
+    assert three.count("\n| ") == 3 and three.index("SIGER (full)") < three.index("no anchor loss")
 
 
 def test_kill_9_then_resume_matches_uninterrupted_run(tiny_dir, tmp_path):
