@@ -89,7 +89,8 @@ def bench(model: str, dataset: str, data_dir: str | None, epochs: int, overrides
 def main(argv: list[str] | None = None) -> int:
     from siger.config import parse_cli_overrides
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)  # extra --key value pairs are config keys
     ap.add_argument("--model", default="SIGER")
     ap.add_argument("--dataset", default="tiktok")
     ap.add_argument("--data-dir", default=None)

@@ -32,7 +32,8 @@ def fit(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)  # extra --key value pairs are config keys
     ap.add_argument("--model", default="LightGCN")
     ap.add_argument("--dataset", default="baby")
     ap.add_argument("--data-dir", default=None)

@@ -187,6 +187,27 @@ def test_ablate_writes_one_table_and_reuses_finished_runs(tiny_dir, tmp_path, ca
     assert three.count("\n| ") == 3 and three.index("SIGER (full)") < three.index("no anchor loss")
 
 
+def test_seed_option_is_a_config_key_not_an_abbreviation_of_seeds(tiny_dir, tmp_path):
+    """`--seed 1000` once matched `--seeds` by argparse prefix matching and silently trained seed 999."""
+    from siger.cli import make_parser
+
+    for cmd in ("ablate", "compare"):
+        args, extra = make_parser().parse_known_args([cmd, "--seed", "1000"])
+        assert args.seeds == 1 and extra == ["--seed", "1000"]
+    out = tmp_path / "abl"
+    args = ["ablate", "--dataset", "tiny", "--data-dir", str(tiny_dir), "--out", str(out), "--epochs", "1",
+            "--seed", "1000", "--seeds", "2", "--variants", "no_anchor_loss_lambda_a_0"]
+    for k, v in FAST.items():
+        args += [f"--{k}", v]
+    assert main(args) == 0
+    runs = sorted(p.name for p in (out / "no_anchor_loss_lambda_a_0").iterdir())
+    assert runs == ["seed1000", "seed1001"]
+    for s in (1000, 1001):
+        cfg = yaml.safe_load((out / "no_anchor_loss_lambda_a_0" / f"seed{s}" / "config.yaml").read_text())
+        assert cfg["train"]["seed"] == s
+    assert "seeds 1000..1001, mean ± std" in (out / "ablation.md").read_text()
+
+
 def test_kill_9_then_resume_matches_uninterrupted_run(tiny_dir, tmp_path):
     """SIGKILL a real `siger train` process once it has checkpointed, resume it, compare logs."""
     import os
