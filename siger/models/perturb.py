@@ -16,6 +16,9 @@ import torch
 import torch.nn.functional as F
 
 MODES = ("modulus", "uniform", "mean", "inverse")
+# Modes whose noise for a node depends on that node alone: a subset of rows can be perturbed on
+# its own (same distribution). 'mean' and 'inverse' scale by a mean over the whole table.
+ROW_LOCAL = ("modulus", "uniform")
 
 
 def noise_scale(h: torch.Tensor, eps: float, mode: str) -> torch.Tensor:

@@ -21,6 +21,7 @@ Setting beta = 0, lambda_p = 0 and lambda_a = 0 gives the MGCN backbone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -29,7 +30,7 @@ from siger.data.graphs import blend
 from siger.models.base import Recommender, register
 from siger.models.layers import AttentionFusion, GatedProjection, SparseGraph, item_input_table, lightgcn_propagate
 from siger.models.losses import anchor_info_nce, bpr_loss, info_nce_rows, l2_reg
-from siger.models.perturb import MODES, perturb
+from siger.models.perturb import MODES, ROW_LOCAL, perturb
 
 # Each ablation of the spec is a set of config overrides (siger ablate runs them all).
 ABLATIONS: dict[str, dict[str, object]] = {
@@ -42,6 +43,15 @@ ABLATIONS: dict[str, dict[str, object]] = {
     "anchor -> modality<->modality InfoNCE": {"anchor_mode": "pairwise"},
     "backbone (MGCN: beta=0, lambda_p=0, lambda_a=0)": {"beta": 0.0, "lambda_p": 0.0, "lambda_a": 0.0},
 }
+
+
+class BatchRows(NamedTuple):
+    """The rows a training batch reads: distinct ``users`` ``[U]``, distinct ``items`` ``[I]``
+    (positives and negatives) and R_hat's rows for those users (a ``SparseGraph`` ``[U, n_i]``)."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+    r_hat: SparseGraph
 
 
 @register
@@ -114,10 +124,13 @@ class SIGER(Recommender):
         """x^m ``[n_i, d]``: behaviour-gated projection of modality m's item input."""
         return self.projections[m](self.item_inputs[m], self.item_emb)
 
-    def semantic(self, m: str, x: torch.Tensor, noisy: bool = False) -> torch.Tensor:
+    def semantic(self, m: str, x: torch.Tensor, noisy: bool = False, rows: BatchRows | None = None) -> torch.Tensor:
         """H^m ``[n_u + n_i, d]``: items propagate on S~^m, users aggregate through R_hat.
 
         With ``noisy``, perturbation is added after each propagation and after the aggregation.
+        With ``rows`` (:class:`BatchRows`) only those rows are returned, ``[U + I, d]`` (users
+        first): the item propagation still covers every item (users aggregate over all of them),
+        but only the chosen users are aggregated (and perturbed), via their rows of R_hat.
         """
         c = self.config
         h_i = x
@@ -125,10 +138,22 @@ class SIGER(Recommender):
             h_i = self.item_graphs[m] @ h_i
             if noisy:
                 h_i = perturb(h_i, c.eps, c.perturb_mode)
-        h_u = self.r_hat @ h_i
-        if noisy:
-            h_u = perturb(h_u, c.eps, c.perturb_mode)
-        return torch.cat([h_u, h_i])
+        if rows is None:
+            h_u = self.r_hat @ h_i
+            if noisy:
+                h_u = perturb(h_u, c.eps, c.perturb_mode)
+            return torch.cat([h_u, h_i])
+        if noisy and c.perturb_mode not in ROW_LOCAL:  # the noise scale needs every user's norm
+            h_u = perturb(self.r_hat @ h_i, c.eps, c.perturb_mode)[rows.users]
+        else:
+            h_u = rows.r_hat @ h_i
+            if noisy:
+                h_u = perturb(h_u, c.eps, c.perturb_mode)
+        return torch.cat([h_u, h_i[rows.items]])
+
+    def batch_rows(self, users: torch.Tensor, items: torch.Tensor) -> BatchRows:
+        """The :class:`BatchRows` of distinct ``users`` ``[U]`` and ``items`` ``[I]``."""
+        return BatchRows(users, items, self.r_hat.rows(users))
 
     def encode(self) -> dict[str, object]:
         """All clean representations: hb, x (per m), hm (per m), hs, h (all ``[n_u + n_i, d]``)."""
@@ -143,30 +168,51 @@ class SIGER(Recommender):
         return h[: self.n_users], h[self.n_users :]
 
     # -- training objective -----------------------------------------------------------------
+    def encode_rows(self, rows: BatchRows) -> dict[str, object]:
+        """:meth:`encode` at the users ``[U]`` and items ``[I]`` of ``rows`` only.
+
+        Every entry is ``[U + I, d]`` (users first; "x" stays the full ``[n_i, d]`` item inputs),
+        equal to the matching rows of :meth:`encode`'s tables: what the training loss reads. The
+        full-table passes it skips are the user aggregation R_hat H_I^m of users outside the
+        batch, LightGCN's last layer outside the batch, and the fusion outside the batch (fusion
+        is row-wise).
+        """
+        nodes = torch.cat([rows.users, rows.items + self.n_users])
+        hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), self.config.n_ui_layers,
+                                rows=nodes)
+        xs = {m: self.item_input(m) for m in self.modalities}
+        hm = {m: self.semantic(m, xs[m], rows=rows) for m in self.modalities}
+        hs = self.fusion([hm[m] for m in self.modalities], hb)
+        return {"hb": hb, "x": xs, "hm": hm, "hs": hs, "h": hb + hs}
+
     def loss(self, users, pos, neg):
         c = self.config
-        z = self.encode()
+        # Work on the batch's distinct rows only: compact tables [U + I, d] with users first.
+        uu, users_c = torch.unique(users, return_inverse=True)
+        ii, items_c = torch.unique(torch.cat([pos, neg]), return_inverse=True)
+        nb = len(uu)
+        pos_n, neg_n = items_c[: len(pos)] + nb, items_c[len(pos):] + nb
+        rows = self.batch_rows(uu, ii)
+        z = self.encode_rows(rows)
         h, hb, hs = z["h"], z["hb"], z["hs"]
-        nu = self.n_users
-        pos_n, neg_n = pos + nu, neg + nu  # item rows in the stacked [users; items] tensors
-        u, p, q = h[users], h[pos_n], h[neg_n]
+        u, p, q = h[users_c], h[pos_n], h[neg_n]
         out = {"bpr": bpr_loss(u, p, q), "reg": c.reg_weight * l2_reg(u, p, q)}
         if c.lambda_p > 0:
             pert = h.new_zeros(())
             for m in self.modalities:
-                v1 = self.semantic(m, z["x"][m], noisy=True)
-                v2 = self.semantic(m, z["x"][m], noisy=True)
-                pert = pert + info_nce_rows(v1, v2, users, c.tau_p) + info_nce_rows(v1, v2, pos_n, c.tau_p)
+                v1 = self.semantic(m, z["x"][m], noisy=True, rows=rows)
+                v2 = self.semantic(m, z["x"][m], noisy=True, rows=rows)
+                pert = pert + info_nce_rows(v1, v2, users_c, c.tau_p) + info_nce_rows(v1, v2, pos_n, c.tau_p)
             out["pert"] = c.lambda_p * pert
         if c.lambda_a > 0:
             anc = sum(
                 anchor_info_nce(hb, [z["hm"][m] for m in self.modalities], c.tau_a,
                                 c.anchor_mode, c.detach_anchor, idx=idx)
-                for idx in (users, pos_n)
+                for idx in (users_c, pos_n)
             )
             out["anchor"] = c.lambda_a * anc
         if c.lambda_c > 0:
             hb_c = hb.detach() if c.detach_align else hb
-            align = info_nce_rows(hs, hb_c, pos_n, c.tau_c) + info_nce_rows(hs, hb_c, users, c.tau_c)
+            align = info_nce_rows(hs, hb_c, pos_n, c.tau_c) + info_nce_rows(hs, hb_c, users_c, c.tau_c)
             out["align"] = c.lambda_c * align
         return out
