@@ -274,7 +274,8 @@ def _full_table_loss(model, users, pos, neg):
     return out
 
 
-def test_batch_row_loss_equals_the_full_table_loss(tiny_dir, monkeypatch):
+@pytest.mark.parametrize("n_mm_layers", [0, 1, 2])
+def test_batch_row_loss_equals_the_full_table_loss(tiny_dir, monkeypatch, n_mm_layers):
     """The training loss works on the batch's distinct rows only; with a deterministic, row-local
     stand-in for the noise it must give the full-table objective's values and gradients."""
     import siger.models.siger as siger_mod
@@ -282,7 +283,8 @@ def test_batch_row_loss_equals_the_full_table_loss(tiny_dir, monkeypatch):
     monkeypatch.setattr(siger_mod, "perturb", lambda h, eps, mode: h + eps * torch.sign(h) * h.norm(dim=-1, keepdim=True))
     data = _two_modal(tiny_dir)
     torch.manual_seed(0)
-    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, lambda_p=0.5, lambda_a=0.3, lambda_c=0.2), GraphStore(data, False))
+    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, n_mm_layers=n_mm_layers, lambda_p=0.5, lambda_a=0.3,
+                                     lambda_c=0.2), GraphStore(data, False))
     users, pos, neg = torch.tensor([3, 0, 3, 1, 0]), torch.tensor([1, 2, 4, 1, 5]), torch.tensor([5, 0, 2, 2, 3])
     params = [p for p in model.parameters() if p.requires_grad]
     got, ref = model.loss(users, pos, neg), _full_table_loss(model, users, pos, neg)

@@ -124,18 +124,21 @@ class SIGER(Recommender):
         """x^m ``[n_i, d]``: behaviour-gated projection of modality m's item input."""
         return self.projections[m](self.item_inputs[m], self.item_emb)
 
-    def semantic(self, m: str, x: torch.Tensor, noisy: bool = False, rows: BatchRows | None = None) -> torch.Tensor:
+    def semantic(self, m: str, x: torch.Tensor, noisy: bool = False, rows: BatchRows | None = None,
+                 sx: torch.Tensor | None = None) -> torch.Tensor:
         """H^m ``[n_u + n_i, d]``: items propagate on S~^m, users aggregate through R_hat.
 
         With ``noisy``, perturbation is added after each propagation and after the aggregation.
         With ``rows`` (:class:`BatchRows`) only those rows are returned, ``[U + I, d]`` (users
         first): the item propagation still covers every item (users aggregate over all of them),
         but only the chosen users are aggregated (and perturbed), via their rows of R_hat.
+        ``sx`` ``[n_i, d]``: the first propagation S~^m x if already computed (noise comes after
+        it, so the clean pass and both perturbed views share it); ``x`` is then not read.
         """
         c = self.config
         h_i = x
-        for _ in range(c.n_mm_layers):
-            h_i = self.item_graphs[m] @ h_i
+        for layer in range(c.n_mm_layers):
+            h_i = sx if layer == 0 and sx is not None else self.item_graphs[m] @ h_i
             if noisy:
                 h_i = perturb(h_i, c.eps, c.perturb_mode)
         if rows is None:
@@ -171,8 +174,10 @@ class SIGER(Recommender):
     def encode_rows(self, rows: BatchRows) -> dict[str, object]:
         """:meth:`encode` at the users ``[U]`` and items ``[I]`` of ``rows`` only.
 
-        Every entry is ``[U + I, d]`` (users first; "x" stays the full ``[n_i, d]`` item inputs),
-        equal to the matching rows of :meth:`encode`'s tables: what the training loss reads. The
+        The ``[U + I, d]`` entries (users first: "hb", "hm" per modality, "hs", "h") equal the
+        matching rows of :meth:`encode`'s tables: what the training loss reads. "x" (the item
+        inputs) and "sx" (their first propagations S~^m x^m, shared with the perturbed views) are
+        full ``[n_i, d]`` tables per modality. The
         full-table passes it skips are the user aggregation R_hat H_I^m of users outside the
         batch, LightGCN's last layer outside the batch, and the fusion outside the batch (fusion
         is row-wise).
@@ -181,9 +186,10 @@ class SIGER(Recommender):
         hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), self.config.n_ui_layers,
                                 rows=nodes)
         xs = {m: self.item_input(m) for m in self.modalities}
-        hm = {m: self.semantic(m, xs[m], rows=rows) for m in self.modalities}
+        sx = {m: self.item_graphs[m] @ xs[m] for m in self.modalities} if self.config.n_mm_layers else {}
+        hm = {m: self.semantic(m, xs[m], rows=rows, sx=sx.get(m)) for m in self.modalities}
         hs = self.fusion([hm[m] for m in self.modalities], hb)
-        return {"hb": hb, "x": xs, "hm": hm, "hs": hs, "h": hb + hs}
+        return {"hb": hb, "x": xs, "sx": sx, "hm": hm, "hs": hs, "h": hb + hs}
 
     def loss(self, users, pos, neg):
         c = self.config
@@ -200,8 +206,8 @@ class SIGER(Recommender):
         if c.lambda_p > 0:
             pert = h.new_zeros(())
             for m in self.modalities:
-                v1 = self.semantic(m, z["x"][m], noisy=True, rows=rows)
-                v2 = self.semantic(m, z["x"][m], noisy=True, rows=rows)
+                v1 = self.semantic(m, z["x"][m], noisy=True, rows=rows, sx=z["sx"].get(m))
+                v2 = self.semantic(m, z["x"][m], noisy=True, rows=rows, sx=z["sx"].get(m))
                 pert = pert + info_nce_rows(v1, v2, users_c, c.tau_p) + info_nce_rows(v1, v2, pos_n, c.tau_p)
             out["pert"] = c.lambda_p * pert
         if c.lambda_a > 0:
