@@ -16,6 +16,10 @@ Follows ``docs/siger-spec.md`` (the project's reconstruction on the MGCN backbon
 9. L = BPR + reg_weight * L2 + lambda_p L_pert + lambda_a L_anc + lambda_c L_align.
 
 Setting beta = 0, lambda_p = 0 and lambda_a = 0 gives the MGCN backbone.
+
+Training evaluates all of this at the batch's distinct users and items only (:meth:`SIGER.loss`,
+:meth:`SIGER.encode_rows`: the same objective, tested against the full tables); ranking uses the
+full tables (:meth:`SIGER.encode`).
 """
 
 from __future__ import annotations
@@ -177,10 +181,8 @@ class SIGER(Recommender):
         The ``[U + I, d]`` entries (users first: "hb", "hm" per modality, "hs", "h") equal the
         matching rows of :meth:`encode`'s tables: what the training loss reads. "x" (the item
         inputs) and "sx" (their first propagations S~^m x^m, shared with the perturbed views) are
-        full ``[n_i, d]`` tables per modality. The
-        full-table passes it skips are the user aggregation R_hat H_I^m of users outside the
-        batch, LightGCN's last layer outside the batch, and the fusion outside the batch (fusion
-        is row-wise).
+        full ``[n_i, d]`` tables per modality. What it skips: the user aggregation R_hat H_I^m,
+        LightGCN's last layer and the (row-wise) fusion outside the batch's rows.
         """
         nodes = torch.cat([rows.users, rows.items + self.n_users])
         hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), self.config.n_ui_layers,
