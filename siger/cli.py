@@ -72,6 +72,7 @@ def cmd_train(args, extra) -> int:
     if ctx.enabled:
         import torch.distributed
 
+        torch.distributed.barrier()  # every rank done with its sockets before any tears them down
         torch.distributed.destroy_process_group()
     if args.out and ctx.is_main:
         print(f"\nrun written to {args.out}")
