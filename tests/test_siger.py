@@ -239,12 +239,12 @@ def test_memory_50k_items_stays_far_below_dense(tmp_path):
     assert peak < 2048, f"peak RSS {peak:.0f} MB"
 
 
-def test_encode_rows_equals_rows_of_the_full_tables(tiny_dir):
+def test_encode_at_batch_rows_equals_rows_of_the_full_tables(tiny_dir):
     data = _two_modal(tiny_dir)
     torch.manual_seed(0)
     model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, n_ui_layers=2), GraphStore(data, False))
     users, items = torch.tensor([2, 0, 3]), torch.tensor([5, 1, 3])
-    part = model.encode_rows(model.batch_rows(users, items))
+    part = model.encode(model.batch_rows(users, items))
     full = model.encode()
     rows = torch.cat([users, items + model.n_users])
     for key in ("hb", "hs", "h"):

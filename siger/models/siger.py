@@ -17,9 +17,9 @@ Follows ``docs/siger-spec.md`` (the project's reconstruction on the MGCN backbon
 
 Setting beta = 0, lambda_p = 0 and lambda_a = 0 gives the MGCN backbone.
 
-Training evaluates all of this at the batch's distinct users and items only (:meth:`SIGER.loss`,
-:meth:`SIGER.encode_rows`: the same objective, tested against the full tables); ranking uses the
-full tables (:meth:`SIGER.encode`).
+Training evaluates all of this at the batch's distinct users and items only (:meth:`SIGER.loss`
+via ``encode(rows)``: the same objective, tested against the full tables); ranking uses the full
+tables (``encode()``).
 """
 
 from __future__ import annotations
@@ -162,29 +162,16 @@ class SIGER(Recommender):
         """The :class:`BatchRows` of distinct ``users`` ``[U]`` and ``items`` ``[I]``."""
         return BatchRows(users, items, self.r_hat.rows(users))
 
-    def encode(self) -> dict[str, object]:
-        """All clean representations: hb, x (per m), hm (per m), hs, h (all ``[n_u + n_i, d]``)."""
-        hb = self.behaviour()
-        xs = {m: self.item_input(m) for m in self.modalities}
-        hm = {m: self.semantic(m, xs[m]) for m in self.modalities}
-        hs = self.fusion([hm[m] for m in self.modalities], hb)
-        return {"hb": hb, "x": xs, "hm": hm, "hs": hs, "h": hb + hs}
+    def encode(self, rows: BatchRows | None = None) -> dict[str, object]:
+        """Clean representations: "hb", "hm" (per m), "hs", "h", all ``[n_u + n_i, d]``; the item
+        inputs "x" and their first propagations "sx" (S~^m x^m, per m) ``[n_i, d]``.
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encode()["h"]
-        return h[: self.n_users], h[self.n_users :]
-
-    # -- training objective -----------------------------------------------------------------
-    def encode_rows(self, rows: BatchRows) -> dict[str, object]:
-        """:meth:`encode` at the users ``[U]`` and items ``[I]`` of ``rows`` only.
-
-        The ``[U + I, d]`` entries (users first: "hb", "hm" per modality, "hs", "h") equal the
-        matching rows of :meth:`encode`'s tables: what the training loss reads. "x" (the item
-        inputs) and "sx" (their first propagations S~^m x^m, shared with the perturbed views) are
-        full ``[n_i, d]`` tables per modality. What it skips: the user aggregation R_hat H_I^m,
-        LightGCN's last layer and the (row-wise) fusion outside the batch's rows.
+        With ``rows`` (:class:`BatchRows`, what the training loss reads) the ``[n_u + n_i, d]``
+        entries are only those rows, ``[U + I, d]`` (users first), equal to the full tables' rows:
+        the user aggregation R_hat H_I^m, LightGCN's last layer and the row-wise fusion are then
+        not computed outside the batch.
         """
-        nodes = torch.cat([rows.users, rows.items + self.n_users])
+        nodes = None if rows is None else torch.cat([rows.users, rows.items + self.n_users])
         hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), self.config.n_ui_layers,
                                 rows=nodes)
         xs = {m: self.item_input(m) for m in self.modalities}
@@ -193,6 +180,11 @@ class SIGER(Recommender):
         hs = self.fusion([hm[m] for m in self.modalities], hb)
         return {"hb": hb, "x": xs, "sx": sx, "hm": hm, "hs": hs, "h": hb + hs}
 
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encode()["h"]
+        return h[: self.n_users], h[self.n_users :]
+
+    # -- training objective -----------------------------------------------------------------
     def loss(self, users, pos, neg):
         c = self.config
         # Work on the batch's distinct rows only: compact tables [U + I, d] with users first.
@@ -201,7 +193,7 @@ class SIGER(Recommender):
         nb = len(uu)
         pos_n, neg_n = items_c[: len(pos)] + nb, items_c[len(pos):] + nb
         rows = self.batch_rows(uu, ii)
-        z = self.encode_rows(rows)
+        z = self.encode(rows)
         h, hb, hs = z["h"], z["hb"], z["hs"]
         u, p, q = h[users_c], h[pos_n], h[neg_n]
         out = {"bpr": bpr_loss(u, p, q), "reg": c.reg_weight * l2_reg(u, p, q)}
