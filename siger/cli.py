@@ -45,18 +45,21 @@ def _config(args, extra: list[str]):
 
 def cmd_train(args, extra) -> int:
     from siger.config import load_yaml
-    from siger.search import run_search, split_grid
+    from siger.experiments.tune import StudySpec, TuneOptions, grid_space, run_tune, split_grid
     from siger.train.trainer import Trainer, load_data
 
     overrides = parse_cli_overrides(extra)
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
     flat = {**(load_yaml(args.config) if args.config else {}), **overrides}
-    fixed, grid = split_grid(flat.pop("model", args.model), args.dataset, flat)
-    if grid:
+    model = flat.pop("model", args.model)
+    fixed, grid = split_grid(model, args.dataset, flat)
+    if grid:  # list values: a grid study on the tuner's engine (every combination, no pruning)
         if not args.out:
             raise ConfigError("a grid search (list values) needs --out DIR for its runs")
-        run_search(args.model, args.dataset, fixed, grid, Path(args.out), args.select_by)
+        spec = StudySpec(model, args.dataset, fixed, None, grid_space(grid, model), args.out,
+                         TuneOptions(trials=0, sampler="grid", pruner="none", select_by=args.select_by))
+        run_tune(spec)
         return 0
     if args.select_by != "valid":
         raise ConfigError("--select-by only applies to a grid search (give a key several values)")
@@ -77,6 +80,28 @@ def cmd_train(args, extra) -> int:
     if args.out and ctx.is_main:
         print(f"\nrun written to {args.out}")
     return 0 if result["valid"] is not None else 1
+
+
+def cmd_tune(args, extra) -> int:
+    from siger.experiments.tune import StudySpec, TuneOptions, load_space, run_tune
+
+    overrides = parse_cli_overrides(extra)
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    space = load_space(args.space, args.model)
+    enqueue = [{}] if args.enqueue_defaults else []  # {}: every searched key at its config value
+    for path in args.enqueue or []:
+        import yaml
+
+        doc = yaml.safe_load(Path(path).read_text())
+        enqueue += doc if isinstance(doc, list) else [doc]
+    opts = TuneOptions(trials=args.trials, sampler=args.sampler, pruner=args.pruner, seed=args.sampler_seed,
+                       jobs=args.jobs, storage=args.storage, study_name=args.study_name,
+                       startup_trials=args.startup_trials, select_by=args.select_by, heartbeat=args.heartbeat,
+                       enqueue=enqueue)
+    out = args.out or f"studies/{args.model.lower()}_{args.dataset}"
+    run_tune(StudySpec(args.model, args.dataset, overrides, args.config, space, out, opts))
+    return 0
 
 
 def cmd_evaluate(args, extra) -> int:
@@ -249,6 +274,29 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--select-by", default="valid", choices=["valid", "test"],
                    help="grid search only: pick the winner on valid (default) or, as MMRec does, on test")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("tune", allow_abbrev=False,
+                       help="hyper-parameter search with Optuna, chosen on valid (study folder, resumable)")
+    _common(p)
+    p.add_argument("--space", default=None,
+                   help="search-space YAML (key: {low, high[, log][, step]} or key: [choices]); default: the model's own")
+    p.add_argument("--trials", type=int, default=20, help="finished trials (complete + pruned) to reach (default 20)")
+    p.add_argument("--out", default=None, help="study folder (default studies/<model>_<dataset>)")
+    p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid"])
+    p.add_argument("--pruner", default="median", choices=["median", "hyperband", "sha", "none"],
+                   help="stops hopeless trials on valid, never before the warmup_epochs config key")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes sharing the study (threads split among them)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///<out>/study.db)")
+    p.add_argument("--study-name", default=None, help="default <model>-<dataset>")
+    p.add_argument("--sampler-seed", type=int, default=0, help="sampler seed (worker w uses seed + w)")
+    p.add_argument("--startup-trials", type=int, default=10, help="random trials before TPE models the space")
+    p.add_argument("--heartbeat", type=int, default=60,
+                   help="seconds between heartbeats of a running trial; a killed trial is retried once stale")
+    p.add_argument("--enqueue-defaults", action="store_true", help="first trial: the config's values of the searched keys")
+    p.add_argument("--enqueue", action="append", metavar="FILE.yaml",
+                   help="trials to run first: a mapping or a list of them; keys not given take their config value")
+    p.add_argument("--select-by", default="valid", choices=["valid", "test"],
+                   help="choose on valid (default) or, as MMRec does, on test (labelled as having seen test)")
+    p.set_defaults(func=cmd_tune)
     p = sub.add_parser("evaluate", allow_abbrev=False, help="reload a run and recompute its test metrics")
     p.add_argument("--run", required=True)
     p.set_defaults(func=cmd_evaluate)

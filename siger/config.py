@@ -41,7 +41,11 @@ class TrainConfig:
     epochs: int = 1000
     batch_size: int = 2048
     learning_rate: float = 1e-3
+    neg_pool: str = "train"  # BPR negatives from: train (items occurring in train, as MMRec) | all
     patience: int = 20  # evaluations without improvement before stopping
+    # early stopping (and a tuner's pruner) may not end a run before this epoch: models on frozen
+    # kNN graphs often peak on valid at epoch 0-1, dip, and pass that peak only later; 0 = MMRec's rule
+    warmup_epochs: int = 0
     eval_every: int = 1  # evaluate on valid every N epochs
     valid_metric: str = "recall@20"
     topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])

@@ -312,3 +312,154 @@ def test_table_wide_noise_modes_use_every_user_for_the_scale(tiny_dir, mode):
     torch.manual_seed(3)
     part = model.semantic("image", x, noisy=True, rows=model.batch_rows(users, items))
     assert torch.allclose(part, full[torch.cat([users, items + model.n_users])], atol=1e-7)
+
+
+def test_infusion_before_normalisation_blends_row_max_scaled_weights(tiny_dir):
+    data = _two_modal(tiny_dir)
+    store = GraphStore(data, False)
+    beta = 0.4
+    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, beta=beta, infuse_at="weights"), store)
+    r = data.train_matrix.toarray().astype(np.float64)
+    c = r.T @ r
+    np.fill_diagonal(c, 0)
+    c = _dense_topk(c, 2)
+    cmax = c.max(1, keepdims=True)
+    c = np.where(cmax > 0, c / np.where(cmax > 0, cmax, 1), 0)
+    for m in model.modalities:
+        f = data.features[m].astype(np.float64)
+        fn = f / np.linalg.norm(f, axis=1, keepdims=True)
+        w = _dense_topk(fn @ fn.T, 2)  # self included: each row's maximum is its own cosine, 1
+        want = _sym((1 - beta) * w + beta * c)
+        assert np.allclose(model.item_graphs[m].a.to_dense().numpy(), want, atol=1e-6), m
+        # the edge set is the union of both top-k lists
+        assert set(zip(*np.nonzero(want))) == set(zip(*np.nonzero(w))) | set(zip(*np.nonzero(c)))
+
+
+def test_learned_beta_starts_equal_to_the_fixed_blend_and_is_trained(tiny_dir):
+    data = _two_modal(tiny_dir)
+    store = GraphStore(data, False)
+    torch.manual_seed(0)
+    fixed = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, beta=0.3), store)
+    torch.manual_seed(0)
+    learned = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, beta=0.3, beta_learn=True), store)
+    assert set(learned.beta_logit) == set(data.modalities)
+    assert all(abs(b - 0.3) < 1e-6 for b in learned.betas().values())
+    learned.load_state_dict({**fixed.state_dict(), **{f"beta_logit.{m}": p for m, p in learned.beta_logit.items()}})
+    for a, b in zip(fixed.embeddings(), learned.embeddings()):
+        assert torch.allclose(a, b, atol=1e-6)
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), torch.tensor([5, 0, 0])
+    sum(learned.loss(users, pos, neg).values()).backward()
+    assert all(p.grad is not None and p.grad.abs() > 0 for p in learned.beta_logit.values())
+    # beta = 0 still means no infusion at all; a learned beta needs the graph-level blend
+    assert not SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, beta=0.0, beta_learn=True), store).beta_logit
+    with pytest.raises(ValueError, match="beta_learn needs infuse_at graph"):
+        SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, beta_learn=True, infuse_at="weights"), store)
+    with pytest.raises(ValueError, match="perturb_target"):
+        SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, perturb_target="everything"), store)
+
+
+def test_lightgcn_noise_goes_after_every_propagated_layer():
+    from siger.models.layers import SparseGraph, lightgcn_propagate
+
+    a = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32) * 0.5
+    e0 = torch.tensor([[1.0], [2.0], [3.0]])
+    g = SparseGraph(sp.csr_matrix(a))
+    l1 = torch.from_numpy(a) @ e0 + 1
+    l2 = torch.from_numpy(a) @ l1 + 1
+    want = (e0 + l1 + l2) / 3
+    got = lightgcn_propagate(g, e0, 2, noise=lambda h: h + 1)
+    assert torch.allclose(got, want)
+    rows = torch.tensor([2, 0])
+    for local in (True, False):
+        assert torch.allclose(lightgcn_propagate(g, e0, 2, rows=rows, noise=lambda h: h + 1, row_local_noise=local),
+                              want[rows])
+
+
+def _full_table_pert(model, users, pn, target):
+    """The 'fused' / 'final' perturbation loss on the full tables (plain reading)."""
+    from siger.models.layers import lightgcn_propagate
+    from siger.models.losses import info_nce
+
+    import siger.models.siger as siger_mod
+
+    c = model.config
+    z = model.encode()
+
+    def view():
+        hm = [model.semantic(m, z["x"][m], noisy=True) for m in model.modalities]
+        if target == "fused":
+            return model.fusion(hm, z["hb"])
+        hb = lightgcn_propagate(model.adj, torch.cat([model.user_emb, model.item_emb]), c.n_ui_layers,
+                                noise=lambda h: siger_mod.perturb(h, c.eps, c.perturb_mode))
+        return hb + model.fusion(hm, hb)
+
+    v1, v2 = view(), view()
+    return c.lambda_p * (info_nce(v1[users], v2[users], c.tau_p) + info_nce(v1[pn], v2[pn], c.tau_p))
+
+
+@pytest.mark.parametrize("target", ["fused", "final"])
+def test_fused_and_final_perturbation_targets_equal_their_full_table_form(tiny_dir, monkeypatch, target):
+    import siger.models.siger as siger_mod
+
+    monkeypatch.setattr(siger_mod, "perturb", lambda h, eps, mode: h + eps * torch.sign(h) * h.norm(dim=-1, keepdim=True))
+    data = _two_modal(tiny_dir)
+    torch.manual_seed(0)
+    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, lambda_p=0.5, eps=0.3, perturb_target=target),
+                  GraphStore(data, False))
+    users, pos, neg = torch.tensor([3, 0, 3, 1, 0]), torch.tensor([1, 2, 4, 1, 5]), torch.tensor([5, 0, 2, 2, 3])
+    got = model.loss(users, pos, neg)["pert"]
+    ref = _full_table_pert(model, users, pos + model.n_users, target)
+    assert torch.allclose(got, ref, atol=1e-6)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for a, b in zip(torch.autograd.grad(got, params, allow_unused=True, retain_graph=True),
+                    torch.autograd.grad(ref, params, allow_unused=True)):
+        if a is not None and b is not None:
+            assert torch.allclose(a, b, atol=1e-6)
+        else:
+            assert (a if a is not None else b) is None or torch.count_nonzero(a if a is not None else b) == 0
+    if target == "final":  # the behaviour embeddings get a gradient from the views, not only via BPR
+        g = torch.autograd.grad(model.loss(users, pos, neg)["pert"], model.user_emb)[0]
+        assert g.abs().sum() > 0
+
+
+def _det_noise(monkeypatch):
+    import siger.models.siger as siger_mod
+
+    monkeypatch.setattr(siger_mod, "perturb", lambda h, eps, mode: h + eps * torch.sign(h) * h.norm(dim=-1, keepdim=True))
+
+
+@pytest.mark.parametrize("target", ["semantic", "fused", "final"])
+def test_output_noise_is_added_once_to_the_clean_target(tiny_dir, monkeypatch, target):
+    from siger.models.losses import info_nce
+
+    _det_noise(monkeypatch)
+    data = _two_modal(tiny_dir)
+    torch.manual_seed(0)
+    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, lambda_p=0.5, eps=0.3, perturb_target=target,
+                                     perturb_at="output"), GraphStore(data, False))
+    users, pos, neg = torch.tensor([3, 0, 3, 1]), torch.tensor([1, 2, 4, 1]), torch.tensor([5, 0, 2, 2])
+    z = model.encode()
+    clean = {"semantic": [z["hm"][m] for m in model.modalities], "fused": [z["hs"]], "final": [z["h"]]}[target]
+    pn = pos + model.n_users
+    noisy = [h + 0.3 * torch.sign(h) * h.norm(dim=-1, keepdim=True) for h in clean]
+    want = 0.5 * sum(info_nce(v[users], v[users], 0.2) + info_nce(v[pn], v[pn], 0.2) for v in noisy)
+    assert torch.allclose(model.loss(users, pos, neg)["pert"], want, atol=1e-6)
+
+
+def test_cl_batch_computes_contrastive_terms_on_the_batch_head_only(tiny_dir, monkeypatch):
+    _det_noise(monkeypatch)
+    data = _two_modal(tiny_dir)
+    store = GraphStore(data, False)
+    torch.manual_seed(0)
+    full = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, lambda_p=0.5, lambda_a=0.3, lambda_c=0.2), store)
+    sub = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, lambda_p=0.5, lambda_a=0.3, lambda_c=0.2, cl_batch=3), store)
+    sub.load_state_dict(full.state_dict())
+    users, pos, neg = torch.tensor([3, 0, 3, 1, 0]), torch.tensor([1, 2, 4, 1, 5]), torch.tensor([5, 0, 2, 2, 3])
+    got = sub.loss(users, pos, neg)
+    head = full.loss(users[:3], pos[:3], neg[:3])
+    whole = full.loss(users, pos, neg)
+    for k in ("pert", "anchor", "align"):
+        assert torch.allclose(got[k], head[k], atol=1e-6), k
+    assert torch.allclose(got["bpr"], whole["bpr"]) and not torch.allclose(got["bpr"], head["bpr"])
+    with pytest.raises(ValueError, match="cl_batch"):
+        SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, cl_batch=-1), store)

@@ -113,6 +113,47 @@ def test_early_stopping_respects_patience(tiny_dir, tmp_path):
     assert res["stopped_early"] and res["epochs_run"] == res["best_epoch"] + 3
 
 
+def test_warmup_keeps_early_stopping_off_until_its_epoch(tiny_dir, tmp_path):
+    # lr 0: valid never improves after epoch 0, so MMRec's rule (warm-up 0) stops at epoch 0 + 2 + 1
+    res0 = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=0),
+                tmp_path / "w0")
+    assert res0["best_epoch"] == 0 and res0["epochs_run"] == 3
+    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=9),
+               tmp_path / "w9")
+    assert res["best_epoch"] == 0 and res["stopped_early"] and res["epochs_run"] == 9  # epochs 0..8
+    # a warm-up shorter than the patience changes nothing
+    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=2),
+               tmp_path / "w2")
+    assert res["epochs_run"] == 3
+
+
+def test_resumed_finished_run_with_warmup_does_not_train_more(tiny_dir, tmp_path):
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=5)
+    first = _fit(cfg, tmp_path / "w")
+    again = _fit(cfg, tmp_path / "w", resume=True)
+    assert first["epochs_run"] == again["epochs_run"] == 5 and again["stopped_early"]
+
+
+def test_eval_callback_sees_every_evaluation_and_can_stop_the_run(tiny_dir, tmp_path):
+    seen = []
+
+    def cb(epoch, valid, replay):
+        seen.append((epoch, replay, valid["recall@5"]))
+        return epoch == 3
+
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=10, eval_every=2)
+    res = Trainer(cfg, load_data(cfg), tmp_path / "cb", log=lambda s: None, on_eval=cb).fit()
+    assert [(e, r) for e, r, _ in seen] == [(1, False), (3, False)]
+    assert res["pruned"] and not res["stopped_early"] and res["epochs_run"] == 4
+    assert json.loads((tmp_path / "cb" / "metrics.json").read_text())["pruned"] is True
+    # on resume, the restored evaluations are replayed (replay=True) before training goes on
+    seen.clear()
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=6, eval_every=2)
+    Trainer(cfg, load_data(cfg), tmp_path / "cb", log=lambda s: None, on_eval=lambda e, v, r: seen.append((e, r))).fit(
+        resume=True)
+    assert seen == [(1, True), (3, True), (5, False)]
+
+
 def test_cli_train_then_evaluate_reproduces_exactly(tiny_dir, tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["train", "--model", "SIGER", "--dataset", "tiny", "--data-dir", str(tiny_dir), "--out", str(out),

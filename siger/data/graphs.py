@@ -4,7 +4,8 @@
 - :func:`bipartite_norm`: its user-item block D_u^-1/2 R D_i^-1/2.
 - :func:`knn_graph`: cosine kNN item graph, built in row blocks.
 - :func:`cooccurrence_graph`: C = R^T R (train only), zero diagonal, per-row top-k, in row blocks.
-- :func:`sym_normalize` / :func:`rw_normalize`, :func:`blend`, :func:`topk_per_row`.
+- :func:`sym_normalize` / :func:`rw_normalize`, :func:`blend` (after normalisation),
+  :func:`blend_weights` (before normalisation), :func:`topk_per_row`.
 - :class:`GraphStore`: builds the graphs a model asks for, cached on disk keyed by a hash of the
   inputs, and hands them out as torch sparse tensors.
 """
@@ -206,6 +207,30 @@ def blend(a: sp.spmatrix, b: sp.spmatrix, beta: float) -> sp.csr_matrix:
     if beta == 0.0:
         return sp.csr_matrix(a, dtype=np.float32)
     out = sp.csr_matrix((1.0 - beta) * sp.csr_matrix(a) + beta * sp.csr_matrix(b), dtype=np.float32)
+    out.sort_indices()
+    return out
+
+
+def row_max_scale(w: sp.spmatrix) -> sp.csr_matrix:
+    """Divide each row by its largest entry (rows with no positive entry stay as they are)."""
+    w = sp.csr_matrix(w, dtype=np.float64)
+    mx = np.asarray(w.max(axis=1).todense()).ravel()
+    inv = np.divide(1.0, mx, out=np.ones_like(mx), where=mx > 0)
+    return sp.csr_matrix(sp.diags(inv) @ w)
+
+
+def blend_weights(w: sp.spmatrix, c: sp.spmatrix, beta: float, norm: str = "sym") -> sp.csr_matrix:
+    """Infusion before normalisation: ``normalize((1 - beta) W' + beta C', norm)``.
+
+    ``W'`` and ``C'`` are the semantic and co-occurrence weights, each divided by its row maximum
+    so the two are on one scale (a cosine kNN row with self included already has maximum 1;
+    co-occurrence counts do not). The blend's edge set is the union of the two top-k lists.
+    beta = 0 gives ``normalize(W', norm)``.
+    """
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    mixed = (1.0 - beta) * row_max_scale(w) + beta * row_max_scale(c)
+    out = normalize(mixed, norm)
     out.sort_indices()
     return out
 

@@ -1,5 +1,10 @@
 """Vectorised BPR sampling: every train pair once per epoch, in random order, each with one
-uniform negative item that is not in the user's train set."""
+uniform negative item that is not in the user's train set.
+
+The negative pool is a choice (``neg_pool``): ``"train"`` draws negatives only from the items that
+occur in train, as MMRec does (``TrainDataLoader.all_items`` is the train split's item ids), so an
+item seen only in valid or test is never pushed down; ``"all"`` draws from every item.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+NEG_POOLS = ("train", "all")
+
 
 class BPRSampler:
     """Uniform negative sampler over the train matrix.
@@ -15,16 +22,24 @@ class BPRSampler:
     Args:
         train: binary train matrix ``[n_users, n_items]``.
         seed: seed of the sampler's own numpy generator (no global state).
+        pool: ``"train"`` (items occurring in train, MMRec's pool) or ``"all"`` (every item).
     """
 
-    def __init__(self, train: sp.csr_matrix, seed: int = 0):
+    def __init__(self, train: sp.csr_matrix, seed: int = 0, pool: str = "train"):
+        if pool not in NEG_POOLS:
+            raise ValueError(f"neg_pool must be one of {' | '.join(NEG_POOLS)}, got {pool!r}")
         train = sp.csr_matrix(train)
         train.sort_indices()
         self.n_users, self.n_items = train.shape
+        self.pool = pool
+        # candidate negatives [P]: sorted item ids; None stands for every item (no lookup needed)
+        self.candidates = np.unique(train.indices).astype(np.int64) if pool == "train" else None
+        n_cand = self.n_items if self.candidates is None else len(self.candidates)
         counts = np.diff(train.indptr)
-        full = np.flatnonzero(counts >= self.n_items)
+        full = np.flatnonzero(counts >= n_cand)
         if len(full):
-            raise ValueError(f"user {full[0]} has interacted with every item: no negative exists")
+            raise ValueError(f"user {full[0]} has interacted with every item of the negative pool "
+                             f"({pool}: {n_cand} items): no negative exists")
         self.users = np.repeat(np.arange(self.n_users, dtype=np.int64), counts)
         self.items = train.indices.astype(np.int64)
         self._keys = self.users * self.n_items + self.items  # sorted (CSR order)
@@ -40,11 +55,16 @@ class BPRSampler:
         pos = np.minimum(pos, len(self._keys) - 1)
         return self._keys[pos] == keys
 
+    def _draw(self, n: int) -> np.ndarray:
+        if self.candidates is None:
+            return self.rng.integers(0, self.n_items, size=n)
+        return self.candidates[self.rng.integers(0, len(self.candidates), size=n)]
+
     def sample_negatives(self, users: np.ndarray) -> np.ndarray:
-        neg = self.rng.integers(0, self.n_items, size=len(users))
+        neg = self._draw(len(users))
         bad = np.flatnonzero(self.is_positive(users, neg))
         while len(bad):
-            neg[bad] = self.rng.integers(0, self.n_items, size=len(bad))
+            neg[bad] = self._draw(len(bad))
             bad = bad[self.is_positive(users[bad], neg[bad])]
         return neg
 

@@ -4,6 +4,7 @@ attention fusion. Each block is small and states its shapes."""
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import scipy.sparse as sp
 import torch
@@ -78,27 +79,36 @@ class SparseGraph:
 
 
 def lightgcn_propagate(adj: SparseGraph, ego: torch.Tensor, n_layers: int,
-                       rows: torch.Tensor | None = None) -> torch.Tensor:
+                       rows: torch.Tensor | None = None,
+                       noise: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                       row_local_noise: bool = True) -> torch.Tensor:
     """LightGCN: mean of E^(0..L) with E^(l+1) = A_hat E^(l).
 
     Args:
         adj: normalised adjacency ``[N, N]``; ego: layer-0 embeddings ``[N, d]``.
         rows: optional ``[R]`` node ids; then only those rows of the result are computed (the
             last layer propagates over their rows of A_hat only; equal to the full result's rows).
+        noise: optional ``h -> h + delta`` applied to every propagated layer (SimGCL's
+            perturbation; layer 0 stays clean). ``row_local_noise=False`` says the noise of a row
+            depends on the whole table (e.g. a mean norm): the last layer is then perturbed in full
+            before its rows are taken.
     Returns:
         ``[N, d]``, or ``[R, d]`` with ``rows``.
     """
     layers = [ego]
     x = ego
     for layer in range(n_layers):
-        if rows is not None and layer == n_layers - 1:
-            layers = [h[rows] for h in layers] + [adj.rows(rows) @ x]
+        if rows is not None and layer == n_layers - 1 and (noise is None or row_local_noise):
+            last = adj.rows(rows) @ x
+            layers = [h[rows] for h in layers] + [last if noise is None else noise(last)]
             break
         x = adj @ x
+        if noise is not None:
+            x = noise(x)
         layers.append(x)
     else:
-        if rows is not None:  # n_layers == 0
-            layers = [ego[rows]]
+        if rows is not None:
+            layers = [h[rows] for h in layers]
     return torch.stack(layers, dim=0).mean(dim=0)
 
 

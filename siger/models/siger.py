@@ -30,11 +30,15 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from siger.data.graphs import blend
+from siger.data.graphs import blend, blend_weights
 from siger.models.base import Recommender, register
 from siger.models.layers import AttentionFusion, GatedProjection, SparseGraph, item_input_table, lightgcn_propagate
 from siger.models.losses import anchor_info_nce, bpr_loss, info_nce_rows, l2_reg
 from siger.models.perturb import MODES, ROW_LOCAL, perturb
+
+TARGETS = ("semantic", "fused", "final")  # what the perturbed views are (perturb_target)
+PERTURB_AT = ("layers", "output")  # where the noise is injected (perturb_at)
+INFUSE_AT = ("graph", "weights")  # where the co-occurrence blend happens (infuse_at)
 
 # Each ablation of the spec is a set of config overrides (siger ablate runs them all).
 ABLATIONS: dict[str, dict[str, object]] = {
@@ -75,10 +79,21 @@ class SIGER(Recommender):
         cooc_k: int = 10  # k_c, neighbours per item in S^c
         cooc_weight: str = "count"  # CHOICE: count | binary | cosine
         cooc_norm: str = "sym"
-        beta: float = 0.5  # CHOICE: infusion weight, 0 = backbone graphs
+        beta: float = 0.5  # CHOICE: infusion weight, 0 = backbone graphs (no infusion)
+        # CHOICE: where the blend happens: graph = (1-beta) S^m + beta S^c of the normalised graphs;
+        # weights = normalise((1-beta) W^m + beta C) of the row-max-scaled weights (union of both top-k lists)
+        infuse_at: str = "graph"
+        beta_learn: bool = False  # extension: beta per modality learned (sigmoid), starting at beta (needs infuse_at graph)
         finetune_features: bool = True  # raw features are trainable, as in MGCN's MMRec code
         graph_only_dim: int = 64  # CHOICE: learnable item input dim for graph-only modalities
         perturb_mode: str = "modulus"  # CHOICE: modulus | uniform | mean | inverse
+        # CHOICE: what the two noisy views are: semantic = each H^m (L_pert summed over m, the spec);
+        # fused = H^s of the noisy H^m; final = H = H^b + H^s with noise also in every LightGCN layer (SimGCL)
+        perturb_target: str = "semantic"
+        # CHOICE: where the noise goes: layers = after each item propagation and after the user
+        # aggregation (the spec; noise flows through the encoder); output = added once to the
+        # target representation at the batch rows (cheapest; 'mean'/'inverse' scale by the batch's mean norm)
+        perturb_at: str = "layers"
         eps: float = 0.1
         tau_p: float = 0.2
         anchor_mode: str = "anchor"  # CHOICE: anchor | multi_positive | pairwise
@@ -90,12 +105,24 @@ class SIGER(Recommender):
         lambda_p: float = 0.01
         lambda_a: float = 0.01
         lambda_c: float = 0.01
+        # extension: the contrastive terms (pert, anchor, align) read only the first cl_batch
+        # interactions of each (shuffled) batch; 0 = the whole batch (the spec, MMRec's MGCN)
+        cl_batch: int = 0
 
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)
         c = config
         if c.perturb_mode not in MODES:
             raise ValueError(f"perturb_mode must be one of {MODES}, got {c.perturb_mode!r}")
+        for key, allowed in (("perturb_target", TARGETS), ("perturb_at", PERTURB_AT), ("infuse_at", INFUSE_AT)):
+            if getattr(c, key) not in allowed:
+                raise ValueError(f"{key} must be one of {' | '.join(allowed)}, got {getattr(c, key)!r}")
+        if c.beta_learn and c.infuse_at != "graph":
+            raise ValueError("beta_learn needs infuse_at graph (the blend of the normalised graphs is linear in beta)")
+        if not 0.0 <= c.beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {c.beta}")
+        if c.cl_batch < 0:
+            raise ValueError(f"cl_batch must be >= 0 (0 = the whole batch), got {c.cl_batch}")
         self.modalities = data.modalities
         if not self.modalities:
             raise ValueError(f"SIGER needs at least one modality; dataset {data.name} has none")
@@ -105,15 +132,31 @@ class SIGER(Recommender):
         self.adj = SparseGraph(graphs.ui_adjacency(), device, symmetric=True)  # [N, N]
         self.r_hat = SparseGraph(graphs.bipartite(), device, symmetric=False)  # [n_u, n_i]
 
-        cooc = graphs.cooccurrence(c.cooc_k, c.cooc_weight, c.cooc_norm) if c.beta > 0 else None
+        infuse = c.beta > 0
+        learn = infuse and c.beta_learn
+        by_weights = infuse and c.infuse_at == "weights"
+        cooc = (graphs.cooccurrence(c.cooc_k, c.cooc_weight, "none" if by_weights else c.cooc_norm)
+                if infuse else None)
         self.item_inputs = nn.ParameterDict()
         self.projections = nn.ModuleDict()
         self.item_graphs: dict[str, SparseGraph] = {}
+        # learned infusion: S~^m x = (1 - b_m) S^m x + b_m S^c x, b_m = sigmoid(beta_logit[m])
+        self.beta_logit = nn.ParameterDict()
+        self.cooc_graph = SparseGraph(cooc, device) if learn else None
         for m in self.modalities:
             self.item_inputs[m] = item_input_table(data, m, c.finetune_features, c.graph_only_dim)
             self.projections[m] = GatedProjection(self.item_inputs[m].shape[1], d)
-            s_m = graphs.knn(m, c.knn_k, c.knn_norm, c.knn_backend)
-            self.item_graphs[m] = SparseGraph(blend(s_m, cooc, c.beta) if cooc is not None else s_m, device)
+            if by_weights:
+                raw = graphs.knn(m, c.knn_k, "none", c.knn_backend) if m in data.features else graphs.knn(m, c.knn_k)
+                s_m = blend_weights(raw, cooc, c.beta, c.knn_norm if m in data.features else "sym")
+            else:
+                s_m = graphs.knn(m, c.knn_k, c.knn_norm, c.knn_backend)
+                if infuse and not learn:
+                    s_m = blend(s_m, cooc, c.beta)
+            if learn:
+                b0 = min(max(c.beta, 1e-3), 1 - 1e-3)
+                self.beta_logit[m] = nn.Parameter(torch.tensor(float(torch.logit(torch.tensor(b0)))))
+            self.item_graphs[m] = SparseGraph(s_m, device)
         self.fusion = AttentionFusion(d, len(self.modalities))
         nn.init.xavier_uniform_(self.user_emb)
         nn.init.xavier_uniform_(self.item_emb)
@@ -123,6 +166,19 @@ class SIGER(Recommender):
     def behaviour(self) -> torch.Tensor:
         """H^b ``[n_u + n_i, d]``."""
         return lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), self.config.n_ui_layers)
+
+    def betas(self) -> dict[str, float]:
+        """The infusion weight of each modality (learned ones at their current value)."""
+        if self.beta_logit:
+            return {m: float(torch.sigmoid(p.detach())) for m, p in self.beta_logit.items()}
+        return {m: self.config.beta for m in self.modalities}
+
+    def propagate(self, m: str, h: torch.Tensor) -> torch.Tensor:
+        """S~^m h ``[n_i, d]`` -> ``[n_i, d]`` (with a learned beta: (1 - b) S^m h + b S^c h)."""
+        if m in self.beta_logit:
+            b = torch.sigmoid(self.beta_logit[m])
+            return (1 - b) * (self.item_graphs[m] @ h) + b * (self.cooc_graph @ h)
+        return self.item_graphs[m] @ h
 
     def item_input(self, m: str) -> torch.Tensor:
         """x^m ``[n_i, d]``: behaviour-gated projection of modality m's item input."""
@@ -142,7 +198,7 @@ class SIGER(Recommender):
         c = self.config
         h_i = x
         for layer in range(c.n_mm_layers):
-            h_i = sx if layer == 0 and sx is not None else self.item_graphs[m] @ h_i
+            h_i = sx if layer == 0 and sx is not None else self.propagate(m, h_i)
             if noisy:
                 h_i = perturb(h_i, c.eps, c.perturb_mode)
         if rows is None:
@@ -175,7 +231,7 @@ class SIGER(Recommender):
         hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), self.config.n_ui_layers,
                                 rows=nodes)
         xs = {m: self.item_input(m) for m in self.modalities}
-        sx = {m: self.item_graphs[m] @ xs[m] for m in self.modalities} if self.config.n_mm_layers else {}
+        sx = {m: self.propagate(m, xs[m]) for m in self.modalities} if self.config.n_mm_layers else {}
         hm = {m: self.semantic(m, xs[m], rows=rows, sx=sx.get(m)) for m in self.modalities}
         hs = self.fusion([hm[m] for m in self.modalities], hb)
         return {"hb": hb, "x": xs, "sx": sx, "hm": hm, "hs": hs, "h": hb + hs}
@@ -185,6 +241,40 @@ class SIGER(Recommender):
         return h[: self.n_users], h[self.n_users :]
 
     # -- training objective -----------------------------------------------------------------
+    def noisy_view(self, z: dict[str, object], rows: BatchRows) -> torch.Tensor:
+        """One perturbed view at the batch rows ``[U + I, d]`` (users first) for the 'fused' target
+        (H^s of the noisy H^m) or the 'final' one (H^b' + H^s', with noise also after every
+        LightGCN layer). The clean pass's item inputs and first propagations in ``z`` are reused
+        (the noise comes after them)."""
+        c = self.config
+        hm = [self.semantic(m, z["x"][m], noisy=True, rows=rows, sx=z["sx"].get(m)) for m in self.modalities]
+        if c.perturb_target == "fused":
+            return self.fusion(hm, z["hb"])
+        nodes = torch.cat([rows.users, rows.items + self.n_users])
+        hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), c.n_ui_layers, rows=nodes,
+                                noise=lambda h: perturb(h, c.eps, c.perturb_mode),
+                                row_local_noise=c.perturb_mode in ROW_LOCAL)
+        return hb + self.fusion(hm, hb)
+
+    def perturbation_loss(self, z: dict[str, object], rows: BatchRows, users_c: torch.Tensor,
+                          pos_n: torch.Tensor) -> torch.Tensor:
+        """InfoNCE between two independent noisy views, on the batch users and positive items;
+        for the 'semantic' target (the spec) one pair of views per modality, summed over m."""
+        c = self.config
+        if c.perturb_at == "output":  # two noisy copies of the clean target at the batch rows
+            clean = {"semantic": [z["hm"][m] for m in self.modalities], "fused": [z["hs"]], "final": [z["h"]]}
+            pairs = [(perturb(h, c.eps, c.perturb_mode), perturb(h, c.eps, c.perturb_mode))
+                     for h in clean[c.perturb_target]]
+        elif c.perturb_target == "semantic":
+            pairs = []
+            for m in self.modalities:
+                v1 = self.semantic(m, z["x"][m], noisy=True, rows=rows, sx=z["sx"].get(m))
+                v2 = self.semantic(m, z["x"][m], noisy=True, rows=rows, sx=z["sx"].get(m))
+                pairs.append((v1, v2))
+        else:
+            pairs = [(self.noisy_view(z, rows), self.noisy_view(z, rows))]
+        return sum(info_nce_rows(a, b, users_c, c.tau_p) + info_nce_rows(a, b, pos_n, c.tau_p) for a, b in pairs)
+
     def loss(self, users, pos, neg):
         c = self.config
         # Work on the batch's distinct rows only: compact tables [U + I, d] with users first.
@@ -197,13 +287,10 @@ class SIGER(Recommender):
         h, hb, hs = z["h"], z["hb"], z["hs"]
         u, p, q = h[users_c], h[pos_n], h[neg_n]
         out = {"bpr": bpr_loss(u, p, q), "reg": c.reg_weight * l2_reg(u, p, q)}
+        if c.cl_batch > 0:  # contrastive sub-batch: the batch is in random order, so its head is a random subset
+            users_c, pos_n = users_c[: c.cl_batch], pos_n[: c.cl_batch]
         if c.lambda_p > 0:
-            pert = h.new_zeros(())
-            for m in self.modalities:
-                v1 = self.semantic(m, z["x"][m], noisy=True, rows=rows, sx=z["sx"].get(m))
-                v2 = self.semantic(m, z["x"][m], noisy=True, rows=rows, sx=z["sx"].get(m))
-                pert = pert + info_nce_rows(v1, v2, users_c, c.tau_p) + info_nce_rows(v1, v2, pos_n, c.tau_p)
-            out["pert"] = c.lambda_p * pert
+            out["pert"] = c.lambda_p * self.perturbation_loss(z, rows, users_c, pos_n)
         if c.lambda_a > 0:
             anc = sum(
                 anchor_info_nce(hb, [z["hm"][m] for m in self.modalities], c.tau_a,

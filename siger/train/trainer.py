@@ -14,7 +14,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -113,19 +113,31 @@ def load_model(run_dir: str | Path, data: InteractionData | None = None,
     return model, cfg, data
 
 
+# called after each evaluation with (epoch, valid metrics, replay); True stops the run ("pruned").
+# replay=True: an evaluation restored from a checkpoint on resume, reported again (its answer is ignored)
+EvalCallback = Callable[[int, dict, bool], Optional[bool]]
+
+
 class Trainer:
     """Trains one model on one dataset under the MMRec protocol.
+
+    Early stopping: the run stops after ``patience`` evaluations without a better valid metric,
+    but never before epoch ``warmup_epochs`` (0: MMRec's rule). ``on_eval`` (optional, see
+    :data:`EvalCallback`) sees every evaluation and may stop the run; a tuner's pruner uses it.
 
     Args:
         cfg: resolved configuration.
         data: the validated dataset (modalities already selected).
         out_dir: run folder for artifacts; None writes nothing.
         log: where human-readable lines go.
+        on_eval: optional callback after each evaluation.
     """
 
     def __init__(self, cfg: Config, data: InteractionData, out_dir: str | Path | None = None,
-                 log: Callable[[str], None] = print, dist: DistContext | None = None):
+                 log: Callable[[str], None] = print, dist: DistContext | None = None,
+                 on_eval: EvalCallback | None = None):
         self.cfg = cfg
+        self.on_eval = on_eval
         self.data = data
         self.dist = dist or DistContext()
         self.out = Path(out_dir) if out_dir is not None else None
@@ -145,7 +157,7 @@ class Trainer:
             broadcast_model(self.model)
         self.build_seconds = time.perf_counter() - t0
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
-        self.sampler = BPRSampler(data.train_matrix, seed=t.seed)
+        self.sampler = BPRSampler(data.train_matrix, seed=t.seed, pool=t.neg_pool)
         self.valid_m = data.matrix("valid")
         self.test_m = data.matrix("test")
         self.history: list[dict[str, Any]] = []
@@ -262,10 +274,14 @@ class Trainer:
                     self.cfg.save(self.out / "config.yaml")
                 self._rewrite_log()
         metric = t.valid_metric
-        stopped_early = False
+        stop = None  # why the run ended before t.epochs: "early_stop" | "pruned"
+        if self.on_eval is not None:
+            for rec in self.history:  # evaluations restored by resume
+                if "valid" in rec:
+                    self.on_eval(rec["epoch"], rec["valid"], True)
         for epoch in range(self.start_epoch, t.epochs):
-            if self.bad_evals >= t.patience:  # a resumed run that had already stopped
-                stopped_early = True
+            if self._should_stop(epoch - 1):  # a resumed run that had already stopped
+                stop = "early_stop"
                 break
             t0 = time.perf_counter()
             losses = self.train_epoch(epoch)
@@ -292,18 +308,27 @@ class Trainer:
                 self._save_checkpoint(epoch)
                 with open(self.out / "log.jsonl", "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
-            if self.bad_evals >= t.patience:
-                stopped_early = True
+            if "valid" in rec and self.on_eval is not None and self.on_eval(epoch, rec["valid"], False):
+                stop = "pruned"
+                self.log(f"stopped at epoch {epoch} by the evaluation callback (pruned)")
+                break
+            if self._should_stop(epoch):
+                stop = "early_stop"
                 self.log(f"early stop: no better valid {metric} for {t.patience} evaluations")
                 break
-        return self._finish(stopped_early)
+        return self._finish(stop)
+
+    def _should_stop(self, epoch: int) -> bool:
+        """Early stopping after ``epoch``: patience used up and the warm-up over."""
+        t = self.cfg.train
+        return self.bad_evals >= t.patience and epoch + 1 >= t.warmup_epochs
 
     def _rewrite_log(self) -> None:
         """log.jsonl = the history so far (drops lines of epochs after the last checkpoint)."""
         atomic_write(self.out / "log.jsonl",
                      lambda p: Path(p).write_text("".join(json.dumps(r) + "\n" for r in self.history)))
 
-    def _finish(self, stopped_early: bool) -> dict[str, Any]:
+    def _finish(self, stop: str | None) -> dict[str, Any]:
         t = self.cfg.train
         train_s = [h["train_seconds"] for h in self.history]
         eval_s = [h["eval_seconds"] for h in self.history if "eval_seconds" in h]
@@ -313,7 +338,8 @@ class Trainer:
             "seed": t.seed,
             "best_epoch": self.best["epoch"],
             "epochs_run": len(self.history),
-            "stopped_early": stopped_early,
+            "stopped_early": stop == "early_stop",
+            "pruned": stop == "pruned",
             "valid": self.best["valid"],
             "test": self.best["test"],
             "seconds_per_epoch": float(np.mean(train_s)) if train_s else None,

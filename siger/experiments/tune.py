@@ -1,0 +1,667 @@
+"""`siger tune`: hyper-parameter search with Optuna, chosen on valid data only.
+
+A study is a folder::
+
+    study.db           Optuna's storage (SQLite): a killed study resumes, several processes share it
+    space.yaml         the search space and fixed settings it ran with
+    trials/NNNN/       one ordinary run folder per trial (config.yaml, log.jsonl, metrics.json, ...)
+    study.md           trials sorted by valid metric; test columns are recorded, never used to choose
+    study.json         the same, machine-readable
+    best_config.yaml   the winning trial's full resolved config (``siger train --config`` takes it)
+    history.png        valid metric per trial with the best so far
+    importance.png     parameter importances (Optuna's fANOVA evaluator)
+
+The objective is the trial's best valid ``valid_metric`` (Recall@20 by default). Each evaluation is
+reported to the pruner, which may stop a hopeless trial early; early stopping and the pruner both
+respect the ``warmup_epochs`` config key. A trial whose loss turns non-finite is marked pruned
+(a diverging setting, not a crash). A trial left RUNNING by a killed process is found stale by
+its heartbeat, failed and re-queued with the same parameters; the retry resumes the trial's
+run folder from its last checkpoint.
+
+Search space YAML: ``key: {low: L, high: H[, log: true][, step: S]}`` (float or int by the config
+field's type) or ``key: [choice, ...]``, either at the top level or under ``params:``, with an
+optional ``fixed:`` mapping of config keys every trial shares (e.g. ``warmup_epochs: 20``). A key
+searched only under a condition on earlier keys adds ``if: {other_key: value}`` (a conditional
+list is written ``{choices: [...], if: {...}}``); where the condition fails the key keeps its
+config value.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import os
+import shutil
+import time
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from siger.config import ConfigError, _field_types, _strip_optional, build_config, parse_value
+from siger.report import atomic_write, write_json
+
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "hyperband", "sha", "none")
+SPACES_DIR = Path(__file__).resolve().parents[1] / "models" / "spaces"
+
+
+# -- the search space ------------------------------------------------------------------------
+@dataclass
+class Param:
+    """One searched config key: a range (``low``..``high``, optionally ``log`` or ``step``) or ``choices``."""
+
+    name: str
+    kind: str  # "float" | "int" | "categorical"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+    when: dict[str, Any] = field(default_factory=dict)  # searched only where earlier keys have these values
+
+    def active(self, chosen: dict[str, Any]) -> bool:
+        return all(k in chosen and chosen[k] == v for k, v in self.when.items())
+
+    def suggest(self, trial) -> Any:
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, self.choices)
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+
+    def grid_values(self) -> list[Any]:
+        """The values a grid sampler visits (choices, or a range with a ``step``)."""
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.step is None:
+            raise ConfigError(f"space key {self.name}: a grid needs choices or a step, not a continuous range")
+        n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        vals = [self.low + i * self.step for i in range(n)]
+        return [int(v) for v in vals] if self.kind == "int" else [round(v, 12) for v in vals]
+
+    def to_yaml(self) -> Any:
+        if self.kind == "categorical":
+            return {"choices": list(self.choices), "if": dict(self.when)} if self.when else list(self.choices)
+        out: dict[str, Any] = {"low": self.low, "high": self.high}
+        if self.when:
+            out["if"] = dict(self.when)
+        if self.log:
+            out["log"] = True
+        if self.step is not None:
+            out["step"] = self.step
+        return out
+
+
+@dataclass
+class Space:
+    """A search space (``params``) and the config keys every trial shares (``fixed``)."""
+
+    params: dict[str, Param]
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+    def to_yaml(self) -> dict[str, Any]:
+        return {"params": {k: p.to_yaml() for k, p in self.params.items()}, "fixed": dict(self.fixed)}
+
+
+def default_space_path(model: str) -> Path:
+    from siger.models import get_model_class
+
+    return SPACES_DIR / f"{get_model_class(model).name.lower()}.yaml"
+
+
+def _num(x: Any, where: str) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {x!r}") from None
+
+
+def parse_space(doc: dict[str, Any], model: str, where: str = "space") -> Space:
+    """Validate a space mapping against ``model``'s config keys and types."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: a search space must be a mapping of config keys")
+    if set(doc) <= {"params", "fixed"} and doc:
+        params_doc, fixed = doc.get("params") or {}, dict(doc.get("fixed") or {})
+    else:
+        params_doc, fixed = doc, {}
+    base = build_config(model)
+    types = {**_field_types(base.train), **_field_types(base.model)}
+    params: dict[str, Param] = {}
+    for key, spec in params_doc.items():
+        k = str(key).replace("-", "_")
+        at = f"{where}: key {k}"
+        if k not in types:
+            build_config(model, overrides={k: "0"})  # raises the usual unknown-key error with suggestions
+        tp, _ = _strip_optional(types[k])
+        if typing.get_origin(tp) is list:
+            raise ConfigError(f"{at}: list-valued keys cannot be searched")
+        when: dict[str, Any] = {}
+        if isinstance(spec, dict) and "if" in spec:
+            spec = dict(spec)
+            cond = spec.pop("if")
+            if not isinstance(cond, dict) or not cond:
+                raise ConfigError(f"{at}: 'if' must map earlier searched keys to a value, got {cond!r}")
+            for ck, cv in cond.items():
+                if ck not in params:
+                    raise ConfigError(f"{at}: condition on {ck!r}, which is not a searched key listed before {k}")
+                when[ck] = parse_value(cv, types[ck], ck)
+            if set(spec) == {"choices"}:
+                spec = spec["choices"]
+        if isinstance(spec, list):
+            if not spec:
+                raise ConfigError(f"{at}: empty list of choices")
+            choices = [parse_value(v, types[k], k) for v in spec]
+            if len({repr(c) for c in choices}) != len(choices):
+                raise ConfigError(f"{at}: repeated choices {spec}")
+            params[k] = Param(k, "categorical", choices=choices, when=when)
+        elif isinstance(spec, dict):
+            unknown = set(spec) - {"low", "high", "log", "step"}
+            if unknown or "low" not in spec or "high" not in spec:
+                raise ConfigError(f"{at}: a range is {{low, high[, log][, step][, if]}} and a conditional "
+                                  f"list {{choices, if}}, got {spec}")
+            if tp not in (int, float):
+                raise ConfigError(f"{at}: a range needs a numeric key, {k} is {getattr(tp, '__name__', tp)}")
+            low, high = _num(spec["low"], at), _num(spec["high"], at)
+            log = bool(spec.get("log", False))
+            step = None if spec.get("step") is None else _num(spec["step"], at)
+            if not low < high:
+                raise ConfigError(f"{at}: low ({low}) must be below high ({high})")
+            if log and low <= 0:
+                raise ConfigError(f"{at}: a log range needs low > 0")
+            if log and step is not None:
+                raise ConfigError(f"{at}: log and step cannot be combined")
+            kind = "int" if tp is int else "float"
+            if kind == "int" and not (low.is_integer() and high.is_integer()):
+                raise ConfigError(f"{at}: {k} is an integer key; low and high must be integers")
+            params[k] = Param(k, kind, low, high, log, step, when=when)
+        else:
+            raise ConfigError(f"{at}: expected a list of choices or {{low, high}}, got {spec!r}")
+    if not params:
+        raise ConfigError(f"{where}: the search space is empty")
+    clash = sorted(set(params) & {k.replace("-", "_") for k in fixed})
+    if clash:
+        raise ConfigError(f"{where}: keys both searched and fixed: {clash}")
+    return Space(params, fixed)
+
+
+def load_space(path: str | Path | None, model: str) -> Space:
+    """The space in ``path`` (YAML), or ``model``'s default space when ``path`` is None."""
+    p = Path(path) if path is not None else default_space_path(model)
+    if not p.exists():
+        raise ConfigError(f"{p}: no such search space file" + ("" if path else f" (no default space for {model})"))
+    try:
+        doc = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: cannot read search space: {e}") from None
+    return parse_space(doc, model, str(p))
+
+
+def split_grid(model: str, dataset: str | None, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Separate grid keys (several values for a scalar field) from fixed overrides."""
+    base = build_config(model, dataset)
+    types = {**_field_types(base.train), **_field_types(base.model)}
+    fixed: dict[str, Any] = {}
+    grid: dict[str, list[str]] = {}
+    for key, raw in overrides.items():
+        k = key.replace("-", "_")
+        tp, _ = _strip_optional(types.get(k, str))
+        scalar = typing.get_origin(tp) is not list
+        if scalar and k in types and isinstance(raw, (list, tuple)):
+            grid[k] = [str(v) for v in raw]
+        elif scalar and k in types and isinstance(raw, str) and "," in raw:
+            grid[k] = [v.strip() for v in raw.split(",") if v.strip()]
+        else:
+            fixed[key] = raw
+    for k, vals in grid.items():
+        if len(vals) != len(set(vals)):
+            raise ConfigError(f"--{k}: repeated values in the grid {vals}")
+    return fixed, grid
+
+
+def grid_space(grid: dict[str, list[str]], model: str) -> Space:
+    """A grid of ``siger train``'s list values (``--knn_k 5,10``) as a space of choices."""
+    return parse_space({k: list(v) for k, v in grid.items()}, model, "grid")
+
+
+# -- options and Optuna objects ----------------------------------------------------------------
+@dataclass
+class TuneOptions:
+    trials: int = 20  # finished (complete + pruned) trials to reach; a grid defaults to its size
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0  # sampler seed (worker w uses seed + w)
+    jobs: int = 1  # worker processes sharing the study
+    storage: str | None = None  # default: sqlite:///<out>/study.db
+    study_name: str | None = None
+    startup_trials: int = 10  # random trials before TPE models the space; also the median pruner's
+    select_by: str = "valid"  # "test" = MMRec's choice by test metric (labelled as having seen test)
+    heartbeat: int = 60  # seconds between a running trial's heartbeats; stale after 2x + 30 s
+    enqueue: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (e.g. the defaults)
+
+    def check(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"--sampler must be one of {' | '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.pruner not in PRUNERS:
+            raise ConfigError(f"--pruner must be one of {' | '.join(PRUNERS)}, got {self.pruner!r}")
+        if self.select_by not in ("valid", "test"):
+            raise ConfigError(f"--select-by must be valid or test, got {self.select_by!r}")
+        for name, low in (("trials", 1), ("jobs", 1), ("heartbeat", 1), ("startup_trials", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise ImportError("siger tune needs Optuna: pip install optuna (or pip install -e .)") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def make_sampler(opts: TuneOptions, space: Space, worker: int = 0):
+    optuna = _optuna()
+    seed = opts.seed + worker
+    if opts.sampler == "grid":
+        return optuna.samplers.GridSampler({k: p.grid_values() for k, p in space.params.items()}, seed=seed)
+    if opts.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    conditional = any(p.when for p in space.params.values())
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=opts.startup_trials, multivariate=True,
+                                      group=conditional, constant_liar=True, warn_independent_sampling=False)
+
+
+def make_pruner(opts: TuneOptions, warmup: int, max_epochs: int):
+    """The pruner: never before epoch ``warmup`` (steps are 0-based epochs)."""
+    optuna = _optuna()
+    if opts.pruner == "none" or opts.sampler == "grid" and opts.pruner == "median":
+        return optuna.pruners.NopPruner()
+    if opts.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(opts.startup_trials, 5)),
+                                           n_warmup_steps=warmup)
+    if opts.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=max_epochs,
+                                              reduction_factor=3)
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, warmup), reduction_factor=3)
+
+
+def _storage(url: str, heartbeat: int):
+    optuna = _optuna()
+    return optuna.storages.RDBStorage(
+        url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat + 30,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+        engine_kwargs={"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None,
+    )
+
+
+def storage_url(opts: TuneOptions, out: Path) -> str:
+    return opts.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+# -- one study -------------------------------------------------------------------------------
+@dataclass
+class StudySpec:
+    """Everything a worker needs to run trials of one study (picklable, for ``--jobs``)."""
+
+    model: str
+    dataset: str | None
+    overrides: dict[str, Any]  # command-line overrides, applied after the space's fixed keys
+    yaml_path: str | None
+    space: Space
+    out: str
+    opts: TuneOptions
+
+    def base_overrides(self) -> dict[str, Any]:
+        return {**self.space.fixed, **self.overrides}
+
+    def trial_config(self, params: dict[str, Any]):
+        return build_config(self.model, self.dataset, {**self.base_overrides(), **params}, self.yaml_path)
+
+
+def _metric_name(spec: StudySpec) -> str:
+    return spec.trial_config({}).train.valid_metric
+
+
+def _open_study(spec: StudySpec, worker: int = 0):
+    optuna = _optuna()
+    out = Path(spec.out)
+    base = spec.trial_config({})
+    name = spec.opts.study_name or f"{base.train.model}-{base.train.dataset}"
+    study = optuna.create_study(
+        storage=_storage(storage_url(spec.opts, out), spec.opts.heartbeat), study_name=name,
+        sampler=make_sampler(spec.opts, spec.space, worker),
+        pruner=make_pruner(spec.opts, base.train.warmup_epochs, base.train.epochs),
+        direction="maximize", load_if_exists=True)
+    return study
+
+
+def _identity(spec: StudySpec) -> dict[str, Any]:
+    """What must not change when a study is resumed: model, data, space, fixed keys, selection."""
+    base = spec.trial_config({})
+    return {"model": base.train.model, "dataset": base.train.dataset, "space": spec.space.to_yaml()["params"],
+            "fixed": {k: str(v) for k, v in sorted(spec.base_overrides().items())
+                      if k not in ("num_threads", "progress", "device", "data_dir", "cache_dir")},
+            "select_by": spec.opts.select_by, "metric": base.train.valid_metric}
+
+
+def _check_identity(study, spec: StudySpec) -> None:
+    want = json.loads(json.dumps(_identity(spec)))
+    have = study.user_attrs.get("identity")
+    if have is None:
+        study.set_user_attr("identity", want)
+        return
+    diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    if diff:
+        detail = "; ".join(f"{k}: study has {have.get(k)!r}, now {want.get(k)!r}" for k in diff)
+        raise ConfigError(f"{spec.out}: this study was started with other settings ({detail}); "
+                          "use another --out or the same settings")
+
+
+def _finished(study) -> int:
+    optuna = _optuna()
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+class _Objective:
+    def __init__(self, spec: StudySpec, log: Callable[[str], None]):
+        self.spec, self.log = spec, log
+        self._data: dict[tuple, Any] = {}
+
+    def data(self, cfg):
+        from siger.train.trainer import load_data
+
+        key = (cfg.train.dataset, cfg.train.data_dir, tuple(cfg.train.modalities or ()))
+        if key not in self._data:
+            self._data[key] = load_data(cfg)
+        return self._data[key]
+
+    def __call__(self, trial) -> float:
+        optuna = _optuna()
+        from siger.train.trainer import Trainer, TrainingError
+
+        spec = self.spec
+        params: dict[str, Any] = {}
+        for k, p in spec.space.params.items():  # in file order, so conditions see earlier choices
+            if p.active(params):
+                params[k] = p.suggest(trial)
+        cfg = spec.trial_config(params)
+        metric = cfg.train.valid_metric
+        # a retried trial (re-queued after its process died) inherits the user attributes of the
+        # original, so it finds the original's run folder and resumes it from its checkpoint
+        retry_of = trial.user_attrs.get("run_dir")
+        run = Path(spec.out) / (retry_of or f"trials/{trial.number:04d}")
+        trial.set_user_attr("run_dir", str(run.relative_to(spec.out)))
+        self.log(f"== trial {trial.number}" + (f" (retry: resumes {retry_of})" if retry_of else "") + f": {params}")
+
+        def on_eval(epoch: int, valid: dict, replay: bool) -> bool:
+            trial.report(valid[metric], epoch)
+            return not replay and trial.should_prune()
+
+        t0 = time.perf_counter()
+        try:
+            res = Trainer(cfg, self.data(cfg), run, log=self.log, on_eval=on_eval).fit(resume=True)
+        except TrainingError as e:  # a diverging setting: hopeless, not a crash
+            trial.set_user_attr("error", str(e))
+            raise optuna.TrialPruned(f"diverged: {e}") from None
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+        for k in ("best_epoch", "epochs_run", "seconds_per_epoch"):
+            trial.set_user_attr(k, res[k])
+        trial.set_user_attr("valid", res["valid"])
+        trial.set_user_attr("test", res["test"])  # recorded for the table; never returned
+        if res["pruned"]:
+            raise optuna.TrialPruned(f"pruned at epoch {res['epochs_run'] - 1}")
+        if res["valid"] is None:
+            raise optuna.TrialPruned("no evaluation")
+        return float(res[spec.opts.select_by][metric])
+
+
+def enqueued_params(spec: StudySpec, given: dict[str, Any]) -> dict[str, Any]:
+    """A trial to run first: ``given`` values, every other searched key at its config value
+    (``{}`` is the config's own defaults). Keys outside the space are an error."""
+    extra = sorted(set(given) - set(spec.space.params))
+    if extra:
+        raise ConfigError(f"enqueued trial sets keys that are not searched: {extra}")
+    cfg = spec.trial_config(dict(given))
+    values = {**cfg.to_dict()["train"], **cfg.to_dict()["model"]}
+    params: dict[str, Any] = {}
+    for k, p in spec.space.params.items():
+        if p.active(params):
+            params[k] = values[k]
+    return params
+
+
+class _StopAt:
+    """Stop a worker once finished + running trials reach ``n`` (so parallel workers do not each
+    start one more trial at the end). Queued (WAITING) trials are not counted: a worker that goes
+    on runs them first."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def count(self, study) -> int:
+        optuna = _optuna()
+        s = optuna.trial.TrialState
+        return len(study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING)))
+
+    def __call__(self, study, trial) -> None:
+        if _finished(study) >= self.n or self.count(study) >= self.n:
+            study.stop()
+
+
+def _worker(spec: StudySpec, worker: int, quiet: bool) -> None:
+    """Run trials of the study until it has ``opts.trials`` finished ones."""
+    optuna = _optuna()
+    if "num_threads" not in {k.replace("-", "_") for k in spec.base_overrides()} and spec.opts.jobs > 1:
+        spec = copy.deepcopy(spec)
+        spec.overrides["num_threads"] = max(1, (os.cpu_count() or 1) // spec.opts.jobs)
+    study = _open_study(spec, worker)
+    stop = _StopAt(spec.opts.trials)
+    if _finished(study) >= spec.opts.trials or (worker > 0 and stop.count(study) >= spec.opts.trials):
+        return
+    log = (lambda s: None) if quiet else print
+    study.optimize(_Objective(spec, log), callbacks=[stop], catch=(), gc_after_trial=True)
+
+
+def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers: bool = False) -> dict[str, Any]:
+    """Create or resume the study in ``spec.out``, run it to ``opts.trials`` finished trials, write reports."""
+    if spec.opts.sampler == "grid":
+        size = math.prod(len(p.grid_values()) for p in spec.space.params.values())
+        spec.opts.trials = min(spec.opts.trials, size) if spec.opts.trials else size
+    spec.opts.check()
+    optuna = _optuna()
+    out = Path(spec.out)
+    for p in spec.space.params.values():  # every choice and range end must make a valid config
+        for v in (p.choices if p.kind == "categorical" else (p.low, p.high)):
+            spec.trial_config({**p.when, p.name: v})
+    if spec.opts.sampler == "grid" and any(p.when for p in spec.space.params.values()):
+        raise ConfigError("a grid cannot have conditional keys ('if')")
+    out.mkdir(parents=True, exist_ok=True)
+    study = _open_study(spec)
+    _check_identity(study, spec)
+    atomic_write(out / "space.yaml", lambda p: Path(p).write_text(yaml.safe_dump(spec.space.to_yaml(), sort_keys=False)))
+    if spec.opts.enqueue and not study.user_attrs.get("enqueued"):
+        for given in spec.opts.enqueue:
+            study.enqueue_trial(enqueued_params(spec, given), skip_if_exists=True)
+        study.set_user_attr("enqueued", True)
+    optuna.storages.fail_stale_trials(study)  # trials a killed process left RUNNING, once they are stale
+    log(f"study {study.study_name}: {_finished(study)} of {spec.opts.trials} trials finished; "
+        f"{spec.opts.sampler} sampler, {spec.opts.pruner} pruner, storage {storage_url(spec.opts, out)}")
+    if spec.opts.jobs == 1:
+        _worker(spec, 0, False)
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=_worker, args=(spec, w, quiet_workers)) for w in range(spec.opts.jobs)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        bad = [p.exitcode for p in procs if p.exitcode]
+        if bad:
+            raise RuntimeError(f"{len(bad)} tune worker(s) failed (exit codes {bad}); rerun to resume the study")
+    return write_reports(spec, log)
+
+
+# -- reports ---------------------------------------------------------------------------------
+def _rows(study, spec: StudySpec) -> list[dict[str, Any]]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        ua = t.user_attrs
+        rows.append({"number": t.number, "state": t.state.name, "params": dict(t.params),
+                     "valid": ua.get("valid"), "test": ua.get("test"), "best_epoch": ua.get("best_epoch"),
+                     "epochs_run": ua.get("epochs_run"), "seconds_per_epoch": ua.get("seconds_per_epoch"),
+                     "run_dir": ua.get("run_dir"), "error": ua.get("error"), "value": t.value})
+    return rows
+
+
+def _fmt_param(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """study.md, study.json, best_config.yaml, history.png and importance.png from the study."""
+    optuna = _optuna()
+    out = Path(spec.out)
+    study = _open_study(spec)
+    metric = _metric_name(spec)
+    rows = _rows(study, spec)
+    done = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
+    if not done:
+        raise RuntimeError(f"{out}: no trial of the study has completed")
+    best = study.best_trial
+    best_row = next(r for r in rows if r["number"] == best.number)
+    src = out / best_row["run_dir"] / "config.yaml"
+    shutil.copyfile(src, out / "best_config.yaml")
+    keys = list(spec.space.params)
+    sel = spec.opts.select_by
+
+    def vkey(r):
+        return r["valid"][metric] if r["valid"] else -1.0
+
+    ordered = sorted(rows, key=lambda r: (r["state"] not in ("COMPLETE", "PRUNED"), -vkey(r)))
+    base = spec.trial_config({})
+    n_pruned = sum(r["state"] == "PRUNED" for r in rows)
+    fixed = ", ".join(f"{k}={v}" for k, v in spec.base_overrides().items()
+                      if k not in ("progress", "data_dir", "cache_dir")) or "none"
+    lines = [
+        f"# Study: {base.train.model} on {base.train.dataset}",
+        "",
+        f"{len(rows)} trials ({len(done)} complete, {n_pruned} pruned"
+        + "".join(f", {sum(r['state'] == st for r in rows)} {st.lower()}" for st in ("FAIL", "RUNNING", "WAITING")
+                  if any(r["state"] == st for r in rows))
+        + f"); {spec.opts.sampler} sampler, "
+        f"{spec.opts.pruner} pruner (warm-up {base.train.warmup_epochs} epochs), seed "
+        f"{base.train.seed}, one seed per trial. Fixed: {fixed}.",
+        "",
+        (f"Chosen on **valid {metric}** (the trial's best-valid epoch). The test columns are recorded at that "
+         "epoch for reference and were **not used** to choose." if sel == "valid" else
+         f"Chosen on **test {metric}** (MMRec's behaviour): **this choice has seen the test set**."),
+        f" Best: trial {best.number} (`best_config.yaml`). Space: `space.yaml`.",
+        "",
+        "| trial | state | " + " | ".join(keys) + f" | valid {metric} | test recall@20 | test ndcg@20 | "
+        "best epoch (run) | s/epoch |",
+        "|---:|---|" + "---|" * len(keys) + "---:|---:|---:|---:|---:|",
+    ]
+    for r in ordered:
+        state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(r["state"], r["state"].lower())
+        if r["error"]:
+            state += " (diverged)"
+        mark = "**" if r["number"] == best.number else ""
+        v = f"{mark}{r['valid'][metric]:.4f}{mark}" if r["valid"] else ""
+        te = r["test"] or {}
+        ep = f"{r['best_epoch']} ({r['epochs_run']})" if r["epochs_run"] is not None else ""
+        spe = f"{r['seconds_per_epoch']:.2f}" if r["seconds_per_epoch"] else ""
+        lines.append(f"| {r['number']} | {state} | " + " | ".join(_fmt_param(r["params"].get(k, "")) for k in keys)
+                     + f" | {v} | {te.get('recall@20', float('nan')):.4f} | {te.get('ndcg@20', float('nan')):.4f} | "
+                     f"{ep} | {spe} |")
+    importances = _importances(study)
+    if importances:
+        lines += ["", "Parameter importances (fANOVA over complete trials): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()) + "."]
+    text = "\n".join(lines) + "\n"
+    atomic_write(out / "study.md", lambda p: Path(p).write_text(text))
+    write_json(out / "study.json", {"model": base.train.model, "dataset": base.train.dataset, "metric": metric,
+                                    "select_by": sel, "sampler": spec.opts.sampler, "pruner": spec.opts.pruner,
+                                    "space": spec.space.to_yaml(), "best": best_row, "importances": importances,
+                                    "trials": rows})
+    _plot_history(rows, metric, out / "history.png", f"{base.train.model} on {base.train.dataset}")
+    if importances:
+        _plot_importance(importances, out / "importance.png")
+    log(text)
+    return {"best": best_row, "rows": rows, "importances": importances}
+
+
+def _importances(study) -> dict[str, float]:
+    optuna = _optuna()
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    if len(complete) < 3:
+        return {}
+    try:
+        return {k: float(v) for k, v in optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)).items()}
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        return {}
+
+
+def _plot_history(rows, metric: str, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for state, style in (("COMPLETE", dict(color="C0", marker="o", label="complete")),
+                         ("PRUNED", dict(color="C7", marker="x", label="pruned (best valid before pruning)"))):
+        pts = [(r["number"], r["valid"][metric]) for r in rows if r["state"] == state and r["valid"]]
+        if pts:
+            ax.scatter(*zip(*pts), s=18, **style)
+    best, xs, ys = -math.inf, [], []
+    for r in sorted(rows, key=lambda r: r["number"]):
+        if r["state"] == "COMPLETE" and r["value"] is not None and r["valid"]:
+            best = max(best, r["valid"][metric])
+        if best > -math.inf:
+            xs.append(r["number"])
+            ys.append(best)
+    if xs:
+        ax.step(xs, ys, where="post", color="C3", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"valid {metric}")
+    ax.set_title(f"{title}: optimisation history")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    plt.close(fig)
+
+
+def _plot_importance(imp: dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(imp)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.3 * len(names)))
+    ax.barh(names, [imp[n] for n in names], color="C0")
+    ax.set_xlabel("importance (fANOVA, normalised)")
+    ax.set_title("parameter importances")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    plt.close(fig)
+
+
+def grid_combos(space: Space) -> list[dict[str, Any]]:
+    keys = list(space.params)
+    return [dict(zip(keys, vals)) for vals in itertools.product(*(space.params[k].grid_values() for k in keys))]
+
+
+__all__ = ["Param", "Space", "StudySpec", "TuneOptions", "default_space_path", "grid_space", "load_space",
+           "parse_space", "run_tune", "split_grid", "write_reports", "grid_combos"]
