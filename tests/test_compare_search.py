@@ -7,7 +7,7 @@ import yaml
 
 from siger.cli import main
 from siger.config import ConfigError
-from siger.search import split_grid
+from siger.experiments.tune import split_grid
 
 BASE = ["--epochs", "2", "--batch_size", "4", "--progress", "false", "--topk", "5,10,20",
         "--valid_metric", "recall@20"]
@@ -28,19 +28,22 @@ def test_grid_search_trains_every_combination_and_saves_the_winner(tiny_dir, tmp
     argv = ["train", "--model", "LightGCN", "--dataset", "tiny", "--data-dir", str(tiny_dir), "--out", str(out),
             "--learning_rate", "0.05,0.001", "--n_layers", "1,2", "--select-by", select_by] + BASE
     assert main(argv) == 0
-    res = json.loads((out / "search.json").read_text())
-    assert len(res["rows"]) == 4 and res["select_by"] == select_by
-    best = max(res["rows"], key=lambda r: r[select_by]["recall@20"])
+    res = json.loads((out / "study.json").read_text())  # the grid is a study on the tuner's engine
+    rows = [r for r in res["trials"] if r["state"] == "COMPLETE"]
+    assert len(rows) == 4 and res["select_by"] == select_by and res["sampler"] == "grid"
+    assert {(r["params"]["learning_rate"], r["params"]["n_layers"]) for r in rows} == \
+        {(0.05, 1), (0.05, 2), (0.001, 1), (0.001, 2)}
+    best = max(rows, key=lambda r: r[select_by]["recall@20"])
     assert res["best"]["params"] == best["params"]
     saved = yaml.safe_load((out / "best_config.yaml").read_text())
-    assert str(saved["train"]["learning_rate"]) == str(float(best["params"]["learning_rate"]))
-    assert saved["model"]["n_layers"] == int(best["params"]["n_layers"])
-    md = (out / "search.md").read_text()
-    assert md.count("**best**") == 1 and ("seen the test set" in md) == (select_by == "test")
+    assert saved["train"]["learning_rate"] == best["params"]["learning_rate"]
+    assert saved["model"]["n_layers"] == best["params"]["n_layers"]
+    md = (out / "study.md").read_text()
+    assert ("seen the test set" in md) == (select_by == "test")
     # finished combinations are reused, not retrained
-    stamp = (out / "grid").stat().st_mtime, [p.stat().st_mtime for p in sorted((out / "grid").rglob("metrics.json"))]
+    stamps = [p.stat().st_mtime for p in sorted(out.rglob("metrics.json"))]
     assert main(argv) == 0
-    assert [p.stat().st_mtime for p in sorted((out / "grid").rglob("metrics.json"))] == stamp[1]
+    assert [p.stat().st_mtime for p in sorted(out.rglob("metrics.json"))] == stamps
 
 
 def test_select_by_without_grid_and_grid_without_out_are_errors(tiny_dir, capsys):

@@ -240,7 +240,7 @@ class TuneOptions:
     study_name: str | None = None
     startup_trials: int = 10  # random trials before TPE models the space; also the median pruner's
     select_by: str = "valid"  # "test" = MMRec's choice by test metric (labelled as having seen test)
-    heartbeat: int = 60  # seconds between a running trial's heartbeats; stale after 2x + 30 s
+    heartbeat: int = 60  # seconds between a running trial's heartbeats; stale after 2x
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (e.g. the defaults)
 
     def check(self) -> None:
@@ -260,7 +260,11 @@ def _optuna():
         import optuna
     except ImportError:
         raise ImportError("siger tune needs Optuna: pip install optuna (or pip install -e .)") from None
+    import warnings
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # the heartbeat / retry API used to resume a killed study is marked experimental by Optuna
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
 
 
@@ -293,7 +297,7 @@ def make_pruner(opts: TuneOptions, warmup: int, max_epochs: int):
 def _storage(url: str, heartbeat: int):
     optuna = _optuna()
     return optuna.storages.RDBStorage(
-        url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat + 30,
+        url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
         engine_kwargs={"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None,
     )
@@ -649,7 +653,7 @@ def _plot_importance(imp: dict[str, float], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(imp)[::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.3 * len(names)))
+    fig, ax = plt.subplots(figsize=(6, 1.6 + 0.3 * len(names)))
     ax.barh(names, [imp[n] for n in names], color="C0")
     ax.set_xlabel("importance (fANOVA, normalised)")
     ax.set_title("parameter importances")

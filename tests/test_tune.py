@@ -1,0 +1,228 @@
+"""`siger tune`: spaces, the Optuna engine, pruning, resume after SIGKILL, and valid-only choice."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from siger.cli import main
+from siger.config import ConfigError
+from siger.experiments.tune import StudySpec, TuneOptions, load_space, parse_space, run_tune
+
+from conftest import write_inter
+
+FAST = {"batch_size": "64", "patience": "1000", "progress": "false", "topk": "5,10,20",
+        "valid_metric": "recall@5", "num_threads": "1"}
+
+
+@pytest.fixture
+def planted_dir(tmp_path):
+    """60 users in two tastes: users 0-29 only ever take items 0-19, users 30-59 items 20-39 (each
+    user 10 items: 8 train, 1 valid, 1 test), so a model that learns ranks well and one that does
+    not (a tiny learning rate) ranks at random."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(60):
+        lo = 0 if u < 30 else 20
+        its = rng.choice(np.arange(lo, lo + 20), size=10, replace=False)
+        rows += [(u, int(i), 0 if j < 8 else j - 7) for j, i in enumerate(its)]
+    d = tmp_path / "data" / "planted"
+    d.mkdir(parents=True)
+    write_inter(d / "planted.inter", rows)
+    np.save(d / "image_feat.npy", rng.normal(size=(40, 4)).astype(np.float32))
+    return tmp_path / "data"
+
+
+def _spec(data_dir, out, space, opts, model="LightGCN", **ov):
+    overrides = {**FAST, "data_dir": str(data_dir), **{k: str(v) for k, v in ov.items()}}
+    return StudySpec(model, "planted", overrides, None, parse_space(space, model), str(out), opts)
+
+
+# -- spaces ------------------------------------------------------------------------------------
+def test_space_parsing_types_ranges_choices_and_conditions():
+    sp = parse_space({"params": {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+                                 "n_mm_layers": {"low": 1, "high": 3}, "perturb_mode": ["modulus", "uniform"],
+                                 "infuse_at": ["graph", "weights"],
+                                 "beta_learn": {"choices": [False, True], "if": {"infuse_at": "graph"}},
+                                 "eps": {"low": 0.1, "high": 0.5, "step": 0.2}},
+                      "fixed": {"warmup_epochs": 20}}, "SIGER")
+    p = sp.params
+    assert (p["learning_rate"].kind, p["learning_rate"].log) == ("float", True)
+    assert p["n_mm_layers"].kind == "int" and p["perturb_mode"].choices == ["modulus", "uniform"]
+    assert p["beta_learn"].when == {"infuse_at": "graph"} and p["beta_learn"].choices == [False, True]
+    assert p["beta_learn"].active({"infuse_at": "graph"}) and not p["beta_learn"].active({"infuse_at": "weights"})
+    assert p["eps"].grid_values() == [0.1, 0.3, 0.5] and sp.fixed == {"warmup_epochs": 20}
+    for bad, msg in [({"nope": [1, 2]}, "unknown config key"),
+                     ({"learning_rate": {"low": 1e-2, "high": 1e-4}}, "must be below"),
+                     ({"learning_rate": {"low": 0, "high": 1, "log": True}}, "log range needs low > 0"),
+                     ({"n_mm_layers": {"low": 1.5, "high": 3}}, "integer key"),
+                     ({"perturb_mode": {"low": 0, "high": 1}}, "numeric key"),
+                     ({"topk": [[5], [10]]}, "list-valued"),
+                     ({"knn_k": [5, 5]}, "repeated"),
+                     ({"beta_learn": {"choices": [True], "if": {"infuse_at": "graph"}}}, "not a searched key"),
+                     ({}, "empty")]:
+        with pytest.raises(ConfigError, match=msg):
+            parse_space(bad, "SIGER")
+    with pytest.raises(ConfigError, match="both searched and fixed"):
+        parse_space({"params": {"knn_k": [5, 10]}, "fixed": {"knn_k": 10}}, "SIGER")
+
+
+def test_every_model_ships_a_valid_default_space():
+    from siger.models import available_models
+
+    for m in available_models():
+        sp = load_space(None, m)
+        assert sp.params and sp.fixed.get("warmup_epochs") == 20, m
+
+
+# -- the engine ----------------------------------------------------------------------------------
+def test_planted_better_setting_is_found_and_reports_are_written(planted_dir, tmp_path):
+    out = tmp_path / "study"
+    spec = _spec(planted_dir, out, {"learning_rate": {"low": 1e-7, "high": 0.1, "log": True}},
+                 TuneOptions(trials=8, startup_trials=4, pruner="none"), epochs=8)
+    res = run_tune(spec, log=lambda s: None)
+    done = [r for r in res["rows"] if r["state"] == "COMPLETE"]
+    assert len(done) == 8
+    lrs = sorted(r["params"]["learning_rate"] for r in done)
+    assert lrs[0] < 1e-4 and lrs[-1] > 1e-3  # both ends were tried
+    best = res["best"]
+    assert best["params"]["learning_rate"] > 1e-3  # the planted setting: a learning rate that learns
+    assert best["valid"]["recall@5"] == max(r["valid"]["recall@5"] for r in done)
+    assert best["valid"]["recall@5"] > 2 * min(r["valid"]["recall@5"] for r in done)
+    saved = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert saved["train"]["learning_rate"] == best["params"]["learning_rate"]
+    md = (out / "study.md").read_text()
+    assert "were **not used** to choose" in md and md.count("| complete |") == 8
+    for png in ("history.png", "importance.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert yaml.safe_load((out / "space.yaml").read_text())["params"]["learning_rate"]["log"] is True
+
+
+def test_diverging_and_hopeless_trials_are_pruned(planted_dir, tmp_path):
+    space = {"learning_rate": {"low": 1e-7, "high": 1e30, "log": True}}
+    # two good trials first, then one whose loss turns non-finite, then one that cannot learn
+    # (valid below the median of the others at its first evaluations: the median pruner stops it)
+    enqueue = [{"learning_rate": 0.05}, {"learning_rate": 0.02}, {"learning_rate": 1e30}, {"learning_rate": 1e-7}]
+    spec = _spec(planted_dir, tmp_path / "s", space,
+                 TuneOptions(trials=4, startup_trials=2, pruner="median", enqueue=enqueue), epochs=30)
+    res = run_tune(spec, log=lambda s: None)
+    by_lr = {r["params"]["learning_rate"]: r for r in res["rows"]}
+    assert by_lr[0.05]["state"] == by_lr[0.02]["state"] == "COMPLETE"
+    assert by_lr[1e30]["state"] == "PRUNED" and "non-finite" in by_lr[1e30]["error"]
+    assert by_lr[1e-7]["state"] == "PRUNED" and by_lr[1e-7]["epochs_run"] < 30
+    metrics = json.loads((tmp_path / "s" / by_lr[1e-7]["run_dir"] / "metrics.json").read_text())
+    assert metrics["pruned"] is True
+    md = (tmp_path / "s" / "study.md").read_text()
+    assert "pruned (diverged)" in md and md.count("| pruned") == 2
+
+
+def test_pruner_respects_the_warmup(planted_dir, tmp_path):
+    enqueue = [{"learning_rate": 0.05}, {"learning_rate": 0.02}, {"learning_rate": 1e-7}]
+    spec = _spec(planted_dir, tmp_path / "s", {"learning_rate": {"low": 1e-7, "high": 0.1, "log": True}},
+                 TuneOptions(trials=3, startup_trials=2, enqueue=enqueue), epochs=30, warmup_epochs=12)
+    res = run_tune(spec, log=lambda s: None)
+    slow = next(r for r in res["rows"] if r["params"]["learning_rate"] == 1e-7)
+    assert slow["state"] == "PRUNED" and slow["epochs_run"] == 13  # first allowed at epoch 12 (0-based)
+
+
+def test_test_metrics_never_influence_the_choice(planted_dir, tmp_path, monkeypatch):
+    """Two studies, same seeds, with test metrics replaced by opposite fakes: the sampled
+    parameters, the objective values and the winner must be identical."""
+    from siger.train import trainer as trainer_mod
+
+    real = trainer_mod.Trainer.evaluate
+
+    def study(tag, sign):
+        def fake(self, split, emb=None):
+            m = real(self, split, emb)
+            return {k: sign * (v + 1) for k, v in m.items()} if split == "test" else m
+
+        monkeypatch.setattr(trainer_mod.Trainer, "evaluate", fake)
+        spec = _spec(planted_dir, tmp_path / tag, {"learning_rate": {"low": 1e-6, "high": 0.1, "log": True},
+                                                   "n_layers": [1, 2, 3]},
+                     TuneOptions(trials=6, startup_trials=3, pruner="none"), epochs=4)
+        return run_tune(spec, log=lambda s: None)
+
+    a, b = study("a", 1.0), study("b", -1.0)
+    assert [r["params"] for r in a["rows"]] == [r["params"] for r in b["rows"]]
+    assert [r["value"] for r in a["rows"]] == [r["value"] for r in b["rows"]]
+    assert all(r["value"] == r["valid"]["recall@5"] for r in a["rows"])
+    assert a["best"]["number"] == b["best"]["number"]
+    assert a["best"]["test"]["recall@5"] == -b["best"]["test"]["recall@5"]  # the fakes did reach the table
+
+
+def test_resumed_study_refuses_other_settings(planted_dir, tmp_path):
+    space = {"learning_rate": [0.01, 0.05]}
+    run_tune(_spec(planted_dir, tmp_path / "s", space, TuneOptions(trials=1, pruner="none"), epochs=2),
+             log=lambda s: None)
+    with pytest.raises(ConfigError, match="started with other settings"):
+        run_tune(_spec(planted_dir, tmp_path / "s", space, TuneOptions(trials=2, pruner="none"), epochs=3),
+                 log=lambda s: None)
+    res = run_tune(_spec(planted_dir, tmp_path / "s", space, TuneOptions(trials=2, pruner="none"), epochs=2),
+                   log=lambda s: None)
+    assert sum(r["state"] == "COMPLETE" for r in res["rows"]) == 2
+
+
+def test_two_workers_share_one_study(planted_dir, tmp_path):
+    spec = _spec(planted_dir, tmp_path / "s", {"learning_rate": {"low": 1e-4, "high": 0.1, "log": True}},
+                 TuneOptions(trials=4, jobs=2, startup_trials=2, pruner="none"), epochs=3)
+    res = run_tune(spec, log=lambda s: None, quiet_workers=True)
+    done = [r for r in res["rows"] if r["state"] == "COMPLETE"]
+    assert 4 <= len(done) <= 5 and len({r["run_dir"] for r in done}) == len(done)
+
+
+def _tune_cmd(planted_dir, out, trials):
+    args = [sys.executable, "-m", "siger", "tune", "--model", "LightGCN", "--dataset", "planted", "--data-dir",
+            str(planted_dir), "--out", str(out), "--trials", str(trials), "--pruner", "none", "--heartbeat", "1",
+            "--startup-trials", "1", "--space", str(out.parent / "space.yaml"), "--epochs", "400", "--eval_every", "50"]
+    for k, v in FAST.items():
+        args += [f"--{k}", v]
+    return args
+
+
+def test_study_killed_with_sigkill_resumes_and_finishes_the_trial_count(planted_dir, tmp_path):
+    (tmp_path / "space.yaml").write_text("learning_rate: {low: 1.0e-3, high: 0.1, log: true}\n")
+    out = tmp_path / "study"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(_tune_cmd(planted_dir, out, 3), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env, start_new_session=True)
+    ckpt = out / "trials" / "0001" / "checkpoint.pt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert ckpt.exists(), "trial 1 never reached its first checkpoint"
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-trial: trial 1 is left RUNNING in the storage
+    proc.wait()
+    assert not (out / "trials" / "0001" / "metrics.json").exists()
+    time.sleep(2.5)  # past the heartbeat grace period (2 x 1 s)
+    res = subprocess.run(_tune_cmd(planted_dir, out, 3), capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "resumed from" in res.stdout and "retry: resumes trials/0001" in res.stdout
+    study = json.loads((out / "study.json").read_text())
+    states = [t["state"] for t in study["trials"]]
+    assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1  # the killed attempt, retried
+    retried = [t for t in study["trials"] if t["state"] == "COMPLETE" and t["run_dir"] == "trials/0001"]
+    assert len(retried) == 1 and retried[0]["epochs_run"] == 400
+    assert (out / "trials" / "0001" / "metrics.json").exists()
+
+
+def test_cli_tune_and_errors(planted_dir, tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  learning_rate: [0.05, 0.001]\nfixed:\n  warmup_epochs: 0\n")
+    argv = ["tune", "--model", "LightGCN", "--dataset", "planted", "--data-dir", str(planted_dir), "--space",
+            str(space), "--trials", "2", "--out", str(tmp_path / "s"), "--epochs", "2", "--enqueue-defaults"]
+    for k, v in FAST.items():
+        argv += [f"--{k}", v]
+    assert main(argv) == 0
+    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert study["trials"][0]["params"] == {"learning_rate": 0.001}  # the config default, enqueued first
+    space.write_text("learning_rate: {low: 1, high: 0.1}\n")
+    assert main(argv) == 2
+    assert "must be below" in capsys.readouterr().err
