@@ -64,6 +64,8 @@ def cmd_train(args, extra) -> int:
     if args.select_by != "valid":
         raise ConfigError("--select-by only applies to a grid search (give a key several values)")
     cfg = _config(args, extra)
+    if args.out:
+        _check_out(Path(args.out), args.resume, args.overwrite)
     from siger.distributed import from_env
 
     ctx, cfg.train.device = from_env(cfg.train.device)  # torchrun: join the process group
@@ -80,6 +82,29 @@ def cmd_train(args, extra) -> int:
     if args.out and ctx.is_main:
         print(f"\nrun written to {args.out}")
     return 0 if result["valid"] is not None else 1
+
+
+# what a run folder holds (removed by --overwrite; nothing else in the folder is touched)
+RUN_FILES = ("config.yaml", "log.jsonl", "metrics.json", "record.json", "curves.png", "model.pt", "checkpoint.pt")
+
+
+def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to train over a run folder unless told what to do with it."""
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it: give one")
+    finished, started = (out / "metrics.json").exists(), (out / "checkpoint.pt").exists()
+    if overwrite:
+        for f in RUN_FILES:
+            (out / f).unlink(missing_ok=True)
+        return
+    if resume:
+        return
+    if finished:
+        raise ConfigError(f"{out} holds a finished run (metrics.json); use --overwrite to replace it, "
+                          "or another --out")
+    if started:
+        raise ConfigError(f"{out} holds an unfinished run (checkpoint.pt); use --resume to continue it or "
+                          "--overwrite to start again")
 
 
 def cmd_tune(args, extra) -> int:
@@ -106,7 +131,7 @@ def cmd_tune(args, extra) -> int:
 
 def cmd_evaluate(args, extra) -> int:
     from siger.eval.ranking import evaluate
-    from siger.report import metrics_table
+    from siger.artifacts import metrics_table
     from siger.train.trainer import load_model
 
     if extra:
@@ -126,7 +151,7 @@ def cmd_evaluate(args, extra) -> int:
 
 
 def cmd_ablate(args, extra) -> int:
-    from siger.ablate import run_ablation
+    from siger.experiments.ablate import run_ablation
 
     cfg = _config(args, extra)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
@@ -136,7 +161,7 @@ def cmd_ablate(args, extra) -> int:
 
 
 def cmd_compare(args, extra) -> int:
-    from siger.compare import run_compare
+    from siger.experiments.compare import run_compare
 
     overrides = parse_cli_overrides(extra)
     if args.data_dir is not None:
@@ -154,7 +179,7 @@ def cmd_compare(args, extra) -> int:
 
 
 def cmd_summarize(args, extra) -> int:
-    from siger.report import collect_runs, summarize, summary_table
+    from siger.experiments.summary import collect_runs, summarize, summary_table
 
     groups = collect_runs(args.runs)
     if not groups:
@@ -249,7 +274,8 @@ def cmd_recommend(args, extra) -> int:
         print(f"user {r['user']}{flag}")
         for rank, it in enumerate(r["items"], start=1):
             title = f"  {it['title']}" if it.get("title") else ""
-            print(f"  {rank:>3}. {it['item']:<12} {it['score']:>10.4f}{title}")
+            score = f"{it['score']:>10.4f}" if it["score"] is not None else f"{'pop ' + str(it['popularity']):>10}"
+            print(f"  {rank:>3}. {it['item']:<12} {score}{title}")
     return 0
 
 
@@ -258,19 +284,28 @@ def cmd_serve(args, extra) -> int:
     from siger.serve.recommender import load_run
 
     _no_extra(extra)
+    from siger.extras import require
+
+    require("fastapi", "serve")
+    require("uvicorn", "serve")  # before loading the run, so a missing extra is said at once
     serve(load_run(args.run), args.host, args.port)
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siger", description="Multimodal graph recommendation (SIGER and baselines)")
     # allow_abbrev=False on every command: `--seed 1000` (a config key) must reach the config, not be
     # taken as a prefix of `--seeds`
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", allow_abbrev=False, help="train a model; any config key can follow as --key value")
+    p = sub.add_parser("train", allow_abbrev=False, help="train a model; any config key can follow as --key value",
+                       description="Train one model (or, with list values such as --knn_k 5,10, a grid of "
+                                   "runs). Every config key below can be given as --key value.",
+                       epilog=train_epilog or "config keys: see `siger train --model NAME --help`",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p)
     p.add_argument("--out", default=None, help="run folder for config, logs, metrics, curves, model")
     p.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (refused otherwise)")
     p.add_argument("--select-by", default="valid", choices=["valid", "test"],
                    help="grid search only: pick the winner on valid (default) or, as MMRec does, on test")
     p.set_defaults(func=cmd_train)
@@ -368,8 +403,27 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _train_help(argv: list[str]) -> str | None:
+    """The config-key listing for `siger train [--model M] --help` (None for anything else)."""
+    if not argv or argv[0] != "train" or not ({"-h", "--help"} & set(argv)):
+        return None
+    from siger.config import config_help
+
+    model = "SIGER"
+    for i, a in enumerate(argv):
+        if a == "--model" and i + 1 < len(argv):
+            model = argv[i + 1]
+        elif a.startswith("--model="):
+            model = a.split("=", 1)[1]
+    try:
+        return config_help(model)
+    except KeyError as e:
+        return str(e.args[0])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = make_parser(_train_help(argv))
     args, extra = parser.parse_known_args(argv)
     try:
         return args.func(args, extra)

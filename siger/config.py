@@ -33,24 +33,25 @@ class TrainConfig:
     after 20 evaluations without a better valid Recall@20, seed 999).
     """
 
-    model: str = "SIGER"
-    dataset: str = "tiktok"
+    model: str = "SIGER"  # model name (siger models)
+    preset: str | None = None  # a named set of model settings applied under YAML and --key values (e.g. SIGER's "spec")
+    dataset: str = "tiktok"  # dataset name: a folder <data_dir>/<dataset>/, or the bundled tiktok
     data_dir: str | None = None  # folder holding <dataset>/; None: the bundled dataset
     modalities: list[str] | None = None  # subset of the dataset's modalities; None: all
-    seed: int = 999
-    epochs: int = 1000
-    batch_size: int = 2048
-    learning_rate: float = 1e-3
+    seed: int = 999  # seeds the model initialisation, the sampler and the noise
+    epochs: int = 1000  # most training epochs
+    batch_size: int = 2048  # (user, positive, negative) triples per step
+    learning_rate: float = 1e-3  # Adam step size
     neg_pool: str = "train"  # BPR negatives from: train (items occurring in train, as MMRec) | all
     patience: int = 20  # evaluations without improvement before stopping
     # early stopping (and a tuner's pruner) may not end a run before this epoch: models on frozen
     # kNN graphs often peak on valid at epoch 0-1, dip, and pass that peak only later; 0 = MMRec's rule
     warmup_epochs: int = 0
     eval_every: int = 1  # evaluate on valid every N epochs
-    valid_metric: str = "recall@20"
-    topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])
+    valid_metric: str = "recall@20"  # what early stopping and model choice read on valid
+    topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])  # cut-offs of every metric
     eval_chunk_users: int = 4096  # users scored at once during full ranking
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda[:N] | mps
     num_threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     cache_dir: str | None = None  # graph cache; None: $SIGER_CACHE_DIR or ~/.cache/siger
     progress: bool = True  # tqdm progress bars
@@ -177,6 +178,66 @@ def config_mismatch(saved: dict[str, Any], cfg: "Config", ignore: tuple[str, ...
     return sorted(diff)
 
 
+def key_docs(cls: type) -> dict[str, str]:
+    """One-line meaning of each field of a config dataclass, read from its source: the comment on
+    the field's line, else the comment lines just above it (subclasses override their bases)."""
+    import inspect
+    import re
+
+    docs: dict[str, str] = {}
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
+        try:
+            src = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        above: list[str] = []
+        for line in src.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("#"):
+                above.append(stripped.lstrip("# ").strip())
+                continue
+            m = re.match(r"\s+(\w+)\s*:[^=#]+=[^#]*(?:#\s*(.*))?$", line)
+            if m and m.group(1) in {f.name for f in dataclasses.fields(cls)}:
+                docs[m.group(1)] = (m.group(2) or " ".join(above)).strip()
+            above = []
+    return docs
+
+
+def config_help(model: str, width: int = 100) -> str:
+    """Every config key of ``model`` with its type, default and meaning (``siger train --help``)."""
+    import textwrap
+
+    from siger.models import get_model_class
+
+    cls = get_model_class(model)
+    lines = ["config keys: give any as --key value (lists comma-separated), or in --config FILE.yaml "
+             "(train:/model: sections or flat keys)", ""]
+    for title, dc in (("training (every model)", TrainConfig), (f"model {cls.name}", cls.Config)):
+        lines.append(f"{title}:")
+        docs = key_docs(dc)
+        hints = typing.get_type_hints(dc)
+        inst = dc()
+        for f in dataclasses.fields(dc):
+            tp, opt = _strip_optional(hints[f.name])
+            tname = getattr(tp, "__name__", str(tp)) + (" | None" if opt else "")
+            if typing.get_origin(tp) is list:
+                tname = f"list[{typing.get_args(tp)[0].__name__}]"
+            head = f"  --{f.name} {tname} = {getattr(inst, f.name)!r}"
+            text = docs.get(f.name, "")
+            rng = RANGES.get(f.name)
+            if rng is not None:
+                text += f" [{rng.text()}]"
+            if f.name in CHOICES and not all(c in text for c in CHOICES[f.name]):
+                text += f" [{' | '.join(CHOICES[f.name])}]"
+            first = f"{head:<44} {text}".rstrip() if len(head) < 44 else head + "\n" + " " * 45 + text
+            lines += textwrap.wrap(first, width=width, subsequent_indent=" " * 45, replace_whitespace=False) or [first]
+        lines.append("")
+    presets = getattr(cls, "PRESETS", {})
+    if presets:
+        lines.append(f"presets of {cls.name} (--preset NAME): " + ", ".join(sorted(presets)))
+    return "\n".join(lines)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config into flat overrides. Accepts ``train:``/``model:`` sections or flat keys."""
     p = Path(path)
@@ -224,13 +285,101 @@ def _is_number(s: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric key: ``lo``..``hi`` (None = unbounded), ends open or closed."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def ok(self, v: float) -> bool:
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi):
+            return False
+        return True
+
+    def text(self) -> str:
+        if self.hi is None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        lo = "(" if self.lo_open else "["
+        hi = ")" if self.hi_open else "]"
+        return f"in {lo}{self.lo:g}, {self.hi:g}{hi}"
+
+
+POSITIVE_INT, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP = (Range(1), Range(0), Range(0, lo_open=True),
+                                                             Range(0, 1), Range(0, 1, hi_open=True))
+# natural ranges of config keys, shared by every model that has the key
+RANGES: dict[str, Range] = {
+    **{k: POSITIVE_INT for k in ("epochs", "batch_size", "patience", "eval_every", "eval_chunk_users",
+                                 "embedding_dim", "feat_embed_dim", "knn_k", "cooc_k", "graph_only_dim",
+                                 "hyper_num")},
+    **{k: NON_NEGATIVE for k in ("seed", "warmup_epochs", "num_threads", "n_ui_layers", "n_mm_layers", "n_layers",
+                                 "n_hyper_layer", "cl_batch", "reg_weight", "lambda_p", "lambda_a", "lambda_c",
+                                 "eps", "cl_weight")},
+    **{k: POSITIVE for k in ("tau", "tau_p", "tau_a", "tau_c")},
+    "learning_rate": NON_NEGATIVE,  # 0 freezes the model (used to test early stopping)
+    **{k: UNIT for k in ("beta", "mm_image_weight")},
+    "alpha": NON_NEGATIVE,
+    "dropout": UNIT_OPEN_TOP,
+    "keep_rate": Range(0, 1, lo_open=True),
+}
+# allowed values of choice keys
+CHOICES: dict[str, tuple[str, ...]] = {
+    "neg_pool": ("train", "all"),
+    "knn_norm": ("sym", "rw", "none"),
+    "cooc_norm": ("sym", "rw", "none"),
+    "knn_backend": ("exact", "faiss"),
+    "cooc_weight": ("count", "binary", "cosine"),
+    "perturb_mode": ("modulus", "uniform", "mean", "inverse"),
+    "perturb_target": ("semantic", "fused", "final"),
+    "perturb_at": ("layers", "output"),
+    "infuse_at": ("graph", "weights"),
+    "anchor_mode": ("anchor", "multi_positive", "pairwise"),
+}
+
+
+def check_config(cfg: Config) -> Config:
+    """Every numeric key in its natural range and every choice key among its values, else a
+    :class:`ConfigError` naming the key and what it allows."""
+    for section in (cfg.train, cfg.model):
+        for f in dataclasses.fields(section):
+            v = getattr(section, f.name)
+            if f.name in RANGES and isinstance(v, (int, float)) and not isinstance(v, bool):
+                if not RANGES[f.name].ok(v):
+                    raise ConfigError(f"--{f.name}: must be {RANGES[f.name].text()}, got {v!r}")
+            if f.name in CHOICES and v not in CHOICES[f.name]:
+                raise ConfigError(f"--{f.name}: must be one of {' | '.join(CHOICES[f.name])}, got {v!r}")
+    t = cfg.train
+    if any(k < 1 for k in t.topk):
+        raise ConfigError(f"--topk: every K must be >= 1, got {t.topk}")
+    metric, _, k = t.valid_metric.partition("@")
+    if metric not in ("recall", "ndcg", "precision", "map") or not k.isdigit() or int(k) not in t.topk:
+        raise ConfigError(f"--valid_metric: must be recall|ndcg|precision|map@K with K in --topk {t.topk}, "
+                          f"got {t.valid_metric!r}")
+    return cfg
+
+
+def _preset(cls, name: str | None) -> dict[str, Any]:
+    if name is None:
+        return {}
+    presets = getattr(cls, "PRESETS", {})
+    if name not in presets:
+        known = ", ".join(sorted(presets)) or "none"
+        raise ConfigError(f"--preset: model {cls.name} has no preset {name!r} (presets: {known})")
+    return dict(presets[name])
+
+
 def build_config(
     model: str,
     dataset: str | None = None,
     overrides: dict[str, Any] | None = None,
     yaml_path: str | Path | None = None,
 ) -> Config:
-    """Defaults -> YAML -> overrides, for the model registered under ``model``."""
+    """Defaults -> preset (``preset`` key) -> YAML -> overrides, for the model registered under
+    ``model``; the result is checked (:func:`check_config`)."""
     from siger.models import get_model_class  # models register their config dataclass
 
     flat: dict[str, Any] = {}
@@ -242,7 +391,10 @@ def build_config(
     cfg = Config(train=TrainConfig(model=cls.name), model=cls.Config())
     if dataset is not None:
         cfg.train.dataset = dataset
-    return apply_overrides(cfg, flat)
+    preset = flat.get("preset")
+    if preset is not None and not (isinstance(preset, str) and preset.lower() in ("none", "null", "")):
+        apply_overrides(cfg, _preset(cls, str(preset)))  # the preset first: YAML and --key values win
+    return check_config(apply_overrides(cfg, flat))
 
 
 def config_from_dict(doc: dict[str, Any]) -> Config:
@@ -255,4 +407,4 @@ def config_from_dict(doc: dict[str, Any]) -> Config:
     flat = dict(train)
     flat.update(doc.get("model", {}))
     flat.pop("model", None)
-    return apply_overrides(cfg, flat)
+    return check_config(apply_overrides(cfg, flat))

@@ -102,7 +102,7 @@ def test_compare_model_config_applies_a_grid_winner_and_refuses_stale_runs(tiny_
 
 
 def test_train_or_load_checks_real_folders_and_takes_symlinks_as_given(tmp_path):
-    from siger.ablate import train_or_load
+    from siger.experiments.ablate import train_or_load
     from siger.config import build_config
 
     run = tmp_path / "run"

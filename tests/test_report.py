@@ -3,7 +3,7 @@ import json
 import pytest
 
 from siger.cli import main
-from siger.report import collect_runs, summarize, summary_table
+from siger.experiments.summary import collect_runs, summarize, summary_table
 
 
 def _run(path, model, seed, r20, r10=0.1):
@@ -65,7 +65,7 @@ def test_collect_splits_runs_whose_settings_differ(tmp_path):
 
 
 def test_seeds_phrase_names_one_seed_or_the_range():
-    from siger.report import seeds_phrase
+    from siger.experiments.summary import seeds_phrase
 
     assert seeds_phrase(999, 1) == "seed 999"
     assert seeds_phrase(999, 3) == "seeds 999..1001, mean ± std"

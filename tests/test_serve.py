@@ -38,6 +38,9 @@ def test_ranking_by_hand_excludes_seen_and_flags_cold_users():
     assert [it["item"] for it in b["items"]] == ["y", "w"]
     # c has no training history: popularity x (9), z (7)
     assert c["fallback"] == "popularity" and [it["item"] for it in c["items"]] == ["x", "z"]
+    # no model score for fallback items (raw counts next to model scores misled); their train count instead
+    assert [(it["score"], it["popularity"]) for it in c["items"]] == [(None, 9), (None, 7)]
+    assert all("popularity" not in it for it in a["items"])
     # k larger than the unseen items: only unseen ones come back
     assert [it["item"] for it in rec.recommend(["a"], k=10)[0]["items"]] == ["z", "w", "y"]
     with pytest.raises(UnknownUserError, match="'q'"):
@@ -135,7 +138,8 @@ def test_http_api(server):
     body = r.json()
     assert body["user"] == "u2" and len(body["items"]) == 1 and body["fallback"] is None  # 5 of 6 seen
     assert set(body["items"][0]) == {"item", "score", "title"}
-    assert httpx.get(server + "/recommend/u4").json()["fallback"] == "popularity"
+    fb = httpx.get(server + "/recommend/u4").json()
+    assert fb["fallback"] == "popularity" and fb["items"][0]["score"] is None and fb["items"][0]["popularity"] > 0
     r = httpx.get(server + "/recommend/ghost")
     assert r.status_code == 404 and "ghost" in r.json()["detail"]
     assert httpx.get(server + "/recommend/u1", params={"k": 0}).status_code == 422

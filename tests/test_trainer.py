@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from siger.cli import main
-from siger.config import build_config
+from siger.config import ConfigError, build_config
 from siger.train.trainer import Trainer, load_data
 
 FAST = {"batch_size": "4", "patience": "100", "progress": "false", "knn_k": "2", "cooc_k": "2"}
@@ -69,15 +69,13 @@ def test_resume_continues_exactly(tiny_dir, tmp_path, model):
 
 
 def test_resume_refuses_a_different_config(tiny_dir, tmp_path):
-    from siger.train.trainer import TrainingError
 
     _fit(_cfg(tiny_dir, "LightGCN", epochs=1), tmp_path / "r")
-    with pytest.raises(TrainingError, match=r"learning_rate: saved 0\.001, now 0\.01"):
+    with pytest.raises(ConfigError, match=r"learning_rate: saved 0\.001, now 0\.01"):
         _fit(_cfg(tiny_dir, "LightGCN", epochs=2, learning_rate=0.01), tmp_path / "r", resume=True)
 
 
 def test_resume_accepts_another_spelling_of_the_same_data_folder(tiny_dir, tmp_path, monkeypatch):
-    from siger.train.trainer import TrainingError
 
     _fit(_cfg(tiny_dir, "LightGCN", epochs=1), tmp_path / "r")  # data_dir saved as an absolute path
     monkeypatch.chdir(tiny_dir.parent)
@@ -88,14 +86,13 @@ def test_resume_accepts_another_spelling_of_the_same_data_folder(tiny_dir, tmp_p
     assert res["epochs_run"] == 3
     other = tmp_path / "other"  # a copy of the data is another folder: refused, both values named
     shutil.copytree(tiny_dir / "tiny", other / "tiny")
-    with pytest.raises(TrainingError, match="data_dir: saved"):
+    with pytest.raises(ConfigError, match="data_dir: saved"):
         _fit(_cfg(tiny_dir, "LightGCN", epochs=4, data_dir=other), tmp_path / "r", resume=True)
 
 
 def test_resume_accepts_a_key_added_later_at_its_default(tiny_dir, tmp_path):
     import torch
 
-    from siger.train.trainer import TrainingError
 
     _fit(_cfg(tiny_dir, "SIGER", epochs=1), tmp_path / "r")
     ck = tmp_path / "r" / "checkpoint.pt"
@@ -104,7 +101,7 @@ def test_resume_accepts_a_key_added_later_at_its_default(tiny_dir, tmp_path):
     torch.save(state, ck)
     res = _fit(_cfg(tiny_dir, "SIGER", epochs=2), tmp_path / "r", resume=True)
     assert res["epochs_run"] == 2
-    with pytest.raises(TrainingError, match="knn_backend"):
+    with pytest.raises(ConfigError, match="knn_backend"):
         _fit(_cfg(tiny_dir, "SIGER", epochs=3, knn_backend="faiss"), tmp_path / "r", resume=True)
 
 
@@ -161,7 +158,7 @@ def test_cli_train_then_evaluate_reproduces_exactly(tiny_dir, tmp_path, capsys):
     for k, v in FAST.items():
         args += [f"--{k}", v]
     assert main(args) == 0
-    assert "| test |" in capsys.readouterr().out
+    assert "| test  |" in capsys.readouterr().out
     assert main(["evaluate", "--run", str(out)]) == 0
     assert "reproduced exactly" in capsys.readouterr().out
 
@@ -211,7 +208,7 @@ def test_ablate_writes_one_table_and_reuses_finished_runs(tiny_dir, tmp_path, ca
     # a variant another process finishes while this one trains is tabled too (looked up after training)
     import shutil
 
-    import siger.ablate as ablate
+    import siger.experiments.ablate as ablate
 
     out3 = tmp_path / "abl3"
     real = ablate.train_or_load

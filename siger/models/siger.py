@@ -53,6 +53,18 @@ ABLATIONS: dict[str, dict[str, object]] = {
 }
 
 
+# The reconstruction exactly as first written in docs/siger-spec.md (`--preset spec`): every key
+# that the spec fixes, whatever the defaults are now.
+SPEC_PRESET: dict[str, object] = {
+    "embedding_dim": 64, "n_ui_layers": 2, "n_mm_layers": 1, "knn_k": 10, "knn_norm": "sym",
+    "cooc_k": 10, "cooc_weight": "count", "cooc_norm": "sym", "beta": 0.5, "infuse_at": "graph",
+    "beta_learn": False, "finetune_features": True, "graph_only_dim": 64, "perturb_mode": "modulus",
+    "perturb_target": "semantic", "perturb_at": "layers", "eps": 0.1, "tau_p": 0.2, "anchor_mode": "anchor",
+    "detach_anchor": False, "detach_align": False, "tau_a": 0.2, "tau_c": 0.2, "reg_weight": 1e-4,
+    "lambda_p": 0.01, "lambda_a": 0.01, "lambda_c": 0.01, "cl_batch": 0, "learning_rate": 1e-3,
+}
+
+
 class BatchRows(NamedTuple):
     """The rows a training batch reads: distinct ``users`` ``[U]``, distinct ``items`` ``[I]``
     (positives and negatives) and R_hat's rows for those users (a ``SparseGraph`` ``[U, n_i]``)."""
@@ -67,10 +79,11 @@ class SIGER(Recommender):
     """SIGER on any number (>= 1) of modalities, given as raw features or as provided graphs."""
 
     name = "SIGER"
+    PRESETS = {"spec": SPEC_PRESET}
 
     @dataclass
     class Config:
-        embedding_dim: int = 64
+        embedding_dim: int = 64  # d, the width of every representation
         n_ui_layers: int = 2  # L_b, behaviour LightGCN layers
         n_mm_layers: int = 1  # L_s, semantic graph layers (last layer kept)
         knn_k: int = 10  # neighbours per item in S^m
@@ -78,7 +91,7 @@ class SIGER(Recommender):
         knn_backend: str = "exact"  # exact | faiss (faiss-cpu IndexFlatIP, same neighbours)
         cooc_k: int = 10  # k_c, neighbours per item in S^c
         cooc_weight: str = "count"  # CHOICE: count | binary | cosine
-        cooc_norm: str = "sym"
+        cooc_norm: str = "sym"  # normalisation of S^c: sym | rw | none
         beta: float = 0.5  # CHOICE: infusion weight, 0 = backbone graphs (no infusion)
         # CHOICE: where the blend happens: graph = (1-beta) S^m + beta S^c of the normalised graphs;
         # weights = normalise((1-beta) W^m + beta C) of the row-max-scaled weights (union of both top-k lists)
@@ -94,17 +107,17 @@ class SIGER(Recommender):
         # aggregation (the spec; noise flows through the encoder); output = added once to the
         # target representation at the batch rows (cheapest; 'mean'/'inverse' scale by the batch's mean norm)
         perturb_at: str = "layers"
-        eps: float = 0.1
-        tau_p: float = 0.2
+        eps: float = 0.1  # noise strength (its meaning per perturb_mode: see siger/models/perturb.py)
+        tau_p: float = 0.2  # temperature of the perturbation InfoNCE
         anchor_mode: str = "anchor"  # CHOICE: anchor | multi_positive | pairwise
-        detach_anchor: bool = False
+        detach_anchor: bool = False  # CHOICE: behaviour anchor as a fixed reference (no anchor-loss gradient into H^b)
         detach_align: bool = False  # extension (not in the spec): no L_align gradient into H^b
-        tau_a: float = 0.2
-        tau_c: float = 0.2
-        reg_weight: float = 1e-4
-        lambda_p: float = 0.01
-        lambda_a: float = 0.01
-        lambda_c: float = 0.01
+        tau_a: float = 0.2  # temperature of the anchor InfoNCE
+        tau_c: float = 0.2  # temperature of the behaviour<->fused InfoNCE
+        reg_weight: float = 1e-4  # lambda_reg, L2 on the batch's final embeddings
+        lambda_p: float = 0.01  # weight of the perturbation InfoNCE (0: no perturbation)
+        lambda_a: float = 0.01  # weight of the anchor InfoNCE (0: no anchor loss)
+        lambda_c: float = 0.01  # weight of the behaviour<->fused InfoNCE (0: none)
         # extension: the contrastive terms (pert, anchor, align) read only the first cl_batch
         # interactions of each (shuffled) batch; 0 = the whole batch (the spec, MMRec's MGCN)
         cl_batch: int = 0

@@ -14,18 +14,19 @@ MAX_BATCH = 10_000
 
 
 def create_app(rec: RunRecommender):
-    try:
-        from fastapi import FastAPI, HTTPException, Query
-        from pydantic import BaseModel, Field
-    except ImportError:
-        raise ImportError("serving needs FastAPI and uvicorn: pip install 'siger[serve]'") from None
+    from siger.extras import require
+
+    require("fastapi", "serve")
+    from fastapi import FastAPI, HTTPException, Query
+    from pydantic import BaseModel, Field
 
     max_k = min(MAX_K, rec.n_items)
 
     class Item(BaseModel):
         item: str
-        score: float
+        score: float | None = None  # the model's score; None for popularity-fallback items
         title: str | None = None
+        popularity: int | None = None  # train interactions of the item (popularity-fallback items only)
 
     class Rec(BaseModel):
         user: str
@@ -44,14 +45,15 @@ def create_app(rec: RunRecommender):
         return {"status": "ok", "model": rec.model_name, "dataset": rec.dataset,
                 "users": rec.n_users, "items": rec.n_items}
 
-    @app.get("/recommend/{user_id}", response_model=Rec, response_model_exclude_none=False)
+    # unset fields are left out: "popularity" only on fallback items, "title" only where the dataset has titles
+    @app.get("/recommend/{user_id}", response_model=Rec, response_model_exclude_unset=True)
     def recommend_one(user_id: str, k: int = Query(10, ge=1, le=max_k)):
         try:
             return rec.recommend([user_id], k)[0]
         except UnknownUserError as e:
             raise HTTPException(status_code=404, detail=e.args[0]) from None
 
-    @app.post("/recommend", response_model=list[Rec])
+    @app.post("/recommend", response_model=list[Rec], response_model_exclude_unset=True)
     def recommend_batch(req: BatchRequest):
         unknown = [u for u in req.users if u not in rec.user_index]
         if unknown:
@@ -62,6 +64,7 @@ def create_app(rec: RunRecommender):
 
 
 def serve(rec: RunRecommender, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    import uvicorn
+    from siger.extras import require
 
+    uvicorn = require("uvicorn", "serve")
     uvicorn.run(create_app(rec), host=host, port=port, log_level=log_level)

@@ -5,8 +5,9 @@
 
 Embeddings are computed once at load. Items the user interacted with in any split are never
 recommended. A known user with no training interactions (a cold user) gets the most popular unseen items
-(train counts), flagged ``"fallback": "popularity"``. An unknown user raises
-:class:`UnknownUserError`.
+(train counts), flagged ``"fallback": "popularity"``; those items carry ``"score": None`` (a model
+score would be meaningless for them) and ``"popularity"``, the item's number of train
+interactions. An unknown user raises :class:`UnknownUserError`.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ class RunRecommender:
             raise UnknownUserError(f"unknown user {key!r}")
         return self.user_index[key]
 
-    def _item(self, i: int, score: float) -> dict[str, object]:
-        d: dict[str, object] = {"item": self.item_ids[i], "score": round(float(score), 6)}
+    def _item(self, i: int, score: float | None) -> dict[str, object]:
+        d: dict[str, object] = {"item": self.item_ids[i], "score": None if score is None else round(float(score), 6)}
         if self.titles is not None:
             d["title"] = self.titles[i]
         return d
@@ -115,7 +116,7 @@ class RunRecommender:
     def _popular(self, u: int, k: int) -> list[dict[str, object]]:
         seen = set(self.seen.indices[self.seen.indptr[u]:self.seen.indptr[u + 1]].tolist())
         items = [int(i) for i in self._pop_order if int(i) not in seen][:k]
-        return [self._item(i, float(self.popularity[i])) for i in items]
+        return [{**self._item(i, None), "popularity": int(self.popularity[i])} for i in items]
 
     def recommend(self, users: Iterable[str | int], k: int = 10) -> list[dict[str, object]]:
         """Top-k unseen items per user (original ids in and out), best first."""

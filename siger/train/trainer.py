@@ -27,7 +27,7 @@ from siger.data.sampler import BPRSampler
 from siger.distributed import DistContext, all_keys, allreduce_grads, allreduce_sum, broadcast_model, rank_bounds
 from siger.eval.ranking import evaluate
 from siger.models.base import Recommender, get_model_class
-from siger.report import atomic_write, metrics_table, plot_curves, write_json
+from siger.artifacts import atomic_write, compact_table, plot_curves, write_json
 
 
 class TrainingError(RuntimeError):
@@ -251,7 +251,9 @@ class Trainer:
             detail = ", ".join(
                 f"{k}: saved {_saved_value(saved, k)!r}, now {now['train'].get(k, now['model'].get(k))!r}"
                 for k in diff)
-            raise TrainingError(f"{path}: cannot resume, config differs in {diff} ({detail})")
+            raise ConfigError(f"{path}: cannot resume: the run was made with another config; differing keys: "
+                              f"{detail}. Resume with the run's own settings (see {self.out / 'config.yaml'}) "
+                              "or train into another --out")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
@@ -354,5 +356,7 @@ class Trainer:
         if self.best["valid"] is not None:
             self.log(f"\nbest epoch {self.best['epoch']} of {len(self.history)} "
                      f"({result['seconds_per_epoch']:.2f}s/epoch train)\n")
-            self.log(metrics_table({"valid": self.best["valid"], "test": self.best["test"]}, t.topk))
+            self.log(compact_table({"valid": self.best["valid"], "test": self.best["test"]}, t.topk))
+            if self.write:
+                self.log(f"(every metric at K = {', '.join(map(str, t.topk))}: {self.out / 'metrics.json'})")
         return result

@@ -16,7 +16,8 @@ from typing import Any
 
 from siger.config import PLACE_KEYS, Config, ConfigError, apply_overrides, config_mismatch
 from siger.models.siger import ABLATIONS
-from siger.report import atomic_write, seeds_phrase, summarize, summary_table
+from siger.artifacts import atomic_write
+from siger.experiments.summary import seeds_phrase, summarize, summary_table
 
 
 def slug(name: str) -> str:

@@ -1,74 +1,17 @@
-"""Artifacts: atomic file writes, Markdown result tables and training-curve plots."""
+"""Summaries of finished runs: mean ± std over seeds, Markdown tables, grouping run folders."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from siger.config import PLACE_KEYS
 
-METRIC_ORDER = ("recall", "ndcg", "precision", "map")
 SUMMARY_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
-
-
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write(path, lambda p: Path(p).write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n"))
-
-
-def metrics_table(results: dict[str, dict[str, float]], ks: list[int]) -> str:
-    """Markdown table: one row per split/label, columns metric@K."""
-    cols = [f"{m}@{k}" for k in ks for m in METRIC_ORDER]
-    lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-    for label, res in results.items():
-        lines.append(f"| {label} | " + " | ".join(f"{res[c]:.4f}" if c in res else "" for c in cols) + " |")
-    return "\n".join(lines)
-
-
-def plot_curves(history: list[dict[str, Any]], path: str | Path, metric: str = "recall@20") -> None:
-    """Loss terms and valid ``metric`` per epoch, saved as a PNG (atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    if history:
-        for term in history[0]["loss"]:
-            ax1.plot(epochs, [h["loss"].get(term, float("nan")) for h in history], label=term)
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss (weighted term)")
-    ax1.set_yscale("log")
-    ax1.legend()
-    ax1.set_title("training loss")
-    ev = [(h["epoch"], h["valid"][metric]) for h in history if h.get("valid")]
-    if ev:
-        ax2.plot([e for e, _ in ev], [v for _, v in ev], marker=".")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel(f"valid {metric}")
-    ax2.set_title(f"valid {metric}")
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
-    plt.close(fig)
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:

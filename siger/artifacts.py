@@ -1,0 +1,93 @@
+"""Run artifacts: atomic file writes, the metrics table and training-curve plots.
+
+Used by training, serving and the experiment drivers alike (nothing here reads up the pipeline)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+METRIC_ORDER = ("recall", "ndcg", "precision", "map")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run folder's files are as readable as any other
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write(path, lambda p: Path(p).write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n"))
+
+
+def metrics_table(results: dict[str, dict[str, float]], ks: list[int]) -> str:
+    """Markdown table: one row per split/label, columns metric@K."""
+    cols = [f"{m}@{k}" for k in ks for m in METRIC_ORDER]
+    lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for label, res in results.items():
+        lines.append(f"| {label} | " + " | ".join(f"{res[c]:.4f}" if c in res else "" for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def compact_table(results: dict[str, dict[str, float]], ks: list[int]) -> str:
+    """Recall and NDCG at 10 and 20 (those in ``ks``), one row per label: fits 80 columns
+    (the full table is in metrics.json)."""
+    cols = [f"{m}@{k}" for m in ("recall", "ndcg") for k in (10, 20) if k in ks] or \
+        [f"{m}@{k}" for m in ("recall", "ndcg") for k in ks[:2]]
+    short = [c.replace("recall", "Recall").replace("ndcg", "NDCG") for c in cols]
+    lines = ["|       | " + " | ".join(f"{c:>9}" for c in short) + " |",
+             "|-------|" + "|".join("-" * 10 + ":" for _ in cols) + "|"]
+    for label, res in results.items():
+        lines.append(f"| {label:<5} | " + " | ".join(f"{res[c]:>9.4f}" if c in res else " " * 9 for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(history: list[dict[str, Any]], path: str | Path, metric: str = "recall@20") -> None:
+    """Loss terms and valid ``metric`` per epoch, saved as a PNG (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    if history:
+        for term in history[0]["loss"]:
+            ax1.plot(epochs, [h["loss"].get(term, float("nan")) for h in history], label=term)
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss (weighted term)")
+    ax1.set_yscale("log")
+    ax1.legend()
+    ax1.set_title("training loss")
+    ev = [(h["epoch"], h["valid"][metric]) for h in history if h.get("valid")]
+    if ev:
+        ax2.plot([e for e, _ in ev], [v for _, v in ev], marker=".")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel(f"valid {metric}")
+    ax2.set_title(f"valid {metric}")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    plt.close(fig)
+
+
