@@ -27,6 +27,7 @@ from pathlib import Path
 
 from siger.config import ConfigError, build_config, parse_cli_overrides
 from siger.data.validate import DataError
+from siger.experiments.records import RecordError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -126,6 +127,47 @@ def cmd_tune(args, extra) -> int:
                        enqueue=enqueue)
     out = args.out or f"studies/{args.model.lower()}_{args.dataset}"
     run_tune(StudySpec(args.model, args.dataset, overrides, args.config, space, out, opts))
+    return 0
+
+
+def cmd_results(args, extra) -> int:
+    from siger.experiments import records as R
+
+    _no_extra(extra)
+    path = Path(args.records)
+    if args.action == "add":
+        if not args.paths:
+            raise ConfigError("results add needs run folders (or folders of runs)")
+        added = R.add_runs(args.paths, args.table, args.label, args.note, path)
+        print(f"{path}: {len(added)} run record(s) in table {args.table!r}"
+              + (f" as {args.label!r}" if args.label else ""))
+    elif args.action == "mostpop":
+        rec = R.mostpop_record(args.dataset, args.data_dir)
+        R.add_record(rec, path)
+        print(f"{path}: MostPop on {rec['dataset']} (test recall@20 {rec['test']['recall@20']:.4f})")
+    elif args.action == "study":
+        if not args.paths:
+            raise ConfigError("results study needs study folders")
+        for d in args.paths:
+            rec = R.study_record(d, args.note)
+            R.add_record(rec, path)
+            print(f"{path}: study {d} ({rec['trials']} trials)")
+    print("render the docs with: siger report")
+    return 0
+
+
+def cmd_report(args, extra) -> int:
+    from siger.experiments.records import report
+
+    _no_extra(extra)
+    differ = report(args.root, args.records, check=args.check, plots=not args.no_plots)
+    if args.check:
+        if differ:
+            print("not what the records render to (run `siger report`): " + ", ".join(differ), file=sys.stderr)
+            return 1
+        print("docs match the records")
+        return 0
+    print("rendered " + (", ".join(differ) if differ else "nothing new (docs already match the records)"))
     return 0
 
 
@@ -332,6 +374,24 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--select-by", default="valid", choices=["valid", "test"],
                    help="choose on valid (default) or, as MMRec does, on test (labelled as having seen test)")
     p.set_defaults(func=cmd_tune)
+    p = sub.add_parser("results", allow_abbrev=False,
+                       help="add finished runs, MostPop or a study to the committed result records")
+    p.add_argument("action", choices=["add", "mostpop", "study"])
+    p.add_argument("paths", nargs="*", help="add: run folders (searched for record.json); study: study folders")
+    p.add_argument("--table", default="comparison", help="add: the table the runs go in (comparison, ablation, ...)")
+    p.add_argument("--label", default=None, help="add: the row label (default: the model name)")
+    p.add_argument("--note", default=None, help="a line printed under the table (e.g. what was tuned, how)")
+    p.add_argument("--dataset", default="tiktok", help="mostpop: the dataset")
+    p.add_argument("--data-dir", default=None, help="mostpop: folder holding <dataset>/")
+    p.add_argument("--records", default="results/records.jsonl", help="the records file (default results/records.jsonl)")
+    p.set_defaults(func=cmd_results)
+    p = sub.add_parser("report", allow_abbrev=False,
+                       help="render docs/results.md and the README/docs result blocks from the records")
+    p.add_argument("--root", default=".", help="the checkout (default: here)")
+    p.add_argument("--records", default=None, help="default <root>/results/records.jsonl")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the docs differ from the records")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("evaluate", allow_abbrev=False, help="reload a run and recompute its test metrics")
     p.add_argument("--run", required=True)
     p.set_defaults(func=cmd_evaluate)
@@ -427,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     try:
         return args.func(args, extra)
-    except (DataError, ConfigError) as e:
+    except (DataError, ConfigError, RecordError) as e:
         print(f"siger: error: {e}", file=sys.stderr)
         return 2
     except (KeyError, ValueError, FileNotFoundError, ImportError) as e:

@@ -330,6 +330,21 @@ class Trainer:
         atomic_write(self.out / "log.jsonl",
                      lambda p: Path(p).write_text("".join(json.dumps(r) + "\n" for r in self.history)))
 
+    def _write_record(self, result: dict[str, Any]) -> None:
+        """record.json (see :mod:`siger.train.record`); a run finished again unchanged (e.g. a
+        resumed finished run) keeps its first record, so its id and date stay put."""
+        from siger.train.record import run_record
+
+        path = self.out / "record.json"
+        if path.exists():
+            try:
+                old = json.loads(path.read_text())
+                if old.get("test") == result["test"] and old.get("epochs_run") == result["epochs_run"]:
+                    return
+            except (OSError, ValueError):
+                pass
+        write_json(path, run_record(result, self.cfg.to_dict()))
+
     def _finish(self, stop: str | None) -> dict[str, Any]:
         t = self.cfg.train
         train_s = [h["train_seconds"] for h in self.history]
@@ -352,6 +367,7 @@ class Trainer:
         }
         if self.write:
             write_json(self.out / "metrics.json", result)
+            self._write_record(result)
             plot_curves(self.history, self.out / "curves.png", t.valid_metric)
         if self.best["valid"] is not None:
             self.log(f"\nbest epoch {self.best['epoch']} of {len(self.history)} "

@@ -1,0 +1,444 @@
+"""Result records and the report rendered from them.
+
+``results/records.jsonl`` (committed) holds one JSON record per line:
+
+- ``kind: run``: a finished training run (its ``record.json``, see :mod:`siger.train.record`),
+  placed in a ``table`` (e.g. ``comparison``, ``ablation``) under a row ``label``;
+- ``kind: mostpop``: the MostPop baseline of a dataset (for scale);
+- ``kind: study``: the summary of a ``siger tune`` study (trials, best trial, best valid);
+- ``kind: bench``: a benchmark measurement (``python -m benchmarks.bench --record``).
+
+``siger report`` renders ``docs/results.md`` and the comparison PNGs from the records alone, and
+rewrites every ``<!-- report:NAME -->`` ... ``<!-- /report -->`` block of README.md and docs/*.md
+with the rendered block ``NAME``; ``siger report --check`` says whether the committed files
+are what the records render to (a CI test runs it). A run record whose code (model, training,
+evaluation, data) changed since its commit, or that was trained with uncommitted code, is
+marked in every table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from siger.artifacts import atomic_write
+from siger.train.record import CODE_PATHS, REPO, record_id
+
+RECORDS = Path("results/records.jsonl")
+RESULTS_DOC = Path("docs/results.md")
+HEAD_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+INCIDENTAL = ("seed", "data_dir", "cache_dir", "num_threads", "progress", "device", "eval_chunk_users", "epochs")
+
+
+class RecordError(ValueError):
+    """A record file or a record that cannot be used."""
+
+
+# -- reading and writing ------------------------------------------------------------------------
+def load_records(path: str | Path = RECORDS) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.exists():
+        return []
+    out = []
+    for n, line in enumerate(p.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError as e:
+            raise RecordError(f"{p}:{n}: not a JSON record ({e})") from None
+    return out
+
+
+def save_records(records: list[dict[str, Any]], path: str | Path = RECORDS) -> None:
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    atomic_write(path, lambda t: Path(t).write_text(text))
+
+
+def _merge(records: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` with ``new`` appended; a record with the id of an existing one replaces it."""
+    by_id = {r["id"]: i for i, r in enumerate(records)}
+    out = list(records)
+    for r in new:
+        if r["id"] in by_id:
+            out[by_id[r["id"]]] = r
+        else:
+            by_id[r["id"]] = len(out)
+            out.append(r)
+    return out
+
+
+def find_run_records(paths: list[str | Path]) -> list[Path]:
+    """Every ``record.json`` at or under ``paths`` (a run folder or a folder of runs)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file() and p.name == "record.json":
+            found.append(p)
+        elif (p / "record.json").exists():
+            found.append(p / "record.json")
+        elif p.is_dir():
+            found += sorted(p.rglob("record.json"))
+        else:
+            raise RecordError(f"{p}: no run record (record.json) there; is it a finished run folder?")
+    if not found:
+        raise RecordError(f"no record.json under {', '.join(map(str, paths))}")
+    return found
+
+
+def add_runs(paths: list[str | Path], table: str, label: str | None = None, note: str | None = None,
+             records_path: str | Path = RECORDS) -> list[dict[str, Any]]:
+    """Append the run records under ``paths`` to the records file, in ``table`` under ``label``
+    (default: the model name). Returns the records added."""
+    new = []
+    for f in find_run_records(paths):
+        rec = json.loads(f.read_text())
+        if rec.get("kind") != "run" or rec.get("test") is None:
+            raise RecordError(f"{f}: not a finished run record")
+        if rec.get("stopped") == "pruned":
+            raise RecordError(f"{f}: a pruned run (a tuner stopped it early) is not a result")
+        rec.update(table=table, label=label or rec["model"], note=note)
+        new.append(rec)
+    save_records(_merge(load_records(records_path), new), records_path)
+    return new
+
+
+def mostpop_record(dataset: str, data_dir: str | None, topk: tuple[int, ...] = (5, 10, 20, 50)) -> dict[str, Any]:
+    """MostPop on the test split: every user gets the most-interacted train items (train masked)."""
+    import datetime as dt
+
+    import torch
+
+    from siger.data.dataset import load_dataset
+    from siger.eval.ranking import evaluate
+
+    data = load_dataset(dataset, data_dir)
+    pop = np.bincount(data.train[:, 1], minlength=data.n_items).astype(np.float32)
+    u = torch.ones(data.n_users, 1)
+    i = torch.from_numpy(pop).unsqueeze(1)
+    test = evaluate(u, i, data.train_matrix, data.matrix("test"), list(topk), 4096)
+    valid = evaluate(u, i, data.train_matrix, data.matrix("valid"), list(topk), 4096)
+    from siger.train.record import git_state
+
+    rec = {"kind": "mostpop", "model": "MostPop", "dataset": data.name, "seed": None,
+           "config": {"data_dir": data_dir, "topk": list(topk)}, "valid": valid, "test": test, **git_state(),
+           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "table": "comparison",
+           "label": "MostPop (for scale)"}
+    rec["id"] = record_id({"kind": "mostpop", "dataset": data.name})  # one per dataset: a rerun replaces it
+    return rec
+
+
+def study_record(study_dir: str | Path, note: str | None = None) -> dict[str, Any]:
+    """The summary of a tune study folder (its ``study.json``)."""
+    import datetime as dt
+
+    d = Path(study_dir)
+    p = d / "study.json"
+    if not p.exists():
+        raise RecordError(f"{p}: not found (is {d} a study folder with its reports written?)")
+    s = json.loads(p.read_text())
+    states = [t["state"] for t in s["trials"]]
+    best = s["best"]
+    from siger.train.record import git_state
+
+    rec = {"kind": "study", "model": s["model"], "dataset": s["dataset"], "seed": None, "folder": str(d),
+           "metric": s["metric"], "select_by": s["select_by"], "sampler": s["sampler"], "pruner": s["pruner"],
+           "space": s["space"], "trials": len(states), "complete": states.count("COMPLETE"),
+           "pruned": states.count("PRUNED"), "best": {k: best.get(k) for k in ("number", "params", "valid", "test",
+                                                                              "best_epoch", "epochs_run")},
+           "importances": s.get("importances") or {}, "note": note, **git_state(),
+           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    rec["id"] = record_id({**rec, "config": {"folder": str(d)}, "date": s["dataset"]})  # one record per study
+    return rec
+
+
+def add_record(rec: dict[str, Any], records_path: str | Path = RECORDS) -> None:
+    save_records(_merge(load_records(records_path), [rec]), records_path)
+
+
+# -- staleness -------------------------------------------------------------------------------
+class Staleness:
+    """Whether a record's code still is the code of HEAD (answers cached per commit)."""
+
+    def __init__(self, repo: Path = REPO):
+        self.repo = repo
+        self._cache: dict[str, str | None] = {}
+
+    def __call__(self, rec: dict[str, Any]) -> str | None:
+        """None (current), 'stale' (code changed since the record's commit) or 'uncommitted'
+        (trained with uncommitted code changes)."""
+        if rec.get("kind") not in ("run", "mostpop"):
+            return None
+        if rec.get("dirty_code"):
+            return "uncommitted"
+        commit = rec.get("commit")
+        if not commit:
+            return "uncommitted"
+        if commit not in self._cache:
+            try:
+                res = subprocess.run(["git", "-C", str(self.repo), "diff", "--quiet", commit, "HEAD", "--",
+                                      *CODE_PATHS], capture_output=True, timeout=30)
+                self._cache[commit] = None if res.returncode == 0 else "stale"
+                if res.returncode not in (0, 1):
+                    self._cache[commit] = "unknown commit"
+            except (OSError, subprocess.SubprocessError):
+                self._cache[commit] = "unknown commit"
+        return self._cache[commit]
+
+
+MARKS = {"stale": "†", "uncommitted": "‡", "unknown commit": "?"}
+
+
+# -- rendering -------------------------------------------------------------------------------
+def _setting(rec: dict[str, Any]) -> str:
+    cfg = {**rec["config"].get("train", {}), **rec["config"].get("model", {})}
+    return json.dumps({k: v for k, v in sorted(cfg.items()) if k not in INCIDENTAL}, sort_keys=True)
+
+
+def _mean_std(vals: list[float]) -> tuple[float, float]:
+    a = np.array(vals, dtype=np.float64)
+    return float(a.mean()), (float(a.std(ddof=1)) if len(a) > 1 else 0.0)
+
+
+def _fmt(ms: tuple[float, float], n: int) -> str:
+    return f"{ms[0]:.4f} ± {ms[1]:.4f}" if n > 1 else f"{ms[0]:.4f}"
+
+
+def group_runs(records: list[dict[str, Any]], table: str, dataset: str) -> dict[str, list[dict[str, Any]]]:
+    """The run records of one table and dataset by row label, in first-seen order. One label's
+    records must share one setting (they may differ only in seed and where they ran)."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("kind") in ("run", "mostpop") and r.get("table") == table and r["dataset"] == dataset:
+            rows.setdefault(r["label"], []).append(r)
+    for label, rs in rows.items():
+        runs = [r for r in rs if r["kind"] == "run"]
+        if len({_setting(r) for r in runs}) > 1:
+            raise RecordError(f"table {table!r} on {dataset}: row {label!r} mixes runs of different settings; "
+                              "give each setting its own --label")
+        seeds = [r["seed"] for r in runs]
+        if len(seeds) != len(set(seeds)):
+            raise RecordError(f"table {table!r} on {dataset}: row {label!r} has seed(s) twice: {sorted(seeds)}")
+    return rows
+
+
+def _row(label: str, rs: list[dict[str, Any]], stale: Staleness, ref: dict[str, float] | None = None) -> tuple[list[str], dict[str, float]]:
+    n = len(rs)
+    marks = "".join(sorted({MARKS[m] for m in (stale(r) for r in rs) if m}))
+    means = {m: _mean_std([r["test"][m] for r in rs]) for m in HEAD_METRICS}
+    cells = [f"{label}{(' ' + marks) if marks else ''}", str(n) if rs[0]["kind"] == "run" else "—"]
+    cells += [_fmt(means[m], n) for m in HEAD_METRICS]
+    if ref is not None:
+        cells.append(" / ".join(f"{means[m][0] - ref[m]:+.4f}" for m in ("recall@20", "ndcg@20")))
+    if rs[0]["kind"] == "run":
+        spe = np.mean([r["seconds_per_epoch"] for r in rs])
+        ep = np.mean([r["epochs_run"] for r in rs])
+        best = np.mean([r["best_epoch"] for r in rs])
+        rss = max(r["peak_rss_mb"] for r in rs)
+        cells += [f"{spe:.1f}", f"{ep:.0f} ({best:.0f})", f"{rss:.0f}"]
+    else:
+        cells += ["—", "—", "—"]
+    return cells, {m: v[0] for m, v in means.items()}
+
+
+def run_table(records, table: str, dataset: str, stale: Staleness, ref_label: str | None = None) -> str:
+    rows = group_runs(records, table, dataset)
+    if not rows:
+        return ""
+    head = ["", "seeds", "Recall@10", "Recall@20", "NDCG@10", "NDCG@20"]
+    ref = None
+    if ref_label is not None and ref_label in rows:
+        ref = {m: _mean_std([r["test"][m] for r in rows[ref_label]])[0] for m in HEAD_METRICS}
+        head.append("Δ R@20 / N@20")
+    head += ["s/epoch", "epochs (best)", "peak RSS MB"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    best = {m: max(_mean_std([r["test"][m] for r in rs])[0] for rs in rows.values()) for m in HEAD_METRICS}
+    for label, rs in rows.items():
+        cells, means = _row(label, rs, stale, ref if label != ref_label else None)
+        if ref is not None and label == ref_label:
+            cells.insert(6, "—")
+        for j, m in enumerate(HEAD_METRICS):  # the best mean of each metric in bold
+            if len(rows) > 1 and math.isclose(means[m], best[m]):
+                cells[2 + j] = f"**{cells[2 + j]}**"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _notes(records, table: str, dataset: str) -> list[str]:
+    rows = group_runs(records, table, dataset)
+    return [f"- **{label}**: {rs[0]['note']}" for label, rs in rows.items() if rs[0].get("note")]
+
+
+def _seeds(records, table: str, dataset: str) -> str:
+    seeds = sorted({r["seed"] for rs in group_runs(records, table, dataset).values() for r in rs if r["seed"] is not None})
+    return ", ".join(map(str, seeds)) if seeds else "—"
+
+
+def study_table(records) -> str:
+    studies = [r for r in records if r.get("kind") == "study"]
+    if not studies:
+        return ""
+    lines = ["| model | dataset | trials (complete / pruned) | sampler, pruner | chosen on | best trial | "
+             "best valid | its test R@20 / N@20 | folder |",
+             "|---|---|---:|---|---|---:|---:|---:|---|"]
+    for s in studies:
+        b = s["best"]
+        lines.append(f"| {s['model']} | {s['dataset']} | {s['trials']} ({s['complete']} / {s['pruned']}) | "
+                     f"{s['sampler']}, {s['pruner']} | {s['select_by']} {s['metric']} | {b['number']} | "
+                     f"{b['valid'][s['metric']]:.4f} | {b['test']['recall@20']:.4f} / {b['test']['ndcg@20']:.4f} | "
+                     f"`{s['folder']}` |")
+    return "\n".join(lines)
+
+
+def bench_table(records) -> str:
+    benches = [r for r in records if r.get("kind") == "bench"]
+    if not benches:
+        return ""
+    lines = ["| benchmark | setting | measured | machine | date |", "|---|---|---|---|---|"]
+    for b in benches:
+        lines.append(f"| {b['label']} | {b.get('setting', '')} | {b['summary']} | {b.get('machine', '')} | "
+                     f"{b['date'][:10]} |")
+    return "\n".join(lines)
+
+
+def _datasets(records) -> list[str]:
+    seen: list[str] = []
+    for r in records:
+        if r.get("kind") in ("run", "mostpop") and r["dataset"] not in seen:
+            seen.append(r["dataset"])
+    return seen
+
+
+def _tables(records) -> list[str]:
+    seen: list[str] = []
+    for r in records:
+        if r.get("kind") in ("run", "mostpop") and r.get("table") and r["table"] not in seen:
+            seen.append(r["table"])
+    return seen
+
+
+def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dict[str, str]:
+    """Every rendered block by name: ``results`` (the whole docs/results.md), ``headline``
+    (README's table), ``<table>:<dataset>`` tables, ``studies`` and ``benchmarks``."""
+    stale = stale or Staleness()
+    blocks: dict[str, str] = {}
+    for ds in _datasets(records):
+        for table in _tables(records):
+            ref = "full" if table.startswith("ablation") else None
+            t = run_table(records, table, ds, stale, ref_label=ref)
+            if t:
+                blocks[f"{table}:{ds}"] = t
+    blocks["studies"] = study_table(records)
+    blocks["benchmarks"] = bench_table(records)
+    head = ["| dataset | model | seeds | Recall@20 | NDCG@20 |", "|---|---|---:|---:|---:|"]
+    for ds in _datasets(records):
+        for label, rs in group_runs(records, "comparison", ds).items():
+            n = len(rs)
+            r20 = _fmt(_mean_std([r["test"]["recall@20"] for r in rs]), n)
+            n20 = _fmt(_mean_std([r["test"]["ndcg@20"] for r in rs]), n)
+            head.append(f"| {ds} | {label} | {n if rs[0]['kind'] == 'run' else '—'} | {r20} | {n20} |")
+    blocks["headline"] = "\n".join(head) if len(head) > 2 else "No results recorded yet."
+    lines = ["# Results", "",
+             "Rendered by `siger report` from `results/records.jsonl` "
+             f"({len(records)} records); do not edit by hand. Protocol: MMRec (full ranking over all items, "
+             "the user's train items masked, test metrics at the best-valid epoch); mean ± sample std over "
+             "seeds; s/epoch is training time per epoch on the machine of each record. "
+             "Marks: † the model, training, evaluation or data code changed since the record's commit; "
+             "‡ trained with uncommitted code changes.", ""]
+    for ds in _datasets(records):
+        lines += [f"## {ds}", ""]
+        for table in _tables(records):
+            key = f"{table}:{ds}"
+            if key not in blocks:
+                continue
+            lines += [f"### {table.replace('_', ' ').capitalize()} (seeds {_seeds(records, table, ds)})", "",
+                      blocks[key], ""]
+            notes = _notes(records, table, ds)
+            if notes:
+                lines += notes + [""]
+            if table == "comparison":
+                lines += [f"![{ds} comparison](results/{ds}_comparison.png)", ""]
+    if blocks["studies"]:
+        lines += ["## Hyper-parameter studies", "", "Each study chose on valid only; its test column is "
+                  "recorded at the chosen trial's best-valid epoch and was not used to choose.", "",
+                  blocks["studies"], ""]
+    if blocks["benchmarks"]:
+        lines += ["## Benchmarks", "", blocks["benchmarks"], ""]
+    blocks["results"] = "\n".join(lines).rstrip() + "\n"
+    return blocks
+
+
+BLOCK = re.compile(r"(<!-- report:([\w:.-]+) -->\n)(.*?)(<!-- /report -->)", re.S)
+
+
+def fill_blocks(text: str, blocks: dict[str, str], where: str) -> str:
+    """``text`` with every ``<!-- report:NAME -->`` block replaced by the rendered ``NAME``."""
+    def sub(m: re.Match) -> str:
+        name = m.group(2)
+        if name not in blocks:
+            raise RecordError(f"{where}: report block {name!r} has nothing to render (no such table in the records)")
+        return m.group(1) + blocks[name].rstrip() + "\n" + m.group(4)
+
+    return BLOCK.sub(sub, text)
+
+
+def doc_files(root: Path) -> list[Path]:
+    return [root / "README.md"] + sorted((root / "docs").glob("*.md"))
+
+
+def report(root: str | Path = ".", records_path: str | Path | None = None, check: bool = False,
+           plots: bool = True) -> list[str]:
+    """Render docs/results.md and fill the report blocks; with ``check``, write nothing and
+    return the files that differ from what the records render to."""
+    root = Path(root)
+    records = load_records(records_path or root / RECORDS)
+    blocks = render(records)
+    want: dict[Path, str] = {root / RESULTS_DOC: blocks["results"]}
+    for f in doc_files(root):
+        if f.exists() and f != root / RESULTS_DOC:
+            text = f.read_text()
+            new = fill_blocks(text, blocks, str(f))
+            if new != text:
+                want[f] = new
+    differ = [str(f) for f, text in want.items() if not f.exists() or f.read_text() != text]
+    if check:
+        return differ
+    for f, text in want.items():
+        atomic_write(f, lambda p, t=text: Path(p).write_text(t))
+    if plots:
+        for ds in _datasets(records):
+            plot_comparison(records, ds, root / "docs" / "results" / f"{ds}_comparison.png")
+    return differ
+
+
+def plot_comparison(records, dataset: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = group_runs(records, "comparison", dataset)
+    if not rows:
+        return
+    names = list(rows)
+    x = np.arange(len(HEAD_METRICS))
+    w = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(HEAD_METRICS), 4))
+    for n, name in enumerate(names):
+        ms = [_mean_std([r["test"][m] for r in rows[name]]) for m in HEAD_METRICS]
+        ax.bar(x + n * w - 0.4 + w / 2, [a for a, _ in ms], w, yerr=[b for _, b in ms], capsize=3, label=name)
+    ax.set_xticks(x, [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in HEAD_METRICS])
+    ax.set_title(f"{dataset}: test metrics at the best-valid epoch (mean ± std over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    plt.close(fig)
+
+
+__all__ = ["RecordError", "add_runs", "add_record", "load_records", "mostpop_record", "study_record", "render",
+           "report", "fill_blocks", "Staleness"]

@@ -1,0 +1,89 @@
+"""A run's record: what was run, by which code, where, and what it measured (``record.json``).
+
+Every finished run writes one. ``siger results add`` appends records to the committed
+``results/records.jsonl``, from which ``siger report`` renders every result table, so no number in
+the docs is typed by hand. The git commit and the code paths that were uncommitted at training
+time let the report mark a record whose code has changed since ("stale").
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+# the code whose change can change a run's numbers (model, training, evaluation, data handling)
+CODE_PATHS = ("siger/models", "siger/train", "siger/eval", "siger/data", "siger/config.py", "siger/distributed.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_state() -> dict[str, Any]:
+    """``{"commit": sha or None, "dirty_code": [code paths with uncommitted changes]}``."""
+    if not (REPO / ".git").exists():
+        return {"commit": None, "dirty_code": []}
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--", *CODE_PATHS) or ""
+    dirty = sorted({line[3:].strip() for line in status.splitlines() if line.strip()})
+    return {"commit": commit, "dirty_code": dirty}
+
+
+def machine() -> str:
+    """One line: CPU model, CPU count, torch version and threads, Python."""
+    import torch
+
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "?"
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (f"{cpu}, {os.cpu_count()} cpus{gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"Python {platform.python_version()}")
+
+
+def run_record(result: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The record of a finished run from its ``metrics.json`` content and resolved config."""
+    from siger import __version__
+
+    rec = {
+        "kind": "run",
+        "model": result["model"],
+        "dataset": result["dataset"],
+        "seed": result["seed"],
+        "config": config,
+        "version": __version__,
+        **git_state(),
+        "valid": result["valid"],
+        "test": result["test"],
+        "best_epoch": result["best_epoch"],
+        "epochs_run": result["epochs_run"],
+        "stopped": "pruned" if result.get("pruned") else ("early_stop" if result.get("stopped_early") else "epochs"),
+        "seconds_per_epoch": result["seconds_per_epoch"],
+        "seconds_per_eval": result.get("seconds_per_eval"),
+        "peak_rss_mb": result["peak_rss_mb"],
+        "n_parameters": result.get("n_parameters"),
+        "machine": machine(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    rec["id"] = record_id(rec)
+    return rec
+
+
+def record_id(rec: dict[str, Any]) -> str:
+    """A stable id: the same run (config, seed, date) always gets the same id."""
+    key = json.dumps({k: rec.get(k) for k in ("kind", "model", "dataset", "seed", "config", "date")}, sort_keys=True)
+    return hashlib.sha1(key.encode()).hexdigest()[:12]

@@ -1,0 +1,120 @@
+"""Run records, `siger results`, and the report rendered from records (no hand-typed numbers)."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from siger.cli import main
+from siger.experiments import records as R
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--batch_size", "4", "--patience", "100", "--progress", "false", "--topk", "5,10,20"]
+
+
+def _train(tiny_dir, out, seed, *extra):
+    return main(["train", "--model", "LightGCN", "--dataset", "tiny", "--data-dir", str(tiny_dir), "--out", str(out),
+                 "--epochs", "2", "--seed", str(seed), *FAST, *extra])
+
+
+def _fake(label, seed, r20, n20, table="comparison", dataset="d", **cfg):
+    test = {"recall@10": r20 / 2, "recall@20": r20, "ndcg@10": n20 / 2, "ndcg@20": n20}
+    rec = {"kind": "run", "model": "M", "dataset": dataset, "seed": seed, "config": {"train": {"seed": seed},
+           "model": dict(cfg)}, "valid": test, "test": test, "best_epoch": 3, "epochs_run": 5,
+           "seconds_per_epoch": 2.0, "peak_rss_mb": 100.0, "table": table, "label": label, "note": None,
+           "commit": "x", "dirty_code": [], "date": f"2026-01-0{seed % 9 + 1}"}
+    rec["id"] = R.record_id(rec)
+    return rec
+
+
+def test_a_finished_run_writes_its_record(tiny_dir, tmp_path):
+    out = tmp_path / "r"
+    assert _train(tiny_dir, out, 7) == 0
+    rec = json.loads((out / "record.json").read_text())
+    m = json.loads((out / "metrics.json").read_text())
+    assert rec["kind"] == "run" and rec["model"] == "LightGCN" and rec["seed"] == 7 and rec["dataset"] == "tiny"
+    assert rec["test"] == m["test"] and rec["valid"] == m["valid"] and rec["config"]["train"]["seed"] == 7
+    assert {"commit", "dirty_code", "machine", "date", "version", "id", "seconds_per_epoch", "peak_rss_mb"} <= set(rec)
+    assert "cpus" in rec["machine"] and rec["stopped"] == "epochs"
+    # finishing the same run again (resume of a finished run) keeps the record and its id
+    assert _train(tiny_dir, out, 7, "--resume") == 0
+    assert json.loads((out / "record.json").read_text())["id"] == rec["id"]
+
+
+def test_results_add_appends_replaces_and_refuses_bad_input(tiny_dir, tmp_path, capsys):
+    for s in (1, 2):
+        assert _train(tiny_dir, tmp_path / "runs" / f"s{s}", s) == 0
+    recs = tmp_path / "records.jsonl"
+    assert main(["results", "add", str(tmp_path / "runs"), "--table", "comparison", "--label", "LightGCN (tiny)",
+                 "--note", "at its defaults", "--records", str(recs)]) == 0
+    got = R.load_records(recs)
+    assert [(r["label"], r["table"], r["seed"]) for r in got] == [("LightGCN (tiny)", "comparison", 1),
+                                                                   ("LightGCN (tiny)", "comparison", 2)]
+    assert main(["results", "add", str(tmp_path / "runs" / "s1"), "--records", str(recs), "--table",
+                 "comparison", "--label", "LightGCN (tiny)"]) == 0
+    assert len(R.load_records(recs)) == 2  # the same run again replaces its record
+    assert main(["results", "add", str(tmp_path / "nothing"), "--records", str(recs)]) == 2
+    assert "no run record" in capsys.readouterr().err
+    (recs.parent / "bad.jsonl").write_text('{"kind": "run"}\nnot json\n')
+    with pytest.raises(R.RecordError, match="bad.jsonl:2"):
+        R.load_records(recs.parent / "bad.jsonl")
+
+
+def test_rendered_tables_are_computed_from_the_records():
+    recs = [_fake("A", 1, 0.10, 0.05), _fake("A", 2, 0.12, 0.07), _fake("B", 1, 0.08, 0.04, lr=2)]
+    blocks = R.render(recs, stale=lambda r: None)
+    table = blocks["comparison:d"]
+    # A: mean 0.11, sample std of (0.10, 0.12) = 0.0141; B: one seed, no std
+    assert "| A | 2 | **0.0550 ± 0.0071** | **0.1100 ± 0.0141** | **0.0300 ± 0.0071** | **0.0600 ± 0.0141** |" in table
+    assert "| B | 1 | 0.0400 | 0.0800 | 0.0200 | 0.0400 | 2.0 | 5 (3) | 100 |" in table
+    assert "| d | A | 2 | 0.1100 ± 0.0141 | 0.0600 ± 0.0141 |" in blocks["headline"]
+    assert blocks["results"].startswith("# Results") and "## d" in blocks["results"]
+    abl = R.render([_fake("full", 1, 0.10, 0.05, table="ablation"), _fake("no x", 1, 0.09, 0.06, "ablation", x=0)],
+                   stale=lambda r: None)["ablation:d"]
+    assert "Δ R@20 / N@20" in abl and "| no x | 1 | 0.0450 | 0.0900 | **0.0300** | **0.0600** | -0.0100 / +0.0100 |" in abl
+    with pytest.raises(R.RecordError, match="mixes runs of different settings"):
+        R.render([_fake("A", 1, 0.1, 0.05), _fake("A", 2, 0.1, 0.05, lr=3)], stale=lambda r: None)
+    with pytest.raises(R.RecordError, match="seed"):
+        R.render([_fake("A", 1, 0.1, 0.05), {**_fake("A", 1, 0.2, 0.05), "id": "other"}], stale=lambda r: None)
+    marked = R.render([_fake("A", 1, 0.1, 0.05)], stale=lambda r: "stale")["comparison:d"]
+    assert "| A † |" in marked
+
+
+def test_staleness_follows_git(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    repo = tmp_path / "repo"
+    (repo / "siger" / "models").mkdir(parents=True)
+    (repo / "siger" / "models" / "m.py").write_text("x = 1\n")
+    (repo / "README.md").write_text("hi\n")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "a"], check=True)
+    first = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    rec = {"kind": "run", "commit": first, "dirty_code": []}
+    (repo / "README.md").write_text("docs only\n")
+    subprocess.run(git + ["commit", "-qam", "docs"], check=True)
+    assert R.Staleness(repo)(rec) is None  # a docs change does not make a result stale
+    (repo / "siger" / "models" / "m.py").write_text("x = 2\n")
+    subprocess.run(git + ["commit", "-qam", "model"], check=True)
+    assert R.Staleness(repo)(rec) == "stale"
+    assert R.Staleness(repo)({**rec, "dirty_code": ["siger/models/m.py"]}) == "uncommitted"
+
+
+def test_blocks_in_docs_are_filled_and_unknown_blocks_are_errors():
+    text = "intro\n<!-- report:headline -->\nold numbers\n<!-- /report -->\nend\n"
+    out = R.fill_blocks(text, {"headline": "| new |"}, "X.md")
+    assert out == "intro\n<!-- report:headline -->\n| new |\n<!-- /report -->\nend\n"
+    with pytest.raises(R.RecordError, match="nothing to render"):
+        R.fill_blocks(text.replace("headline", "nope"), {"headline": "x"}, "X.md")
+
+
+def test_committed_docs_are_what_the_committed_records_render_to():
+    """docs/results.md and every report block of README.md and docs/*.md come from results/records.jsonl."""
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("needs the git checkout (staleness marks are computed from git)")
+    differ = R.report(ROOT, check=True)
+    assert differ == [], f"run `siger report`: {differ}"
