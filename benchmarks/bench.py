@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--steps", type=int, default=0, help="also time this many single training steps (median)")
     ap.add_argument("--jsonl", default=None, help="append the result line here")
+    ap.add_argument("--record", action="store_true", help="also append a benchmark record to results/records.jsonl")
     args, extra = ap.parse_known_args(argv)
     res = bench(args.model, args.dataset, args.data_dir, args.epochs, parse_cli_overrides(extra), args.steps)
     line = json.dumps(res)
@@ -104,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.jsonl:
         with open(args.jsonl, "a") as fh:
             fh.write(line + "\n")
+    if args.record:
+        from siger.experiments.records import add_record, bench_record
+
+        setting = " ".join(f"--{k} {v}" for k, v in parse_cli_overrides(extra).items()) or "defaults"
+        add_record(bench_record(f"{res['model']} on {res['dataset']}: cost", setting,
+                                f"{res['epoch_s']} s/epoch (best of {args.epochs}), eval {res['eval_s']} s, "
+                                f"graphs {res['graph_build_s']} s, peak RSS {res['peak_rss_mb']:.0f} MB, "
+                                f"{res['threads']} threads", res))
     return 0
 
 

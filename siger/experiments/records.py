@@ -157,6 +157,20 @@ def study_record(study_dir: str | Path, note: str | None = None) -> dict[str, An
     return rec
 
 
+def bench_record(label: str, setting: str, summary: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A benchmark measurement: ``label`` (what), ``setting`` (how), ``summary`` (the line the
+    docs show), ``values`` (everything measured)."""
+    import datetime as dt
+
+    from siger.train.record import git_state, machine
+
+    rec = {"kind": "bench", "label": label, "setting": setting, "summary": summary, "values": values,
+           "machine": machine(), **git_state(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "model": values.get("model"), "dataset": values.get("dataset"), "seed": None}
+    rec["id"] = record_id({**rec, "config": {"label": label, "setting": setting}})
+    return rec
+
+
 def add_record(rec: dict[str, Any], records_path: str | Path = RECORDS) -> None:
     save_records(_merge(load_records(records_path), [rec]), records_path)
 
@@ -335,6 +349,10 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
                 blocks[f"{table}:{ds}"] = t
     blocks["studies"] = study_table(records)
     blocks["benchmarks"] = bench_table(records)
+    main_job = [r for r in records if r.get("kind") == "bench" and r["label"].startswith("main job")]
+    blocks["main_job"] = (f"How long it takes: {main_job[-1]['summary']} ({main_job[-1]['machine']}; "
+                          f"measured {main_job[-1]['date'][:10]} by `python -m benchmarks.main_job --record`)."
+                          if main_job else "How long it takes: not measured yet (`python -m benchmarks.main_job`).")
     head = ["| dataset | model | seeds | Recall@20 | NDCG@20 |", "|---|---|---:|---:|---:|"]
     for ds in _datasets(records):
         for label, rs in group_runs(records, "comparison", ds).items():
@@ -440,5 +458,5 @@ def plot_comparison(records, dataset: str, path: Path) -> None:
     plt.close(fig)
 
 
-__all__ = ["RecordError", "add_runs", "add_record", "load_records", "mostpop_record", "study_record", "render",
+__all__ = ["RecordError", "add_runs", "add_record", "bench_record", "load_records", "mostpop_record", "study_record", "render",
            "report", "fill_blocks", "Staleness"]

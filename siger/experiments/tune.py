@@ -469,7 +469,7 @@ def _worker(spec: StudySpec, worker: int, quiet: bool) -> None:
     if _finished(study) >= spec.opts.trials or (worker > 0 and stop.count(study) >= spec.opts.trials):
         return
     log = (lambda s: None) if quiet else print
-    study.optimize(_Objective(spec, log), callbacks=[stop], catch=(), gc_after_trial=True)
+    study.optimize(_Objective(spec, log), callbacks=[stop], catch=())
 
 
 def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers: bool = False) -> dict[str, Any]:

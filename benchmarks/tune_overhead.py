@@ -1,0 +1,89 @@
+"""What `siger tune` adds to a trial over a plain training run of the same config.
+
+    python -m benchmarks.tune_overhead --model LightGCN --dataset tiktok --epochs 10 [--repeats 3] [--record]
+
+In one process: ``--repeats`` plain runs (``load_data`` + ``Trainer.fit()`` into a run folder, what
+``siger train`` does) and one study of ``--repeats`` trials of the same config (a one-choice space,
+the median pruner fed every epoch, SQLite storage). A trial's time is Optuna's own start-to-complete
+time of the trial (sampling, storage writes, the pruner and the training inside); the first trial
+also loads the data, later ones reuse it. Reports the median plain run, the median trial, the
+per-trial overhead (trial / plain - 1), and the study's fixed cost (storage set-up and reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def measure(model: str, dataset: str, data_dir: str | None, epochs: int, repeats: int, threads: int) -> dict:
+    import torch
+
+    from siger.config import build_config
+    from siger.experiments.tune import StudySpec, TuneOptions, _open_study, parse_space, run_tune
+    from siger.train.trainer import Trainer, load_data
+
+    torch.set_num_threads(threads)
+    ov = {"progress": "false", "epochs": str(epochs), "num_threads": str(threads), "patience": "1000"}
+    if data_dir:
+        ov["data_dir"] = data_dir
+    cfg = build_config(model, dataset, ov)
+    space = parse_space({"learning_rate": [cfg.train.learning_rate]}, model)
+    plain = []
+    with tempfile.TemporaryDirectory() as tmp:
+        Trainer(cfg, load_data(cfg), Path(tmp) / "warm", log=lambda s: None).fit()  # graph cache, imports
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            c = build_config(model, dataset, ov)
+            Trainer(c, load_data(c), Path(tmp) / f"plain{r}", log=lambda s: None).fit()
+            plain.append(time.perf_counter() - t0)
+        out = Path(tmp) / "study"
+        # a one-point space: a grid that visits the point `repeats` times is not possible, so a random
+        # sampler on the single choice (every trial the same config)
+        spec = StudySpec(model, dataset, ov, None, space, str(out),
+                         TuneOptions(trials=repeats, sampler="random", pruner="median"))
+        t0 = time.perf_counter()
+        run_tune(spec, log=lambda s: None)
+        study_s = time.perf_counter() - t0
+        trials = [(t.datetime_complete - t.datetime_start).total_seconds() for t in _open_study(spec).trials]
+    p = statistics.median(plain)
+    later = trials[1:] or trials
+    t = statistics.median(later)
+    return {"model": model, "dataset": dataset, "epochs": epochs, "repeats": repeats, "threads": threads,
+            "plain_s": round(p, 3), "trial_s": round(t, 3), "overhead": round(t / p - 1, 4),
+            "first_trial_s": round(trials[0], 3), "first_trial_overhead": round(trials[0] / p - 1, 4),
+            "study_fixed_s": round(study_s - sum(trials), 3),
+            "plain_all": [round(x, 3) for x in plain], "trials_all": [round(x, 3) for x in trials]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="LightGCN")
+    ap.add_argument("--dataset", default="tiktok")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--record", action="store_true")
+    args = ap.parse_args(argv)
+    res = measure(args.model, args.dataset, args.data_dir, args.epochs, args.repeats, args.threads)
+    print(json.dumps(res))
+    if args.record:
+        from siger.experiments.records import add_record, bench_record
+
+        add_record(bench_record(
+            f"tuner overhead per trial ({args.model} on {args.dataset})",
+            f"{args.epochs} epochs per run, {args.repeats} plain runs vs a {args.repeats}-trial study, "
+            f"{args.threads} thread(s)",
+            f"plain run {res['plain_s']:.1f} s, trial {res['trial_s']:.1f} s: {100 * res['overhead']:+.1f} % "
+            f"(first trial, loading the data: {100 * res['first_trial_overhead']:+.1f} %); study set-up and "
+            f"reports {res['study_fixed_s']:.1f} s once", res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
