@@ -178,6 +178,8 @@ def cmd_evaluate(args, extra) -> int:
 
     if extra:
         raise ConfigError(f"evaluate takes no config overrides, got {extra}")
+    if args.modes:
+        return _evaluate_modes(args)
     model, cfg, data = load_model(args.run)
     u, i = model.embeddings()
     test = evaluate(u, i, data.train_matrix, data.matrix("test"), cfg.train.topk, cfg.train.eval_chunk_users)
@@ -189,6 +191,82 @@ def cmd_evaluate(args, extra) -> int:
         same = diff == 0.0
         print(f"\nstored test metrics {'reproduced exactly' if same else f'differ (max abs diff {diff:.2e})'}")
         return 0 if same else 1
+    return 0
+
+
+def _evaluate_modes(args) -> int:
+    from siger.artifacts import compact_table, write_json
+    from siger.data.cold import load_cold
+    from siger.data.graphs import GraphStore
+    from siger.eval.cold import MODES, evaluate_modes
+    from siger.models.newitems import NewItemsUnsupported
+    from siger.train.trainer import load_model
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ConfigError(f"--modes: unknown {bad} (warm | cold | all)")
+    model, cfg, data = load_model(args.run)
+    cold = load_cold(data.path, data.n_users, model.modalities if hasattr(model, "modalities") else None)
+    u, i = model.embeddings()
+    try:
+        c = model.embed_new_items(cold.features, data, GraphStore(data, cfg.train.cache_dir))
+    except NewItemsUnsupported as e:
+        if any(m != "warm" for m in modes):
+            raise ConfigError(f"{cfg.train.model}: {e}") from None
+        c = None
+    res = {split: evaluate_modes(u, i, c, data, cold, split, cfg.train.topk, modes, cfg.train.eval_chunk_users)
+           for split in ("valid", "test")}
+    for split, by_mode in res.items():
+        print(f"{split}:")
+        print(compact_table(by_mode, cfg.train.topk))
+    run = Path(args.run)
+    write_json(run / "cold_metrics.json", res)
+    rec_path = run / "record.json"
+    if rec_path.exists():  # the record carries the modes, for `siger results add --table cold`
+        rec = json.loads(rec_path.read_text())
+        rec["modes"] = res
+        write_json(rec_path, rec)
+    print(f"\nwritten to {run / 'cold_metrics.json'}")
+    return 0
+
+
+def cmd_add_items(args, extra) -> int:
+    import numpy as np
+
+    from siger.data.prepare import ITEM_COLUMNS, _norm, read_table
+    from siger.data.validate import DataError
+    from siger.serve.recommender import load_run
+
+    _no_extra(extra)
+    feats = {}
+    for f in (x.strip() for x in args.features.split(",") if x.strip()):
+        p = Path(f)
+        if not p.name.endswith("_feat.npy"):
+            raise ConfigError(f"--features {f}: files are named <modality>_feat.npy")
+        try:
+            feats[p.name[: -len("_feat.npy")]] = np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DataError(p, f"cannot read array: {e}") from None
+    header, rows = read_table(args.mapping)
+    keys = {_norm(h): h for h in header}
+    col = next((keys[c] for c in ("itemid", *ITEM_COLUMNS) if c in keys), header[0])
+    ids = [row.get(col, "").strip() for _, row in rows]
+    titles = None
+    if args.items:
+        iheader, irows = read_table(args.items)
+        ikeys = {_norm(h): h for h in iheader}
+        icol = next((ikeys[c] for c in ("itemid", *ITEM_COLUMNS) if c in ikeys), iheader[0])
+        tcol = next((ikeys[c] for c in ("title", "name", "text") if c in ikeys), None)
+        if tcol is None:
+            raise DataError(args.items, "no title column (title, name or text)")
+        by_id = {row.get(icol, "").strip(): row.get(tcol, "") for _, row in irows}
+        titles = [by_id.get(i, "") for i in ids]
+    rec = load_run(args.run)
+    before = rec.n_items
+    total = rec.add_items(ids, feats, titles, where=str(args.mapping))
+    print(f"added {total - before} items to {args.run}: {total} items are ranked now "
+          f"({rec.n_trained_items} trained, {total - rec.n_trained_items} added)")
     return 0
 
 
@@ -255,7 +333,7 @@ def cmd_prepare(args, extra) -> int:
     _no_extra(extra)
     rep = prepare(args.interactions, args.out, items=args.items, k=args.k_core, seed=args.seed,
                   user_col=args.user_col, item_col=args.item_col, rating_col=args.rating_col,
-                  time_col=args.time_col)
+                  time_col=args.time_col, cold_items=args.cold_items)
     print("\n".join(rep.lines()))
     out = Path(args.out)
     print(f"\nwrote {out}/ (train with: siger train --dataset {out.name} --data-dir {out.parent})")
@@ -330,7 +408,7 @@ def cmd_serve(args, extra) -> int:
 
     require("fastapi", "serve")
     require("uvicorn", "serve")  # before loading the run, so a missing extra is said at once
-    serve(load_run(args.run), args.host, args.port)
+    serve(load_run(args.run), args.host, args.port, allow_add_items=args.allow_add_items)
     return 0
 
 
@@ -394,6 +472,9 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("evaluate", allow_abbrev=False, help="reload a run and recompute its test metrics")
     p.add_argument("--run", required=True)
+    p.add_argument("--modes", default=None,
+                   help="cold-start evaluation on a dataset with cold/ items: any of warm,cold,all "
+                        "(writes cold_metrics.json and the run's record)")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("ablate", allow_abbrev=False, help="train every ablation of SIGER and write one Markdown table")
     _common(p)
@@ -428,6 +509,8 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="DIR/NAME: the dataset folder (NAME is the dataset name)")
     p.add_argument("--k-core", type=int, default=5, help="minimum interactions per user and item (default 5)")
     p.add_argument("--seed", type=int, default=2024, help="split seed (default 2024)")
+    p.add_argument("--cold-items", type=float, default=None, metavar="F",
+                   help="hold out a seeded fraction F of items entirely (cold-start protocol; written to cold/)")
     for col in ("user", "item", "rating", "time"):
         p.add_argument(f"--{col}-col", default=None, help=f"{col} column name (default: detected)")
     p.set_defaults(func=cmd_prepare)
@@ -455,10 +538,19 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="TSV for --all")
     p.add_argument("--k", type=int, default=10)
     p.set_defaults(func=cmd_recommend)
+    p = sub.add_parser("add-items", allow_abbrev=False,
+                       help="add new items to a trained run from their features (no retraining)")
+    p.add_argument("--run", required=True)
+    p.add_argument("--features", required=True, help="comma-separated <modality>_feat.npy files, rows = new items")
+    p.add_argument("--mapping", required=True, help="table of the new items' original ids, one row per feature row")
+    p.add_argument("--items", default=None, help="optional item table with titles (id column + title)")
+    p.set_defaults(func=cmd_add_items)
     p = sub.add_parser("serve", allow_abbrev=False, help="HTTP API for a trained run (FastAPI; docs at /docs)")
     p.add_argument("--run", required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--allow-add-items", action="store_true",
+                   help="enable POST /items (adds items to the run folder, as siger add-items)")
     p.set_defaults(func=cmd_serve)
     return parser
 

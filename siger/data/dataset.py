@@ -14,6 +14,7 @@ Layout of ``DIR/<name>/``:
 
 from __future__ import annotations
 
+import csv
 import gzip
 import os
 import re
@@ -177,3 +178,50 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> InteractionDa
         train=pairs[lab == 0], valid=pairs[lab == 1], test=pairs[lab == 2],
         features=features, graphs=graphs, extra_graphs=extra,
     )
+
+
+TITLE_COLUMNS = ("title", "movie_title", "name", "text")
+
+
+def read_mapping(path: Path) -> list[str] | None:
+    """Original ids indexed by contiguous id, from ``*_id_mapping.csv`` (tab-separated)."""
+    if not path.exists():
+        return None
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh, delimiter="\t"))
+    ids: dict[int, str] = {}
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) < 2:
+            raise ValueError(f"{path}:{n}: expected 'original_id<TAB>contiguous_id'")
+        ids[int(row[1])] = row[0]
+    return [ids[i] for i in range(len(ids))]
+
+
+def read_titles(folder: Path, n_items: int) -> list[str] | None:
+    """Display titles indexed by item id from ``items.tsv`` (or ``item_text.tsv``), if there."""
+    for name in ("items.tsv", "item_text.tsv"):
+        p = folder / name
+        if not p.exists():
+            continue
+        with open(p, encoding="utf-8", newline="") as fh:
+            rows = list(csv.reader(fh, delimiter="\t"))
+        header = [h.split(":", 1)[0].lower() for h in rows[0]]
+        col = next((header.index(c) for c in TITLE_COLUMNS if c in header), None)
+        if col is None or "itemid" not in header:
+            continue
+        idc = header.index("itemid")
+        titles = [""] * n_items
+        for row in rows[1:]:
+            i = int(row[idc])
+            if 0 <= i < n_items:
+                titles[i] = row[col]
+        return titles
+    return None
+
+
+def write_mapping(path: Path, originals: list[str], orig_col: str, id_col: str) -> None:
+    """``*_id_mapping.csv``: original id and contiguous id, tab-separated (read by :func:`read_mapping`)."""
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow([orig_col, id_col])
+        w.writerows([o, n] for n, o in enumerate(originals))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from siger.data.cold import COLD_DIR, split_cold
 from siger.data.validate import DataError
 
 USER_COLUMNS = ("user_id", "userid", "user", "uid", "reviewerid", "customer_id")
@@ -62,6 +63,10 @@ class PrepareReport:
     items_without_metadata: int = 0
     seed: int = 2024
     columns: dict[str, str | None] = field(default_factory=dict)
+    cold_items: int = 0  # held-out items (--cold-items), in cold/
+    cold_valid_items: int = 0
+    cold_test_items: int = 0
+    cold_interactions: int = 0
 
     def lines(self) -> list[str]:
         r = self
@@ -75,6 +80,10 @@ class PrepareReport:
         ]
         if r.users_train_only:
             out.append(f"{r.users_train_only:,} users with < 3 interactions kept all of them in train")
+        if r.cold_items:
+            out.append(f"cold items (never in train, in {COLD_DIR}/): {r.cold_items:,} ({r.cold_valid_items:,} valid, "
+                       f"{r.cold_test_items:,} test) with {r.cold_interactions:,} interactions; the counts above "
+                       "are the warm items'")
         if r.item_table_rows:
             out.append(
                 f"item table: {r.item_table_rows:,} rows, {r.item_table_rows_unused:,} for items not kept; "
@@ -247,6 +256,7 @@ def prepare(
     rating_col: str | None = None,
     time_col: str | None = None,
     items_id_col: str | None = None,
+    cold_items: float | None = None,
 ) -> PrepareReport:
     """Build ``out`` (a folder named like the dataset) from raw files. See the module docstring."""
     path = Path(interactions)
@@ -299,9 +309,26 @@ def prepare(
     i_map = {x: n for n, x in enumerate(i_ids)}
     uu = np.array([u_map[x] for x in users_o], dtype=np.int64)
     ii = np.array([i_map[x] for x in items_o], dtype=np.int64)
+    r_k, t_k = rating_a[kept_rows], ts_a[kept_rows]
+    cold = None
+    if cold_items:  # hold out whole items: their interactions never enter train
+        cold = split_cold(uu, ii, np.zeros(len(uu), np.int64), len(i_ids), cold_items, seed)
+        cold_ids = [i_ids[j] for j in cold["cold"]]
+        u_ids = [u_ids[u] for u in np.flatnonzero(cold["user_map"] >= 0)]
+        i_ids = [i_ids[j] for j in cold["warm"]]
+        i_map = {x: n for n, x in enumerate(i_ids)}
+        cold_map = {x: n for n, x in enumerate(cold_ids)}
+        keep = cold["warm_index"]
+        cu, ci = cold["cold_rows"][:, 0], cold["cold_rows"][:, 1]
+        cr, ct = r_k[cold["cold_index"]], t_k[cold["cold_index"]]
+        uu, ii, r_k, t_k = cold["warm_rows"][:, 0], cold["warm_rows"][:, 1], r_k[keep], t_k[keep]
+        rep.cold_items = len(cold_ids)
+        rep.cold_valid_items = int((cold["cold_split"] == 1).sum())
+        rep.cold_test_items = int((cold["cold_split"] == 2).sum())
+        rep.cold_interactions = int(len(cu))
     label = random_split(uu, seed)
     deg = np.bincount(uu)
-    rep.users, rep.items, rep.interactions = len(u_ids), len(i_ids), len(kept_rows)
+    rep.users, rep.items, rep.interactions = len(u_ids), len(i_ids), len(uu)
     rep.train, rep.valid, rep.test = (int((label == s).sum()) for s in (0, 1, 2))
     rep.users_under_10 = int(((deg >= 3) & (deg < 10)).sum())
     rep.users_train_only = int((deg < 3).sum())
@@ -309,11 +336,17 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     name = out.name
     order = np.lexsort((ii, uu))
-    r_k, t_k = rating_a[kept_rows], ts_a[kept_rows]
     _write_tsv(out / f"{name}.inter", ["userID", "itemID", "rating", "timestamp", "x_label"],
                ([int(uu[j]), int(ii[j]), _num(r_k[j]), _num(t_k[j]), int(label[j])] for j in order))
     _write_tsv(out / "u_id_mapping.csv", ["user_id", "userID"], ([x, n] for n, x in enumerate(u_ids)))
     _write_tsv(out / "i_id_mapping.csv", ["item_id", "itemID"], ([x, n] for n, x in enumerate(i_ids)))
+    if cold is not None:
+        cdir = out / COLD_DIR
+        cdir.mkdir(exist_ok=True)
+        corder = np.lexsort((ci, cu))
+        _write_tsv(cdir / "cold.inter", ["userID", "itemID", "rating", "timestamp", "x_label"],
+                   ([int(cu[j]), int(ci[j]), _num(cr[j]), _num(ct[j]), int(cold["cold_split"][ci[j]])] for j in corder))
+        _write_tsv(cdir / "i_id_mapping.csv", ["item_id", "itemID"], ([x, n] for n, x in enumerate(cold_ids)))
 
     if items is not None:
         ipath = Path(items)
@@ -323,18 +356,23 @@ def prepare(
         meta: dict[int, list[str]] = {}
         unused = 0
         others = [h for h in iheader if h != idc]
+        cmeta: dict[int, list[str]] = {}
         for n, row in irows:
             key = row.get(idc, "").strip()
-            if key not in i_map:
+            target, index = (meta, i_map) if key in i_map else (cmeta, cold_map) if cold and key in cold_map else (None, None)
+            if target is None:
                 unused += 1
                 continue
-            if i_map[key] in meta:
+            if index[key] in target:
                 raise DataError(ipath, f"item {key!r} has two rows", line=n, field=idc)
-            meta[i_map[key]] = [" ".join(row.get(h, "").split()) for h in others]
+            target[index[key]] = [" ".join(row.get(h, "").split()) for h in others]
         rep.item_table_rows, rep.item_table_rows_unused = len(irows), unused
         rep.items_without_metadata = len(i_ids) - len(meta)
         _write_tsv(out / "items.tsv", ["itemID"] + [_norm(h) for h in others],
                    ([n] + meta.get(n, [""] * len(others)) for n in range(len(i_ids))))
+        if cold is not None:
+            _write_tsv(out / COLD_DIR / "items.tsv", ["itemID"] + [_norm(h) for h in others],
+                       ([n] + cmeta.get(n, [""] * len(others)) for n in range(len(cold_ids))))
 
     tmp = out / "prepare_report.json.tmp"
     tmp.write_text(json.dumps(asdict(rep), indent=2) + "\n")

@@ -47,8 +47,11 @@ def _int_column(values: list[str], name: str, path: Path) -> np.ndarray:
     raise DataError(path, "cannot parse integer column", field=name)  # pragma: no cover
 
 
-def read_inter(path: str | Path) -> dict[str, np.ndarray]:
+def read_inter(path: str | Path, all_users: bool = True, need_train: bool = True) -> dict[str, np.ndarray]:
     """Read and check an MMRec ``.inter`` file (tab-separated, header line).
+
+    ``all_users=False`` / ``need_train=False`` are for a cold-start dataset's ``cold/cold.inter``,
+    which holds some of the users and no train rows.
 
     Returns ``{'user': int64 [n], 'item': int64 [n], 'x_label': int64 [n]}`` plus ``rating`` and
     ``timestamp`` (float64) when present. Checks: the header has userID, itemID and x_label; each
@@ -109,7 +112,8 @@ def read_inter(path: str | Path) -> dict[str, np.ndarray]:
             line=int(bad[0]) + 2,
             field="x_label",
         )
-    _check_contiguous(out["user"], "userID", path)
+    if all_users:
+        _check_contiguous(out["user"], "userID", path)
     _check_contiguous(out["item"], "itemID", path)
     n_items = int(out["item"].max()) + 1
     keys = out["user"] * n_items + out["item"]
@@ -124,7 +128,7 @@ def read_inter(path: str | Path) -> dict[str, np.ndarray]:
             f"also on line {first + 2}",
             line=second + 2,
         )
-    if not np.any(out["x_label"] == 0):
+    if need_train and not np.any(out["x_label"] == 0):
         raise DataError(path, "the train split (x_label == 0) is empty", field="x_label")
     return out
 

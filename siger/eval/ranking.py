@@ -71,6 +71,7 @@ def evaluate(
     ks: list[int],
     chunk: int = 4096,
     dist=None,
+    users: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean Recall/NDCG/Precision/MAP@K over users with target and train items.
 
@@ -80,8 +81,10 @@ def evaluate(
         target: CSR of the held-out items (valid or test).
         dist: a ``DistContext``; when enabled each rank ranks a contiguous share of the users and
             the hit rows are gathered, so every rank returns exactly the single-process metrics.
+        users: the users to evaluate (default :func:`eval_users` of ``train`` and ``target``;
+            cold-item evaluation, whose mask is empty, passes the users with warm train items).
     """
-    users = eval_users(train, target)
+    users = eval_users(train, target) if users is None else users
     if dist is not None and dist.enabled:
         from siger.distributed import gather_rows, rank_bounds
 

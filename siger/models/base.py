@@ -79,6 +79,15 @@ class Recommender(nn.Module):
         Randomness must come from torch's global generator, which checkpoints save and restore.
         """
 
+    def embed_new_items(self, features: dict, data: InteractionData, graphs: GraphStore) -> torch.Tensor:
+        """Item embeddings ``[n_new, d]`` of new items from their raw ``features`` (modality ->
+        ``[n_new, dim]``) and the trained parameters alone, comparable with ``embeddings()[1]``.
+        Models that cannot represent an item they were not trained on raise
+        :class:`siger.models.newitems.NewItemsUnsupported`."""
+        from siger.models.newitems import NewItemsUnsupported
+
+        raise NewItemsUnsupported(f"{self.name} cannot embed an item it was not trained on from features alone")
+
     @torch.no_grad()
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final embeddings for ranking, computed in eval mode."""

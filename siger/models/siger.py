@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -252,6 +253,44 @@ class SIGER(Recommender):
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encode()["h"]
         return h[: self.n_users], h[self.n_users :]
+
+    @torch.no_grad()
+    def embed_new_items(self, features, data, graphs) -> torch.Tensor:
+        """New items placed by the model's own equations, given a graph row each (see
+        :mod:`siger.models.newitems`): per modality, the item's kNN row over the trained items
+        (``knn_k - 1`` neighbours plus itself), normalised as the trained graph is; no
+        co-occurrence row exists for it, so its row is the semantic one (the infusion share has
+        nothing to blend). Its missing ID embedding e and behaviour representation H^b are the
+        neighbour aggregates ``agg @ E`` and ``agg @ H^b``. Then x = e * gate(f), the semantic
+        propagation over ``n_mm_layers``, the fusion with H^b, and H = H^b + H^s. ``[n_new, d]``."""
+        from siger.models.newitems import check_new_features, neighbour_rows, normalised_row, spmm, trained_items
+
+        c = self.config
+        was = self.training
+        self.eval()
+        try:
+            check_new_features(features, data.features, self.modalities)
+            known = trained_items(data.train_matrix)
+            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features, known, c.knn_k)
+            z = self.encode()
+            hb_items = z["hb"][self.n_users:]
+            e_new = spmm(rows.agg, self.item_emb)
+            hb_new = spmm(rows.agg, hb_items)
+            hm_new = []
+            for m in self.modalities:
+                f = torch.as_tensor(np.asarray(features[m], np.float32), device=self.item_emb.device)
+                x_new = self.projections[m](f, e_new)
+                deg = np.asarray(graphs.knn(m, c.knn_k, "none", c.knn_backend).sum(axis=1)).ravel()
+                off, diag = normalised_row(rows.knn[m], deg, c.knn_norm)
+                diag_t = torch.as_tensor(diag, device=x_new.device).unsqueeze(1)
+                h_known, h_new = z["x"][m], x_new
+                for _ in range(c.n_mm_layers):
+                    h_new = spmm(off, h_known) + diag_t * h_new
+                    h_known = self.propagate(m, h_known)
+                hm_new.append(h_new)
+            return hb_new + self.fusion(hm_new, hb_new)
+        finally:
+            self.train(was)
 
     # -- training objective -----------------------------------------------------------------
     def noisy_view(self, z: dict[str, object], rows: BatchRows) -> torch.Tensor:

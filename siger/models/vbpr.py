@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -53,6 +54,24 @@ class VBPR(Recommender):
             return self.item_emb
         feats = torch.cat([self.item_inputs[m] for m in self.modalities], dim=1)
         return torch.cat([self.item_emb, self.item_linear(feats)], dim=1)
+
+    @torch.no_grad()
+    def embed_new_items(self, features, data, graphs, k: int = 10) -> torch.Tensor:
+        """A new item's content part is exact (the linear map of its features); its missing ID
+        embedding is the aggregate of its ``k - 1`` feature-cosine neighbours among the trained
+        items' ID embeddings (see :mod:`siger.models.newitems`). ``[n_new, 2d]``."""
+        from siger.models.newitems import check_new_features, neighbour_rows, spmm, trained_items
+
+        if self.item_linear is None:
+            from siger.models.newitems import NewItemsUnsupported
+
+            raise NewItemsUnsupported("VBPR without modalities has no content to place a new item by")
+        check_new_features(features, data.features, self.modalities)
+        rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features,
+                              trained_items(data.train_matrix), k)
+        feats = torch.cat([torch.as_tensor(np.asarray(features[m], np.float32), device=self.item_emb.device)
+                           for m in self.modalities], dim=1)
+        return torch.cat([spmm(rows.agg, self.item_emb), self.item_linear(feats)], dim=1)
 
     def forward(self):
         items = self._items()

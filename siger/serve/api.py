@@ -2,7 +2,11 @@
 
 - ``GET /health`` -> model, dataset, users, items;
 - ``GET /recommend/{user_id}?k=10`` -> one recommendation; unknown user 404, bad k 422;
-- ``POST /recommend`` with ``{"users": [...], "k": 10}`` -> a list, in request order.
+- ``POST /recommend`` with ``{"users": [...], "k": 10}`` -> a list, in request order;
+- ``POST /items`` with ``{"items": [{"id": "x", "features": {"image": [...], ...}, "title": "..."}]}``
+  -> adds new items from their features (as ``siger add-items``: persisted in the run folder,
+  ranked from then on); only when the server was started with ``allow_add_items`` (403 otherwise),
+  bad input 422 with the reason.
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the real (locally defined)
@@ -13,7 +17,7 @@ MAX_K = 1000
 MAX_BATCH = 10_000
 
 
-def create_app(rec: RunRecommender):
+def create_app(rec: RunRecommender, allow_add_items: bool = False):
     from siger.extras import require
 
     require("fastapi", "serve")
@@ -32,6 +36,14 @@ def create_app(rec: RunRecommender):
         user: str
         items: list[Item]
         fallback: str | None = Field(None, description="'popularity' for users with no history")
+
+    class NewItem(BaseModel):
+        id: str
+        features: dict[str, list[float]]
+        title: str | None = None
+
+    class AddItems(BaseModel):
+        items: list[NewItem] = Field(..., min_length=1, max_length=MAX_BATCH)
 
     class BatchRequest(BaseModel):
         users: list[str] = Field(..., min_length=1, max_length=MAX_BATCH)
@@ -60,11 +72,36 @@ def create_app(rec: RunRecommender):
             raise HTTPException(status_code=404, detail=f"unknown users {unknown[:20]}")
         return rec.recommend(req.users, req.k)
 
+    @app.post("/items")
+    def add_items(req: AddItems):
+        import numpy as np
+
+        from siger.data.validate import DataError
+
+        if not allow_add_items:
+            raise HTTPException(status_code=403, detail="adding items is disabled: start the server with "
+                                                        "--allow-add-items")
+        mods = sorted(req.items[0].features)
+        if any(sorted(it.features) != mods for it in req.items):
+            raise HTTPException(status_code=422, detail=f"every item needs features for the same modalities {mods}")
+        try:
+            feats = {m: np.array([it.features[m] for it in req.items], dtype=np.float32) for m in mods}
+        except ValueError:
+            raise HTTPException(status_code=422, detail="features of one modality must have one width") from None
+        titles = [it.title or "" for it in req.items] if any(it.title for it in req.items) else None
+        before = rec.n_items
+        try:
+            total = rec.add_items([it.id for it in req.items], feats, titles, where="POST /items")
+        except (DataError, ValueError) as e:
+            raise HTTPException(status_code=422, detail=str(e)) from None
+        return {"added": total - before, "items": total}
+
     return app
 
 
-def serve(rec: RunRecommender, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+def serve(rec: RunRecommender, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
+          allow_add_items: bool = False) -> None:
     from siger.extras import require
 
     uvicorn = require("uvicorn", "serve")
-    uvicorn.run(create_app(rec), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(rec, allow_add_items), host=host, port=port, log_level=log_level)

@@ -21,9 +21,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from siger.data.dataset import read_mapping, read_titles
+
 from siger.eval.ranking import topk_items
 
-TITLE_COLUMNS = ("title", "movie_title", "name", "text")
 
 
 class UnknownUserError(KeyError):
@@ -38,41 +39,6 @@ class Recommendation:
 
     def as_dict(self) -> dict[str, object]:
         return {"user": self.user, "items": self.items, "fallback": self.fallback}
-
-
-def _read_mapping(path: Path) -> list[str] | None:
-    """Original ids indexed by contiguous id, from ``*_id_mapping.csv`` (tab-separated)."""
-    if not path.exists():
-        return None
-    with open(path, encoding="utf-8", newline="") as fh:
-        rows = list(csv.reader(fh, delimiter="\t"))
-    ids: dict[int, str] = {}
-    for n, row in enumerate(rows[1:], start=2):
-        if len(row) < 2:
-            raise ValueError(f"{path}:{n}: expected 'original_id<TAB>contiguous_id'")
-        ids[int(row[1])] = row[0]
-    return [ids[i] for i in range(len(ids))]
-
-
-def _read_titles(folder: Path, n_items: int) -> list[str] | None:
-    for name in ("items.tsv", "item_text.tsv"):
-        p = folder / name
-        if not p.exists():
-            continue
-        with open(p, encoding="utf-8", newline="") as fh:
-            rows = list(csv.reader(fh, delimiter="\t"))
-        header = [h.split(":", 1)[0].lower() for h in rows[0]]
-        col = next((header.index(c) for c in TITLE_COLUMNS if c in header), None)
-        if col is None or "itemid" not in header:
-            continue
-        idc = header.index("itemid")
-        titles = [""] * n_items
-        for row in rows[1:]:
-            i = int(row[idc])
-            if 0 <= i < n_items:
-                titles[i] = row[col]
-        return titles
-    return None
 
 
 class RunRecommender:
@@ -100,6 +66,73 @@ class RunRecommender:
         # interactions the model learned from per user (train); 0 = cold user -> popularity
         self.history = np.diff(self.seen.indptr) if history is None else np.asarray(history)
         self._pop_order = np.argsort(-popularity, kind="stable")
+
+    # -- new items ------------------------------------------------------------------------------
+    run_dir: Path | None = None
+    model = data = graphs = None
+    n_trained_items: int = 0
+
+    def _extend(self, ids: list[str], emb: torch.Tensor, titles: list[str] | None) -> None:
+        """Append items (no one has seen them; popularity 0) to the ranked catalogue."""
+        n = len(ids)
+        self.item_emb = torch.cat([self.item_emb, emb.to(self.item_emb.device, self.item_emb.dtype)])
+        self.item_ids = list(self.item_ids) + list(ids)
+        if titles is not None or self.titles is not None:
+            self.titles = list(self.titles or [""] * self.n_items) + list(titles or [""] * n)
+        self.seen = sp.hstack([self.seen, sp.csr_matrix((self.n_users, n), dtype=self.seen.dtype)]).tocsr()
+        self.popularity = np.concatenate([self.popularity, np.zeros(n)])
+        self._pop_order = np.argsort(-self.popularity, kind="stable")
+        self.n_items += n
+
+    def add_items(self, ids: list[str], features: dict[str, np.ndarray], titles: list[str] | None = None,
+                  where: str = "new items") -> int:
+        """Add new items from their features (no retraining), persist them in the run folder
+        (``added_items.npz``, replaced atomically: a failure leaves the run as it was) and rank
+        them from now on. Returns the catalogue size. Bad input is a :class:`DataError`."""
+        from siger.artifacts import atomic_write
+        from siger.data.validate import DataError
+
+        if self.model is None or self.run_dir is None:
+            raise ValueError("this recommender was not loaded from a run folder (siger.load_run)")
+        ids = [str(i).strip() for i in ids]
+        if not ids:
+            raise DataError(where, "no items to add")
+        if any(not i for i in ids):
+            raise DataError(where, f"empty item id at row {ids.index('') + 1}")
+        seen: dict[str, int] = {}
+        for n, i in enumerate(ids, start=1):
+            if i in seen:
+                raise DataError(where, f"item id {i!r} appears twice (rows {seen[i]} and {n})")
+            seen[i] = n
+        clash = sorted(set(ids) & set(self.item_ids))
+        if clash:
+            raise DataError(where, f"item ids already in the run: {clash[:10]}" + (" ..." if len(clash) > 10 else ""))
+        if titles is not None and len(titles) != len(ids):
+            raise DataError(where, f"{len(titles)} titles for {len(ids)} items")
+        for m, f in features.items():
+            if np.asarray(f).shape[0] != len(ids):
+                raise DataError(where, f"modality '{m}': {np.asarray(f).shape[0]} feature rows for {len(ids)} ids",
+                                field=m)
+        emb = self.model.embed_new_items(features, self.data, self.graphs)  # validates widths, NaN, modalities
+        old = read_added(self.run_dir) or {"ids": [], "titles": None, "features": {}}
+        mods = sorted(features)
+        if old["ids"] and sorted(old["features"]) != mods:
+            raise DataError(where, f"features for {mods}; the run's added items have {sorted(old['features'])}")
+        all_ids = old["ids"] + ids
+        arrays = {"ids": np.array(all_ids)}
+        if titles is not None or old["titles"] is not None:
+            arrays["titles"] = np.array((old["titles"] or [""] * len(old["ids"])) + (titles or [""] * len(ids)))
+        for m in mods:
+            new = np.asarray(features[m], np.float32)
+            arrays[f"feat_{m}"] = np.concatenate([old["features"][m], new]) if old["ids"] else new
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+        atomic_write(self.run_dir / ADDED_FILE, save)
+        self._extend(ids, emb, titles)
+        return self.n_items
 
     def index_of(self, user: str | int) -> int:
         key = str(user)
@@ -156,7 +189,9 @@ class RunRecommender:
 
 
 def load_run(run_dir: str | Path, device: str | None = None) -> RunRecommender:
-    """A :class:`RunRecommender` for a finished training run folder."""
+    """A :class:`RunRecommender` for a finished training run folder, with the items added to it
+    (``siger add-items``) ranked alongside the trained ones."""
+    from siger.data.graphs import GraphStore
     from siger.train.trainer import load_model
 
     model, cfg, data = load_model(run_dir, device=device)  # device None: the run's own, else the CPU
@@ -165,9 +200,32 @@ def load_run(run_dir: str | Path, device: str | None = None) -> RunRecommender:
     seen = (data.matrix("train") + data.matrix("valid") + data.matrix("test")).tocsr()
     seen.data[:] = 1.0
     popularity = np.bincount(data.train[:, 1], minlength=data.n_items).astype(np.float64)
-    return RunRecommender(
+    rec = RunRecommender(
         u.detach(), i.detach(), seen, popularity,
-        _read_mapping(data.path / "u_id_mapping.csv"), _read_mapping(data.path / "i_id_mapping.csv"),
-        _read_titles(data.path, data.n_items), cfg.train.model, cfg.train.dataset,
+        read_mapping(data.path / "u_id_mapping.csv"), read_mapping(data.path / "i_id_mapping.csv"),
+        read_titles(data.path, data.n_items), cfg.train.model, cfg.train.dataset,
         history=np.bincount(data.train[:, 0], minlength=data.n_users),
     )
+    rec.run_dir, rec.model, rec.data = Path(run_dir), model, data
+    rec.graphs = GraphStore(data, cfg.train.cache_dir)
+    rec.n_trained_items = rec.n_items
+    added = read_added(Path(run_dir))
+    if added is not None:
+        emb = model.embed_new_items(added["features"], data, rec.graphs)
+        rec._extend(added["ids"], emb, added["titles"])
+    return rec
+
+
+ADDED_FILE = "added_items.npz"
+
+
+def read_added(run_dir: Path) -> dict | None:
+    """The items added to a run: ``{"ids", "titles" (or None), "features": {modality: [n, dim]}}``."""
+    p = run_dir / ADDED_FILE
+    if not p.exists():
+        return None
+    with np.load(p, allow_pickle=False) as z:
+        ids = [str(x) for x in z["ids"]]
+        titles = [str(x) for x in z["titles"]] if "titles" in z.files else None
+        feats = {k[len("feat_"):]: z[k] for k in z.files if k.startswith("feat_")}
+    return {"ids": ids, "titles": titles, "features": feats}
