@@ -145,6 +145,11 @@ def cmd_results(args, extra) -> int:
         rec = R.mostpop_record(args.dataset, args.data_dir)
         R.add_record(rec, path)
         print(f"{path}: MostPop on {rec['dataset']} (test recall@20 {rec['test']['recall@20']:.4f})")
+    elif args.action == "content":
+        rec = R.content_record(args.dataset, args.data_dir)
+        R.add_record(rec, path)
+        print(f"{path}: content baseline on {rec['dataset']} (cold test recall@20 "
+              f"{rec['modes']['test']['cold']['recall@20']:.4f})")
     elif args.action == "study":
         if not args.paths:
             raise ConfigError("results study needs study folders")
@@ -454,13 +459,15 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tune)
     p = sub.add_parser("results", allow_abbrev=False,
                        help="add finished runs, MostPop or a study to the committed result records")
-    p.add_argument("action", choices=["add", "mostpop", "study"])
+    p.add_argument("action", choices=["add", "mostpop", "content", "study"])
     p.add_argument("paths", nargs="*", help="add: run folders (searched for record.json); study: study folders")
     p.add_argument("--table", default="comparison", help="add: the table the runs go in (comparison, ablation, ...)")
-    p.add_argument("--label", default=None, help="add: the row label (default: the model name)")
+    p.add_argument("--label", default=None,
+                   help="add: the row label (default: the model name; 'auto': the run's folder above seed<S>, "
+                        "e.g. an ablation variant)")
     p.add_argument("--note", default=None, help="a line printed under the table (e.g. what was tuned, how)")
-    p.add_argument("--dataset", default="tiktok", help="mostpop: the dataset")
-    p.add_argument("--data-dir", default=None, help="mostpop: folder holding <dataset>/")
+    p.add_argument("--dataset", default="tiktok", help="mostpop / content: the dataset")
+    p.add_argument("--data-dir", default=None, help="mostpop / content: folder holding <dataset>/")
     p.add_argument("--records", default="results/records.jsonl", help="the records file (default results/records.jsonl)")
     p.set_defaults(func=cmd_results)
     p = sub.add_parser("report", allow_abbrev=False,

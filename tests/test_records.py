@@ -71,7 +71,7 @@ def test_rendered_tables_are_computed_from_the_records():
     assert "| B | 1 | 0.0400 | 0.0800 | 0.0200 | 0.0400 | 2.0 | 5 (3) | 100 |" in table
     assert "| d | A | 2 | 0.1100 ± 0.0141 | 0.0600 ± 0.0141 |" in blocks["headline"]
     assert blocks["results"].startswith("# Results") and "## d" in blocks["results"]
-    abl = R.render([_fake("full", 1, 0.10, 0.05, table="ablation"), _fake("no x", 1, 0.09, 0.06, "ablation", x=0)],
+    abl = R.render([_fake("SIGER (full)", 1, 0.10, 0.05, table="ablation"), _fake("no x", 1, 0.09, 0.06, "ablation", x=0)],
                    stale=lambda r: None)["ablation:d"]
     assert "Δ R@20 / N@20" in abl and "| no x | 1 | 0.0450 | 0.0900 | **0.0300** | **0.0600** | -0.0100 / +0.0100 |" in abl
     with pytest.raises(R.RecordError, match="mixes runs of different settings"):

@@ -33,6 +33,7 @@ from siger.train.record import CODE_PATHS, REPO, record_id
 RECORDS = Path("results/records.jsonl")
 RESULTS_DOC = Path("docs/results.md")
 HEAD_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+ABLATION_REF = "SIGER (full)"  # the row an ablation table's deltas are taken against
 INCIDENTAL = ("seed", "data_dir", "cache_dir", "num_threads", "progress", "device", "eval_chunk_users", "epochs")
 
 
@@ -95,6 +96,10 @@ def add_runs(paths: list[str | Path], table: str, label: str | None = None, note
              records_path: str | Path = RECORDS) -> list[dict[str, Any]]:
     """Append the run records under ``paths`` to the records file, in ``table`` under ``label``
     (default: the model name). Returns the records added."""
+    from siger.experiments.ablate import slug
+    from siger.models.siger import ABLATIONS
+
+    by_slug = {slug(n): n for n in ABLATIONS}
     new = []
     for f in find_run_records(paths):
         rec = json.loads(f.read_text())
@@ -102,7 +107,11 @@ def add_runs(paths: list[str | Path], table: str, label: str | None = None, note
             raise RecordError(f"{f}: not a finished run record")
         if rec.get("stopped") == "pruned":
             raise RecordError(f"{f}: a pruned run (a tuner stopped it early) is not a result")
-        rec.update(table=table, label=label or rec["model"], note=note)
+        row = label or rec["model"]
+        if label == "auto":  # the run's folder above seed<S>: a compare model or an ablation variant
+            folder = f.parent.parent.name if f.parent.name.startswith("seed") else f.parent.name
+            row = by_slug.get(folder, folder)
+        rec.update(table=table, label=row, note=note)
         new.append(rec)
     save_records(_merge(load_records(records_path), new), records_path)
     return new
@@ -130,6 +139,28 @@ def mostpop_record(dataset: str, data_dir: str | None, topk: tuple[int, ...] = (
            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "table": "comparison",
            "label": "MostPop (for scale)"}
     rec["id"] = record_id({"kind": "mostpop", "dataset": data.name})  # one per dataset: a rerun replaces it
+    return rec
+
+
+def content_record(dataset: str, data_dir: str | None, topk: tuple[int, ...] = (5, 10, 20, 50)) -> dict[str, Any]:
+    """The content-only cold-start baseline on a cold-start dataset: each user's mean train-item
+    features, cosine to each item's features (see :func:`siger.eval.cold.content_embeddings`)."""
+    import datetime as dt
+
+    from siger.data.cold import load_cold
+    from siger.data.dataset import load_dataset
+    from siger.eval.cold import content_embeddings, evaluate_modes
+    from siger.train.record import git_state
+
+    data = load_dataset(dataset, data_dir)
+    cold = load_cold(data.path, data.n_users)
+    u, w, c = content_embeddings(data, cold)
+    modes = {split: evaluate_modes(u, w, c, data, cold, split, list(topk)) for split in ("valid", "test")}
+    rec = {"kind": "content", "model": "content", "dataset": data.name, "seed": None,
+           "config": {"data_dir": data_dir, "topk": list(topk)}, "modes": modes, "valid": modes["valid"]["warm"],
+           "test": modes["test"]["warm"], **git_state(), "table": "cold", "label": "content only (cosine)",
+           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    rec["id"] = record_id({"kind": "content", "dataset": data.name})
     return rec
 
 
@@ -186,7 +217,7 @@ class Staleness:
     def __call__(self, rec: dict[str, Any]) -> str | None:
         """None (current), 'stale' (code changed since the record's commit) or 'uncommitted'
         (trained with uncommitted code changes)."""
-        if rec.get("kind") not in ("run", "mostpop"):
+        if rec.get("kind") not in ("run", "mostpop", "content"):
             return None
         if rec.get("dirty_code"):
             return "uncommitted"
@@ -309,6 +340,34 @@ def study_table(records) -> str:
     return "\n".join(lines)
 
 
+COLD_MODES = ("warm", "cold", "all")
+
+
+def cold_table(records, dataset: str, stale: Staleness) -> str:
+    """Test Recall@20 / NDCG@20 per evaluation mode for the records of table ``cold``."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("table") == "cold" and r["dataset"] == dataset and r.get("modes"):
+            rows.setdefault(r["label"], []).append(r)
+    if not rows:
+        return ""
+    head = ["", "seeds"] + [f"{m} {k}" for m in COLD_MODES for k in ("R@20", "N@20")]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for label, rs in rows.items():
+        runs = [r for r in rs if r["kind"] == "run"]
+        if len({_setting(r) for r in runs}) > 1:
+            raise RecordError(f"table 'cold' on {dataset}: row {label!r} mixes settings")
+        marks = "".join(sorted({MARKS[m] for m in (stale(r) for r in rs) if m}))
+        n = len(rs)
+        cells = [label + (f" {marks}" if marks else ""), str(n) if runs else "—"]
+        for mode in COLD_MODES:
+            for metric in ("recall@20", "ndcg@20"):
+                vals = [r["modes"]["test"][mode][metric] for r in rs if mode in r["modes"]["test"]]
+                cells.append(_fmt(_mean_std(vals), len(vals)) if len(vals) == n else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def bench_table(records) -> str:
     benches = [r for r in records if r.get("kind") == "bench"]
     if not benches:
@@ -323,7 +382,7 @@ def bench_table(records) -> str:
 def _datasets(records) -> list[str]:
     seen: list[str] = []
     for r in records:
-        if r.get("kind") in ("run", "mostpop") and r["dataset"] not in seen:
+        if r.get("kind") in ("run", "mostpop", "content") and r["dataset"] not in seen:
             seen.append(r["dataset"])
     return seen
 
@@ -342,8 +401,13 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
     stale = stale or Staleness()
     blocks: dict[str, str] = {}
     for ds in _datasets(records):
+        ct = cold_table(records, ds, stale)
+        if ct:
+            blocks[f"cold:{ds}"] = ct
         for table in _tables(records):
-            ref = "full" if table.startswith("ablation") else None
+            if table == "cold":
+                continue
+            ref = ABLATION_REF if table.startswith("ablation") else None
             t = run_table(records, table, ds, stale, ref_label=ref)
             if t:
                 blocks[f"{table}:{ds}"] = t
@@ -381,6 +445,11 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
                 lines += notes + [""]
             if table == "comparison":
                 lines += [f"![{ds} comparison](results/{ds}_comparison.png)", ""]
+        if f"cold:{ds}" in blocks:
+            lines += ["### Cold-start items (test, by evaluation mode)", "",
+                      "warm: the usual protocol on the items trained on; cold: only the held-out (never trained) "
+                      "items ranked, for users with one; all: both ranked together. See docs/cold_start.md.", "",
+                      blocks[f"cold:{ds}"], ""]
     if blocks["studies"]:
         lines += ["## Hyper-parameter studies", "", "Each study chose on valid only; its test column is "
                   "recorded at the chosen trial's best-valid epoch and was not used to choose.", "",
@@ -458,5 +527,5 @@ def plot_comparison(records, dataset: str, path: Path) -> None:
     plt.close(fig)
 
 
-__all__ = ["RecordError", "add_runs", "add_record", "bench_record", "load_records", "mostpop_record", "study_record", "render",
+__all__ = ["RecordError", "add_runs", "add_record", "bench_record", "content_record", "cold_table", "load_records", "mostpop_record", "study_record", "render",
            "report", "fill_blocks", "Staleness"]
