@@ -255,13 +255,13 @@ def cmd_add_items(args, extra) -> int:
             raise DataError(p, f"cannot read array: {e}") from None
     header, rows = read_table(args.mapping)
     keys = {_norm(h): h for h in header}
-    col = next((keys[c] for c in ("itemid", *ITEM_COLUMNS) if c in keys), header[0])
+    col = next((keys[c] for c in ITEM_COLUMNS if c in keys), header[0])  # item_id (original) before itemID
     ids = [row.get(col, "").strip() for _, row in rows]
     titles = None
     if args.items:
         iheader, irows = read_table(args.items)
         ikeys = {_norm(h): h for h in iheader}
-        icol = next((ikeys[c] for c in ("itemid", *ITEM_COLUMNS) if c in ikeys), iheader[0])
+        icol = next((ikeys[c] for c in ITEM_COLUMNS if c in ikeys), iheader[0])
         tcol = next((ikeys[c] for c in ("title", "name", "text") if c in ikeys), None)
         if tcol is None:
             raise DataError(args.items, "no title column (title, name or text)")

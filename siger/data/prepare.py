@@ -117,7 +117,8 @@ def _pick(header: list[str], given: str | None, candidates: tuple[str, ...], wha
 
 
 def read_table(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Read CSV (``.csv``), JSON lines (``.jsonl``/``.json``) or tab-separated (anything else).
+    """Read CSV (``.csv``), JSON lines (``.jsonl``/``.json``) or tab-separated (anything else; also
+    a ``.csv`` whose header line has tabs and no comma, as MMRec's ``*_id_mapping.csv``).
 
     Returns the column names and ``(line_number, row)`` pairs; every value is a string.
     """
@@ -146,6 +147,11 @@ def read_table(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, s
             raise DataError(path, "no rows")
         return header, rows
     delim = "," if suffix == ".csv" else "\t"
+    if delim == ",":
+        with open(path, encoding="utf-8", newline="") as fh:
+            first = fh.readline()
+        if "\t" in first and "," not in first:
+            delim = "\t"
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh, delimiter=delim)
         try:
