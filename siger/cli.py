@@ -200,39 +200,15 @@ def cmd_evaluate(args, extra) -> int:
 
 
 def _evaluate_modes(args) -> int:
-    from siger.artifacts import compact_table, write_json
-    from siger.data.cold import load_cold
-    from siger.data.graphs import GraphStore
-    from siger.eval.cold import MODES, evaluate_modes
-    from siger.models.newitems import NewItemsUnsupported
-    from siger.train.trainer import load_model
+    from siger.artifacts import compact_table
+    from siger.experiments.coldstart import evaluate_run
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    bad = [m for m in modes if m not in MODES]
-    if bad:
-        raise ConfigError(f"--modes: unknown {bad} (warm | cold | all)")
-    model, cfg, data = load_model(args.run)
-    cold = load_cold(data.path, data.n_users, model.modalities if hasattr(model, "modalities") else None)
-    u, i = model.embeddings()
-    try:
-        c = model.embed_new_items(cold.features, data, GraphStore(data, cfg.train.cache_dir))
-    except NewItemsUnsupported as e:
-        if any(m != "warm" for m in modes):
-            raise ConfigError(f"{cfg.train.model}: {e}") from None
-        c = None
-    res = {split: evaluate_modes(u, i, c, data, cold, split, cfg.train.topk, modes, cfg.train.eval_chunk_users)
-           for split in ("valid", "test")}
+    res, topk = evaluate_run(Path(args.run), modes)
     for split, by_mode in res.items():
         print(f"{split}:")
-        print(compact_table(by_mode, cfg.train.topk))
-    run = Path(args.run)
-    write_json(run / "cold_metrics.json", res)
-    rec_path = run / "record.json"
-    if rec_path.exists():  # the record carries the modes, for `siger results add --table cold`
-        rec = json.loads(rec_path.read_text())
-        rec["modes"] = res
-        write_json(rec_path, rec)
-    print(f"\nwritten to {run / 'cold_metrics.json'}")
+        print(compact_table(by_mode, topk))
+    print(f"\nwritten to {Path(args.run) / 'cold_metrics.json'} and the run's record")
     return 0
 
 
@@ -299,7 +275,9 @@ def cmd_compare(args, extra) -> int:
         if not sep or not name.strip() or not path.strip():
             raise ConfigError(f"--model-config {spec!r}: expected MODEL=FILE.yaml")
         model_configs[name.strip()] = path.strip()
-    print(run_compare(models, args.dataset, overrides, out, args.seeds, args.config, model_configs=model_configs))
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()] if args.modes else None
+    print(run_compare(models, args.dataset, overrides, out, args.seeds, args.config, model_configs=model_configs,
+                      modes=modes))
     return 0
 
 
@@ -500,6 +478,7 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--model-config", action="append", metavar="MODEL=FILE",
                    help="settings for one model, e.g. VBPR=runs/grid/best_config.yaml (a grid winner); repeatable")
     p.add_argument("--out", default=None, help="folder for runs and the report (default runs/compare_<dataset>)")
+    p.add_argument("--modes", default=None, help="cold-start datasets: also evaluate warm,cold,all on the cold items")
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("summarize", allow_abbrev=False, help="Markdown table of finished runs: mean ± std over seeds per model, dataset and setting (runs whose configs differ in more than the seed are split)")
     p.add_argument("runs", nargs="+", help="run folders (searched recursively for metrics.json)")

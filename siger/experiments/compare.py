@@ -24,11 +24,13 @@ def model_settings(path: str | Path) -> dict[str, Any]:
 
 
 def run_compare(models: list[str], dataset: str, overrides: dict[str, Any], out: Path, seeds: int = 1,
-                yaml_path: str | None = None, log=print, model_configs: dict[str, str] | None = None) -> str:
+                yaml_path: str | None = None, log=print, model_configs: dict[str, str] | None = None,
+                modes: list[str] | None = None) -> str:
     """Train ``models`` over ``seeds`` seeds into ``out/<model>/seed<S>`` and write the report.
 
     ``model_configs`` maps a model name to a YAML of its own settings (e.g. a grid search's
     ``best_config.yaml``), applied after ``yaml_path`` and before the command-line ``overrides``.
+    ``modes`` (e.g. ``["warm", "cold", "all"]``): also evaluate each run on the dataset's cold items.
     """
     model_configs = dict(model_configs or {})
     unknown = sorted(set(model_configs) - set(models))
@@ -45,7 +47,12 @@ def run_compare(models: list[str], dataset: str, overrides: dict[str, Any], out:
             c = copy.deepcopy(cfg)
             apply_overrides(c, {"seed": cfg.train.seed + s})
             log(f"== {cfg.train.model} seed {c.train.seed}")
-            results.append(train_or_load(c, out / cfg.train.model / f"seed{c.train.seed}", log))
+            run = out / cfg.train.model / f"seed{c.train.seed}"
+            results.append(train_or_load(c, run, log))
+            if modes and not (run / "cold_metrics.json").exists():  # cold-start modes, once per run
+                from siger.experiments.coldstart import evaluate_run
+
+                evaluate_run(run, modes)
         rows[cfg.train.model] = summarize(results)
         _write(rows, cfgs, dataset, out, seeds, model_configs)  # partial tables survive an interruption
     return _write(rows, cfgs, dataset, out, seeds, model_configs)
