@@ -44,7 +44,7 @@ def bench(model: str, dataset: str, data_dir: str | None, epochs: int, overrides
     from siger.train.trainer import Trainer, build_model, load_data, peak_rss_mb
 
     with tempfile.TemporaryDirectory() as cache:
-        ov = {"data_dir": data_dir, "progress": "false", "epochs": str(epochs), "cache_dir": cache, **overrides}
+        ov = {"data_dir": data_dir, "progress": "false", "epochs": str(max(1, epochs)), "cache_dir": cache, **overrides}
         cfg = build_config(model, dataset, {k: v for k, v in ov.items() if v is not None})
         t0 = time.perf_counter()
         data = load_data(cfg)

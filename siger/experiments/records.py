@@ -379,6 +379,39 @@ def bench_table(records) -> str:
     return "\n".join(lines)
 
 
+def choices_table(records) -> str:
+    """SIGER's open choices: the spec's value (``--preset spec``), today's default, and each SIGER
+    study's best trial and importance for the key (studies chose on valid)."""
+    import dataclasses
+
+    from siger.models.siger import SIGER, SPEC_PRESET
+
+    default = dataclasses.asdict(SIGER.Config())
+    from siger.config import TrainConfig
+
+    default.update({"learning_rate": TrainConfig().learning_rate})
+    studies = [r for r in records if r.get("kind") == "study" and r["model"] == "SIGER"]
+    keys = list(SPEC_PRESET)
+    for st in studies:
+        keys += [k for k in st["space"]["params"] if k not in keys]
+    head = ["key", "spec (`--preset spec`)", "default now"]
+    for st in studies:
+        head += [f"best on {st['dataset']} ({st['trials']} trials)", f"importance ({st['dataset']})"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---|" * (len(head) - 1)]
+
+    def show(v):
+        return "—" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
+
+    for k in keys:
+        cells = [f"`{k}`", show(SPEC_PRESET.get(k)), show(default.get(k))]
+        for st in studies:
+            searched = k in st["space"]["params"]
+            cells += [show(st["best"]["params"].get(k)) if searched else "(fixed)",
+                      show(st["importances"].get(k)) if searched and st["importances"] else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _datasets(records) -> list[str]:
     seen: list[str] = []
     for r in records:
@@ -412,6 +445,7 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
             if t:
                 blocks[f"{table}:{ds}"] = t
     blocks["studies"] = study_table(records)
+    blocks["siger_choices"] = choices_table(records)
     blocks["benchmarks"] = bench_table(records)
     main_job = [r for r in records if r.get("kind") == "bench" and r["label"].startswith("main job")]
     blocks["main_job"] = (f"How long it takes: {main_job[-1]['summary']} ({main_job[-1]['machine']}; "
