@@ -126,7 +126,12 @@ def cmd_tune(args, extra) -> int:
                        startup_trials=args.startup_trials, select_by=args.select_by, heartbeat=args.heartbeat,
                        enqueue=enqueue)
     out = args.out or f"studies/{args.model.lower()}_{args.dataset}"
-    run_tune(StudySpec(args.model, args.dataset, overrides, args.config, space, out, opts))
+    spec = StudySpec(args.model, args.dataset, overrides, args.config, space, out, opts)
+    run_tune(spec)
+    if args.confirm_top:
+        from siger.experiments.tune import confirm_top
+
+        confirm_top(spec, args.confirm_top, args.confirm_seeds, args.jobs)
     return 0
 
 
@@ -434,6 +439,9 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
                    help="trials to run first: a mapping or a list of them; keys not given take their config value")
     p.add_argument("--select-by", default="valid", choices=["valid", "test"],
                    help="choose on valid (default) or, as MMRec does, on test (labelled as having seen test)")
+    p.add_argument("--confirm-top", type=int, default=0, metavar="K",
+                   help="after the trials: train the K best again with more seeds, choose the best mean valid")
+    p.add_argument("--confirm-seeds", type=int, default=3, help="seeds per confirmed trial (its own run counts; default 3)")
     p.set_defaults(func=cmd_tune)
     p = sub.add_parser("results", allow_abbrev=False,
                        help="add finished runs, MostPop or a study to the committed result records")

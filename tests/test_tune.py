@@ -226,3 +226,22 @@ def test_cli_tune_and_errors(planted_dir, tmp_path, capsys):
     space.write_text("learning_rate: {low: 1, high: 0.1}\n")
     assert main(argv) == 2
     assert "must be below" in capsys.readouterr().err
+
+
+def test_confirmation_retrains_the_top_trials_and_chooses_the_best_mean_valid(planted_dir, tmp_path):
+    from siger.experiments.tune import confirm_top
+
+    out = tmp_path / "s"
+    spec = _spec(planted_dir, out, {"learning_rate": {"low": 1e-4, "high": 0.1, "log": True}},
+                 TuneOptions(trials=3, startup_trials=3, pruner="none"), epochs=4)
+    run_tune(spec, log=lambda s: None)
+    res = confirm_top(spec, top=2, seeds=2, log=lambda s: None)
+    c = json.loads((out / "confirm.json").read_text())
+    assert len(c["rows"]) == 2 and c["seed_list"] == [999, 1000]
+    assert all(len(r["valid"]) == 2 for r in c["rows"])
+    assert c["best"]["valid_mean"] == max(r["valid_mean"] for r in c["rows"])
+    winner = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert winner["train"]["learning_rate"] == c["best"]["params"]["learning_rate"] and winner["train"]["seed"] == 999
+    assert "## Confirmation" in (out / "study.md").read_text()
+    assert sorted(p.parent.name for p in (out / "confirm").rglob("metrics.json")) == ["seed1000", "seed1000"]
+    assert res["best"]["number"] in {r["number"] for r in c["rows"]}

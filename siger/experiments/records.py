@@ -183,6 +183,8 @@ def study_record(study_dir: str | Path, note: str | None = None) -> dict[str, An
            "pruned": states.count("PRUNED"), "best": {k: best.get(k) for k in ("number", "params", "valid", "test",
                                                                               "best_epoch", "epochs_run")},
            "importances": s.get("importances") or {}, "note": note, **git_state(),
+           "confirmed": ({k: s["confirmed"][k] for k in ("seeds", "seed_list", "best", "rows")}
+                         if s.get("confirmed") else None),
            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     rec["id"] = record_id({**rec, "config": {"folder": str(d)}, "date": s["dataset"]})  # one record per study
     return rec
@@ -329,14 +331,17 @@ def study_table(records) -> str:
     if not studies:
         return ""
     lines = ["| model | dataset | trials (complete / pruned) | sampler, pruner | chosen on | best trial | "
-             "best valid | its test R@20 / N@20 | folder |",
-             "|---|---|---:|---|---|---:|---:|---:|---|"]
+             "best valid | its test R@20 / N@20 | confirmed (top K over seeds): chosen trial, mean valid | folder |",
+             "|---|---|---:|---|---|---:|---:|---:|---|---|"]
     for s in studies:
         b = s["best"]
+        c = s.get("confirmed")
+        conf = (f"top {len(c['rows'])} x {c['seeds']} seeds: trial {c['best']['number']}, "
+                f"{c['best']['valid_mean']:.4f} ± {c['best']['valid_std']:.4f}" if c else "—")
         lines.append(f"| {s['model']} | {s['dataset']} | {s['trials']} ({s['complete']} / {s['pruned']}) | "
                      f"{s['sampler']}, {s['pruner']} | {s['select_by']} {s['metric']} | {b['number']} | "
                      f"{b['valid'][s['metric']]:.4f} | {b['test']['recall@20']:.4f} / {b['test']['ndcg@20']:.4f} | "
-                     f"`{s['folder']}` |")
+                     f"{conf} | `{s['folder']}` |")
     return "\n".join(lines)
 
 
@@ -406,7 +411,8 @@ def choices_table(records) -> str:
         cells = [f"`{k}`", show(SPEC_PRESET.get(k)), show(default.get(k))]
         for st in studies:
             searched = k in st["space"]["params"]
-            cells += [show(st["best"]["params"].get(k)) if searched else "(fixed)",
+            best = (st.get("confirmed") or {}).get("best") or st["best"]
+            cells += [show(best["params"].get(k)) if searched else "(fixed)",
                       show(st["importances"].get(k)) if searched and st["importances"] else "—"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import yaml
 
 from siger.config import ConfigError, _field_types, _strip_optional, build_config, parse_value
@@ -543,7 +544,8 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
         raise RuntimeError(f"{out}: no trial of the study has completed")
     best = study.best_trial
     best_row = next(r for r in rows if r["number"] == best.number)
-    src = out / best_row["run_dir"] / "config.yaml"
+    confirmed = json.loads((out / "confirm.json").read_text()) if (out / "confirm.json").exists() else None
+    src = out / (confirmed["best"]["run_dir"] if confirmed else best_row["run_dir"]) / "config.yaml"
     shutil.copyfile(src, out / "best_config.yaml")
     keys = list(spec.space.params)
     sel = spec.opts.select_by
@@ -587,6 +589,19 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
         lines.append(f"| {r['number']} | {state} | " + " | ".join(_fmt_param(r["params"].get(k, "")) for k in keys)
                      + f" | {v} | {te.get('recall@20', float('nan')):.4f} | {te.get('ndcg@20', float('nan')):.4f} | "
                      f"{ep} | {spe} |")
+    if confirmed:
+        cm = confirmed["metric"]
+        lines += ["", f"## Confirmation: the top {len(confirmed['rows'])} trials over {confirmed['seeds']} seeds", "",
+                  f"A single-seed valid score is noisy, so the best trials were trained again with other seeds "
+                  f"(seeds {', '.join(map(str, confirmed['seed_list']))}) and the winner is the best **mean valid "
+                  f"{cm}** (test still not used). `best_config.yaml` is trial {confirmed['best']['number']}'s.", "",
+                  f"| trial | valid {cm} per seed | mean valid ± std | test recall@20 mean | test ndcg@20 mean |",
+                  "|---:|---|---:|---:|---:|"]
+        for r in confirmed["rows"]:
+            mark = "**" if r["number"] == confirmed["best"]["number"] else ""
+            lines.append(f"| {r['number']} | {' / '.join(f'{v:.4f}' for v in r['valid'])} | "
+                         f"{mark}{r['valid_mean']:.4f} ± {r['valid_std']:.4f}{mark} | {r['test_recall@20']:.4f} | "
+                         f"{r['test_ndcg@20']:.4f} |")
     importances = _importances(study)
     if importances:
         lines += ["", "Parameter importances (fANOVA over complete trials): "
@@ -596,12 +611,66 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
     write_json(out / "study.json", {"model": base.train.model, "dataset": base.train.dataset, "metric": metric,
                                     "select_by": sel, "sampler": spec.opts.sampler, "pruner": spec.opts.pruner,
                                     "space": spec.space.to_yaml(), "best": best_row, "importances": importances,
-                                    "trials": rows})
+                                    "confirmed": confirmed, "trials": rows})
     _plot_history(rows, metric, out / "history.png", f"{base.train.model} on {base.train.dataset}")
     if importances:
         _plot_importance(importances, out / "importance.png")
     log(text)
     return {"best": best_row, "rows": rows, "importances": importances}
+
+
+def _confirm_one(spec: StudySpec, params: dict[str, Any], seed: int, run: str, threads: int) -> dict[str, Any]:
+    from siger.config import apply_overrides
+    from siger.experiments.ablate import train_or_load
+
+    cfg = spec.trial_config(params)
+    apply_overrides(cfg, {"seed": seed, **({"num_threads": threads} if threads else {}), "progress": False})
+    return train_or_load(cfg, Path(run), log=lambda s: None)
+
+
+def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Callable[[str], None] = print) -> dict:
+    """Train the ``top`` complete trials with ``seeds - 1`` more seeds each (the trial's own run
+    is the first) and choose the best mean valid metric: a single-seed valid score is noisy and
+    the best of many trials is the luckiest. Writes ``confirm.json`` and the reports (whose
+    ``best_config.yaml`` is then the confirmed winner). Runs go to ``confirm/NNNN/seed<S>``;
+    finished ones are reused, so a killed confirmation resumes."""
+    optuna = _optuna()
+    if top < 1 or seeds < 2:
+        raise ConfigError("--confirm-top needs >= 1 trials and --confirm-seeds >= 2")
+    out = Path(spec.out)
+    study = _open_study(spec)
+    metric = _metric_name(spec)
+    sel = spec.opts.select_by
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if t.value is not None]
+    chosen = sorted(complete, key=lambda t: -t.value)[:top]
+    base_seed = spec.trial_config({}).train.seed
+    seed_list = [base_seed + s for s in range(seeds)]
+    jobs_list = [(t, s) for t in chosen for s in seed_list[1:]]
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+    args = [(spec, dict(t.params), s, str(out / "confirm" / f"{t.number:04d}" / f"seed{s}"), threads)
+            for t, s in jobs_list]
+    log(f"confirming {len(chosen)} trials with seeds {seed_list[1:]}: {len(args)} runs, {jobs} at a time")
+    if jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            results = pool.starmap(_confirm_one, args)
+    else:
+        results = [_confirm_one(*a) for a in args]
+    by = {(t.number, s): r for (t, s), r in zip(jobs_list, results)}
+    rows = []
+    for t in chosen:
+        runs = [{"valid": t.user_attrs["valid"], "test": t.user_attrs["test"]}] + [by[(t.number, s)] for s in seed_list[1:]]
+        vals = [float(r[sel][metric]) for r in runs]
+        rows.append({"number": t.number, "params": dict(t.params), "run_dir": t.user_attrs["run_dir"], "valid": vals,
+                     "valid_mean": float(np.mean(vals)), "valid_std": float(np.std(vals, ddof=1)),
+                     "test_recall@20": float(np.mean([r["test"]["recall@20"] for r in runs])),
+                     "test_ndcg@20": float(np.mean([r["test"]["ndcg@20"] for r in runs]))})
+    best = max(rows, key=lambda r: r["valid_mean"])
+    write_json(out / "confirm.json", {"metric": metric, "select_by": sel, "seeds": seeds, "seed_list": seed_list,
+                                      "rows": rows, "best": best})
+    return write_reports(spec, log)
 
 
 def _importances(study) -> dict[str, float]:
