@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 # the code whose change can change a run's numbers (model, training, evaluation, data handling)
-CODE_PATHS = ("siger/models", "siger/train", "siger/eval", "siger/data", "siger/config.py", "siger/distributed.py")
+CODE_PATHS = ("siger/models", "siger/train/trainer.py", "siger/eval", "siger/data/dataset.py", "siger/data/graphs.py",
+              "siger/data/sampler.py", "siger/data/validate.py", "siger/data/bundled", "siger/config.py",
+              "siger/distributed.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
