@@ -124,6 +124,7 @@ def cmd_tune(args, extra) -> int:
     opts = TuneOptions(trials=args.trials, sampler=args.sampler, pruner=args.pruner, seed=args.sampler_seed,
                        jobs=args.jobs, storage=args.storage, study_name=args.study_name,
                        startup_trials=args.startup_trials, select_by=args.select_by, heartbeat=args.heartbeat,
+                       prune_percentile=args.prune_percentile,
                        enqueue=enqueue)
     out = args.out or f"studies/{args.model.lower()}_{args.dataset}"
     spec = StudySpec(args.model, args.dataset, overrides, args.config, space, out, opts)
@@ -425,8 +426,11 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=20, help="finished trials (complete + pruned) to reach (default 20)")
     p.add_argument("--out", default=None, help="study folder (default studies/<model>_<dataset>)")
     p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "grid"])
-    p.add_argument("--pruner", default="median", choices=["median", "hyperband", "sha", "none"],
+    p.add_argument("--pruner", default="median", choices=["median", "percentile", "hyperband", "sha", "none"],
                    help="stops hopeless trials on valid, never before the warmup_epochs config key")
+    p.add_argument("--prune-percentile", type=float, default=25.0,
+                   help="percentile pruner: stop a trial in the bottom P %% of the others at the same epoch (default 25; "
+                        "the median pruner is 50)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes sharing the study (threads split among them)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///<out>/study.db)")
     p.add_argument("--study-name", default=None, help="default <model>-<dataset>")

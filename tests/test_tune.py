@@ -245,3 +245,24 @@ def test_confirmation_retrains_the_top_trials_and_chooses_the_best_mean_valid(pl
     assert "## Confirmation" in (out / "study.md").read_text()
     assert sorted(p.parent.name for p in (out / "confirm").rglob("metrics.json")) == ["seed1000", "seed1000"]
     assert res["best"]["number"] in {r["number"] for r in c["rows"]}
+
+
+def test_percentile_pruner_keeps_slow_starters_the_median_would_stop():
+    import optuna
+
+    from siger.experiments.tune import make_pruner
+
+    study = optuna.create_study(direction="maximize")
+    for v in (0.5, 0.6, 0.7, 0.8, 0.9):  # five finished trials' values at epoch 3
+        t = optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=v, intermediate_values={3: v},
+                                      params={}, distributions={})
+        study.add_trial(t)
+    slow = study.ask()
+    slow.report(0.55, 3)  # below the median (0.7), above the bottom 10 % (0.54)
+    med = make_pruner(TuneOptions(pruner="median", startup_trials=5), warmup=0, max_epochs=10)
+    pct = make_pruner(TuneOptions(pruner="percentile", prune_percentile=10.0, startup_trials=5), warmup=0, max_epochs=10)
+    harsh = make_pruner(TuneOptions(pruner="percentile", prune_percentile=40.0, startup_trials=5), warmup=0,
+                        max_epochs=10)
+    frozen = study._storage.get_trial(slow._trial_id)
+    assert med.prune(study, frozen) and not pct.prune(study, frozen) and harsh.prune(study, frozen)
+    assert not make_pruner(TuneOptions(pruner="percentile", startup_trials=5), warmup=5, max_epochs=10).prune(study, frozen)

@@ -47,7 +47,7 @@ from siger.config import ConfigError, _field_types, _strip_optional, build_confi
 from siger.artifacts import atomic_write, write_json
 
 SAMPLERS = ("tpe", "random", "grid")
-PRUNERS = ("median", "hyperband", "sha", "none")
+PRUNERS = ("median", "percentile", "hyperband", "sha", "none")
 SPACES_DIR = Path(__file__).resolve().parents[1] / "models" / "spaces"
 
 
@@ -242,6 +242,7 @@ class TuneOptions:
     startup_trials: int = 10  # random trials before TPE models the space; also the median pruner's
     select_by: str = "valid"  # "test" = MMRec's choice by test metric (labelled as having seen test)
     heartbeat: int = 60  # seconds between a running trial's heartbeats; stale after 2x
+    prune_percentile: float = 25.0  # the percentile pruner stops a trial in the bottom P % of the others (median: 50)
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (e.g. the defaults)
 
     def check(self) -> None:
@@ -289,6 +290,10 @@ def make_pruner(opts: TuneOptions, warmup: int, max_epochs: int):
     if opts.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(opts.startup_trials, 5)),
                                            n_warmup_steps=warmup)
+    if opts.pruner == "percentile":  # gentler than the median: slow starters (a low learning rate) survive
+        # Optuna's percentile is the share kept (for maximisation, the top p %): keep the top 100 - P %
+        return optuna.pruners.PercentilePruner(100.0 - opts.prune_percentile,
+                                               n_startup_trials=max(1, min(opts.startup_trials, 5)), n_warmup_steps=warmup)
     if opts.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=max_epochs,
                                               reduction_factor=3)
