@@ -124,10 +124,18 @@ def cmd_tune(args, extra) -> int:
     opts = TuneOptions(trials=args.trials, sampler=args.sampler, pruner=args.pruner, seed=args.sampler_seed,
                        jobs=args.jobs, storage=args.storage, study_name=args.study_name,
                        startup_trials=args.startup_trials, select_by=args.select_by, heartbeat=args.heartbeat,
-                       prune_percentile=args.prune_percentile,
+                       prune_percentile=args.prune_percentile, note=args.note,
                        enqueue=enqueue)
     out = args.out or f"studies/{args.model.lower()}_{args.dataset}"
     spec = StudySpec(args.model, args.dataset, overrides, args.config, space, out, opts)
+    if args.report_only:  # e.g. while other processes run the study
+        from siger.experiments.tune import _open_study, checkpoint_storage, write_reports
+
+        if args.note:
+            _open_study(spec).set_user_attr("note", args.note)
+        write_reports(spec)
+        checkpoint_storage(spec)
+        return 0
     run_tune(spec)
     if args.confirm_top:
         from siger.experiments.tune import confirm_top
@@ -443,6 +451,9 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
                    help="trials to run first: a mapping or a list of them; keys not given take their config value")
     p.add_argument("--select-by", default="valid", choices=["valid", "test"],
                    help="choose on valid (default) or, as MMRec does, on test (labelled as having seen test)")
+    p.add_argument("--note", default=None, help="a line kept with the study and printed in study.md")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the study's reports from its storage and run nothing (e.g. while workers run it)")
     p.add_argument("--confirm-top", type=int, default=0, metavar="K",
                    help="after the trials: train the K best again with more seeds, choose the best mean valid")
     p.add_argument("--confirm-seeds", type=int, default=3, help="seeds per confirmed trial (its own run counts; default 3)")

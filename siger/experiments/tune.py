@@ -244,6 +244,7 @@ class TuneOptions:
     heartbeat: int = 60  # seconds between a running trial's heartbeats; stale after 2x
     prune_percentile: float = 25.0  # the percentile pruner stops a trial in the bottom P % of the others (median: 50)
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (e.g. the defaults)
+    note: str | None = None  # a line kept with the study and printed in study.md (e.g. a change of pruner)
 
     def check(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -309,6 +310,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def pruner_name(opts: TuneOptions) -> str:
+    return f"percentile (bottom {opts.prune_percentile:g} %)" if opts.pruner == "percentile" else opts.pruner
+
+
 def _storage(url: str, heartbeat: int):
     optuna = _optuna()
     sqlite = url.startswith("sqlite")
@@ -321,6 +326,21 @@ def _storage(url: str, heartbeat: int):
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
         engine_kwargs={"connect_args": {"timeout": 120}} if sqlite else None,
     )
+
+
+def checkpoint_storage(spec: StudySpec) -> None:
+    """Fold an SQLite study's write-ahead log into ``study.db`` (so the file alone holds the study,
+    e.g. to commit it); safe while workers run. A no-op for other storages."""
+    url = storage_url(spec.opts, Path(spec.out))
+    if not url.startswith("sqlite:///"):
+        return
+    import sqlite3
+
+    con = sqlite3.connect(url[len("sqlite:///"):], timeout=120)
+    try:
+        con.execute("PRAGMA wal_checkpoint(FULL)")
+    finally:
+        con.close()
 
 
 def _sqlite_pragmas_if_sqlite(dbapi_conn, record) -> None:
@@ -428,6 +448,7 @@ class _Objective:
         retry_of = trial.user_attrs.get("run_dir")
         run = Path(spec.out) / (retry_of or f"trials/{trial.number:04d}")
         trial.set_user_attr("run_dir", str(run.relative_to(spec.out)))
+        trial.set_user_attr("pruner", pruner_name(spec.opts))
         self.log(f"== trial {trial.number}" + (f" (retry: resumes {retry_of})" if retry_of else "") + f": {params}")
 
         warmup = cfg.train.warmup_epochs
@@ -522,6 +543,8 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
         for given in spec.opts.enqueue:
             study.enqueue_trial(enqueued_params(spec, given), skip_if_exists=True)
         study.set_user_attr("enqueued", True)
+    if spec.opts.note:
+        study.set_user_attr("note", spec.opts.note)
     optuna.storages.fail_stale_trials(study)  # trials a killed process left RUNNING, once they are stale
     log(f"study {study.study_name}: {_finished(study)} of {spec.opts.trials} trials finished; "
         f"{spec.opts.sampler} sampler, {spec.opts.pruner} pruner, storage {storage_url(spec.opts, out)}")
@@ -539,7 +562,9 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
         bad = [p.exitcode for p in procs if p.exitcode]
         if bad:
             raise RuntimeError(f"{len(bad)} tune worker(s) failed (exit codes {bad}); rerun to resume the study")
-    return write_reports(spec, log)
+    result = write_reports(spec, log)
+    checkpoint_storage(spec)
+    return result
 
 
 # -- reports ---------------------------------------------------------------------------------
@@ -584,6 +609,10 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
     ordered = sorted(rows, key=lambda r: (r["state"] not in ("COMPLETE", "PRUNED"), -vkey(r)))
     base = spec.trial_config({})
     n_pruned = sum(r["state"] == "PRUNED" for r in rows)
+    pruners: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        name = t.user_attrs.get("pruner", "not recorded")
+        pruners[name] = pruners.get(name, 0) + 1
     fixed = ", ".join(f"{k}={v}" for k, v in spec.base_overrides().items()
                       if k not in ("progress", "data_dir", "cache_dir")) or "none"
     lines = [
@@ -592,9 +621,10 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
         f"{len(rows)} trials ({len(done)} complete, {n_pruned} pruned"
         + "".join(f", {sum(r['state'] == st for r in rows)} {st.lower()}" for st in ("FAIL", "RUNNING", "WAITING")
                   if any(r["state"] == st for r in rows))
-        + f"); {spec.opts.sampler} sampler, "
-        f"{spec.opts.pruner} pruner (warm-up {base.train.warmup_epochs} epochs), seed "
-        f"{base.train.seed}, one seed per trial. Fixed: {fixed}.",
+        + f"); {spec.opts.sampler} sampler, pruner{'s' if len(pruners) > 1 else ''} "
+        + ", ".join(f"{name} ({n} trials)" for name, n in pruners.items())
+        + f" (warm-up {base.train.warmup_epochs} epochs), seed {base.train.seed}, one seed per trial. Fixed: {fixed}."
+        + (f" Note: {study.user_attrs['note']}" if study.user_attrs.get("note") else ""),
         "",
         (f"Chosen on **valid {metric}** (the trial's best-valid epoch). The test columns are recorded at that "
          "epoch for reference and were **not used** to choose." if sel == "valid" else
