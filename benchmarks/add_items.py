@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--record", action="store_true")
+    ap.add_argument("--note", default="", help="appended to the record's setting (e.g. what else ran)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         from siger.experiments.records import add_record, bench_record
 
         add_record(bench_record(f"add {args.n} items to a trained {rec.model_name} run on {rec.dataset}",
-                                "RunRecommender.add_items (validate, place, atomic write)",
+                                "RunRecommender.add_items (validate, place, atomic write)"
+                                + (f"; {args.note}" if args.note else ""),
                                 f"{add_s:.2f} s to add; the run loads in {load_s:.1f} s "
                                 f"({reload_s:.1f} s with the added items)", res))
     return 0
