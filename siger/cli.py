@@ -140,7 +140,13 @@ def cmd_tune(args, extra) -> int:
     if args.confirm_top:
         from siger.experiments.tune import confirm_top
 
-        confirm_top(spec, args.confirm_top, args.confirm_seeds, args.jobs)
+        exclude = {}
+        for item in args.confirm_exclude or []:
+            k, sep, v = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--confirm-exclude {item!r}: expected KEY=VALUE")
+            exclude[k.strip()] = v.strip()
+        confirm_top(spec, args.confirm_top, args.confirm_seeds, args.jobs, exclude=exclude)
     return 0
 
 
@@ -457,6 +463,8 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--confirm-top", type=int, default=0, metavar="K",
                    help="after the trials: train the K best again with more seeds, choose the best mean valid")
     p.add_argument("--confirm-seeds", type=int, default=3, help="seeds per confirmed trial (its own run counts; default 3)")
+    p.add_argument("--confirm-exclude", action="append", metavar="KEY=VALUE",
+                   help="leave trials with this value out of the confirmation (repeatable)")
     p.set_defaults(func=cmd_tune)
     p = sub.add_parser("results", allow_abbrev=False,
                        help="add finished runs, MostPop or a study to the committed result records")

@@ -266,3 +266,16 @@ def test_percentile_pruner_keeps_slow_starters_the_median_would_stop():
     frozen = study._storage.get_trial(slow._trial_id)
     assert med.prune(study, frozen) and not pct.prune(study, frozen) and harsh.prune(study, frozen)
     assert not make_pruner(TuneOptions(pruner="percentile", startup_trials=5), warmup=5, max_epochs=10).prune(study, frozen)
+
+
+def test_confirmation_can_leave_out_trials_by_value(planted_dir, tmp_path):
+    from siger.experiments.tune import confirm_top
+
+    out = tmp_path / "s"
+    spec = _spec(planted_dir, out, {"learning_rate": [0.05, 0.01, 0.002]},
+                 TuneOptions(trials=3, sampler="grid", pruner="none"), epochs=3)
+    run_tune(spec, log=lambda s: None)
+    confirm_top(spec, top=3, seeds=2, log=lambda s: None, exclude={"learning_rate": "0.05"})
+    c = json.loads((out / "confirm.json").read_text())
+    assert sorted(r["params"]["learning_rate"] for r in c["rows"]) == [0.002, 0.01]
+    assert "were left out" in (out / "study.md").read_text()

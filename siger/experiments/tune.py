@@ -652,7 +652,9 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
         lines += ["", f"## Confirmation: the top {len(confirmed['rows'])} trials over {confirmed['seeds']} seeds", "",
                   f"A single-seed valid score is noisy, so the best trials were trained again with other seeds "
                   f"(seeds {', '.join(map(str, confirmed['seed_list']))}) and the winner is the best **mean valid "
-                  f"{cm}** (test still not used). `best_config.yaml` is trial {confirmed['best']['number']}'s.", "",
+                  f"{cm}** (test still not used). `best_config.yaml` is trial {confirmed['best']['number']}'s."
+                  + (f" Trials with {', '.join(f'{k}={v}' for k, v in confirmed['exclude'].items())} were left out."
+                     if confirmed.get("exclude") else ""), "",
                   f"| trial | valid {cm} per seed | mean valid ± std | test recall@20 mean | test ndcg@20 mean |",
                   "|---:|---|---:|---:|---:|"]
         for r in confirmed["rows"]:
@@ -686,12 +688,14 @@ def _confirm_one(spec: StudySpec, params: dict[str, Any], seed: int, run: str, t
     return train_or_load(cfg, Path(run), log=lambda s: None)
 
 
-def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Callable[[str], None] = print) -> dict:
+def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Callable[[str], None] = print,
+                exclude: dict[str, Any] | None = None) -> dict:
     """Train the ``top`` complete trials with ``seeds - 1`` more seeds each (the trial's own run
     is the first) and choose the best mean valid metric: a single-seed valid score is noisy and
     the best of many trials is the luckiest. Writes ``confirm.json`` and the reports (whose
     ``best_config.yaml`` is then the confirmed winner). Runs go to ``confirm/NNNN/seed<S>``;
-    finished ones are reused, so a killed confirmation resumes."""
+    finished ones are reused, so a killed confirmation resumes. ``exclude`` (key -> value) leaves
+    out trials with those values (e.g. a choice a model's definition rules out)."""
     optuna = _optuna()
     if top < 1 or seeds < 2:
         raise ConfigError("--confirm-top needs >= 1 trials and --confirm-seeds >= 2")
@@ -699,8 +703,9 @@ def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Calla
     study = _open_study(spec)
     metric = _metric_name(spec)
     sel = spec.opts.select_by
+    exclude = exclude or {}
     complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if t.value is not None]
+                if t.value is not None and not any(str(t.params.get(k)) == str(v) for k, v in exclude.items())]
     chosen = sorted(complete, key=lambda t: -t.value)[:top]
     base_seed = spec.trial_config({}).train.seed
     seed_list = [base_seed + s for s in range(seeds)]
@@ -727,7 +732,7 @@ def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Calla
                      "test_ndcg@20": float(np.mean([r["test"]["ndcg@20"] for r in runs]))})
     best = max(rows, key=lambda r: r["valid_mean"])
     write_json(out / "confirm.json", {"metric": metric, "select_by": sel, "seeds": seeds, "seed_list": seed_list,
-                                      "rows": rows, "best": best})
+                                      "exclude": exclude, "rows": rows, "best": best})
     return write_reports(spec, log)
 
 
