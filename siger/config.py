@@ -217,6 +217,9 @@ def config_help(model: str, width: int = 100) -> str:
         docs = key_docs(dc)
         hints = typing.get_type_hints(dc)
         inst = dc()
+        if dc is TrainConfig:
+            for k, v in getattr(cls, "TRAIN_DEFAULTS", {}).items():
+                setattr(inst, k, v)  # shown as this model's default
         for f in dataclasses.fields(dc):
             tp, opt = _strip_optional(hints[f.name])
             tname = getattr(tp, "__name__", str(tp)) + (" | None" if opt else "")
@@ -389,6 +392,7 @@ def build_config(
     name = flat.pop("model", model)
     cls = get_model_class(name)
     cfg = Config(train=TrainConfig(model=cls.name), model=cls.Config())
+    apply_overrides(cfg, dict(getattr(cls, "TRAIN_DEFAULTS", {})))  # the model's own training defaults
     if dataset is not None:
         cfg.train.dataset = dataset
     preset = flat.get("preset")

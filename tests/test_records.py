@@ -104,6 +104,37 @@ def test_staleness_follows_git(tmp_path):
     assert R.Staleness(repo)({**rec, "dirty_code": ["siger/models/m.py"]}) == "uncommitted"
 
 
+def test_staleness_is_judged_on_the_code_the_model_depends_on(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+    repo = tmp_path / "repo"
+    models = repo / "siger" / "models"
+    (models / "spaces").mkdir(parents=True)
+    (models / "a.py").write_text('class A:\n    name = "A"\n')
+    (models / "b.py").write_text('from siger.models.a import A\n\nclass B(A):\n    name = "B"\n')
+    (models / "c.py").write_text('class C:\n    name = "C"\n')
+    (models / "spaces" / "a.yaml").write_text("lr: [1]\n")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "a"], check=True)
+    first = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    rec = {m: {"kind": "run", "model": m, "commit": first, "dirty_code": []} for m in "ABC"}
+    (models / "spaces" / "a.yaml").write_text("lr: [2]\n")  # a search space: no result changes
+    (models / "c.py").write_text('class C:\n    name = "C"\n    x = 1\n')
+    subprocess.run(git + ["commit", "-qam", "c"], check=True)
+    st = R.Staleness(repo)
+    assert [st(rec[m]) for m in "ABC"] == [None, None, "stale"]
+    assert st({**rec["A"], "dirty_code": ["siger/models/c.py"]}) is None  # another model's edit
+    assert st({**rec["B"], "dirty_code": ["siger/models/a.py"]}) == "uncommitted"  # B imports a
+    (models / "a.py").write_text('class A:\n    name = "A"\n    y = 2\n')
+    subprocess.run(git + ["commit", "-qam", "a2"], check=True)
+    st = R.Staleness(repo)
+    assert [st(rec[m]) for m in "ABC"] == ["stale", "stale", "stale"]  # B imports A's file
+    mostpop = {"kind": "mostpop", "model": "MostPop", "commit": first, "dirty_code": []}
+    assert st(mostpop) is None  # no model file at all
+
+
 def test_blocks_in_docs_are_filled_and_unknown_blocks_are_errors():
     text = "intro\n<!-- report:headline -->\nold numbers\n<!-- /report -->\nend\n"
     out = R.fill_blocks(text, {"headline": "| new |"}, "X.md")

@@ -1,5 +1,6 @@
 """SIGER against a dense, hand-built reference of the spec's equations, plus its switches."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,7 +15,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from siger.data.dataset import load_dataset
 from siger.data.graphs import GraphStore, sym_normalize
-from siger.models.siger import ABLATIONS, SIGER
+from siger.models.siger import ABLATIONS, SIGER, SPEC_PRESET
+
+_MODEL_KEYS = {f.name for f in dataclasses.fields(SIGER.Config)}
+
+
+def spec_config(**kw) -> SIGER.Config:
+    """SIGER's config at the spec's values (the maths below is checked on the spec's forms)."""
+    return SIGER.Config(**{**{k: v for k, v in SPEC_PRESET.items() if k in _MODEL_KEYS}, **kw})
 
 
 def _two_modal(tiny_dir):
@@ -75,7 +83,7 @@ def reference_forward(model, data, beta, knn_k, cooc_k):
 @pytest.mark.parametrize("beta", [0.0, 0.5])
 def test_forward_matches_dense_reference(tiny_dir, beta):
     data = _two_modal(tiny_dir)
-    cfg = SIGER.Config(knn_k=2, cooc_k=2, beta=beta)
+    cfg = spec_config(knn_k=2, cooc_k=2, beta=beta)
     torch.manual_seed(0)
     model = SIGER(data, cfg, GraphStore(data, False))
     u, i = model.embeddings()
@@ -87,7 +95,7 @@ def test_infusion_beta_zero_is_exactly_the_semantic_graph(tiny_dir):
     data = _two_modal(tiny_dir)
     store = GraphStore(data, False)
     for beta in (0.0, 0.3):
-        model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, beta=beta), store)
+        model = SIGER(data, spec_config(knn_k=2, cooc_k=2, beta=beta), store)
         for m in model.modalities:
             got = model.item_graphs[m].a.to_dense().numpy()
             s = store.knn(m, 2).toarray()
@@ -105,7 +113,7 @@ def test_graph_only_modality_gets_a_learnable_input(tiny_dir):
     sp.save_npz(d / "text_adj_2_True.npz", sym_normalize(g))
     data = load_dataset("tiny", tiny_dir)
     assert data.modalities == ["text"] and "text" not in data.features
-    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, graph_only_dim=8), GraphStore(data, False))
+    model = SIGER(data, spec_config(knn_k=2, cooc_k=2, graph_only_dim=8), GraphStore(data, False))
     inp = model.item_inputs["text"]
     assert inp.shape == (6, 8) and inp.requires_grad
     assert np.allclose(model.item_graphs["text"].a.to_dense().numpy(),
@@ -116,17 +124,17 @@ def test_graph_only_modality_gets_a_learnable_input(tiny_dir):
     sum(terms.values()).backward()
     assert inp.grad is not None and inp.grad.abs().sum() > 0
     with pytest.raises(KeyError, match="knn_k=10"):
-        SIGER(data, SIGER.Config(), GraphStore(data, False))
+        SIGER(data, spec_config(), GraphStore(data, False))
 
 
 def test_loss_terms_follow_the_switches(tiny_dir):
     data = _two_modal(tiny_dir)
     store = GraphStore(data, False)
     b = (torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), torch.tensor([5, 0, 0]))
-    full = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2), store).loss(*b)
+    full = SIGER(data, spec_config(knn_k=2, cooc_k=2), store).loss(*b)
     assert set(full) == {"bpr", "reg", "pert", "anchor", "align"}
     for name, ov in ABLATIONS.items():
-        terms = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, **ov), store).loss(*b)
+        terms = SIGER(data, spec_config(knn_k=2, cooc_k=2, **ov), store).loss(*b)
         for key, lam in (("pert", "lambda_p"), ("anchor", "lambda_a"), ("align", "lambda_c")):
             assert (key in terms) == (ov.get(lam, 0.01) > 0), name
 
@@ -138,7 +146,7 @@ def test_detach_align_stops_only_the_behaviour_side_gradient(tiny_dir, detach):
     data = _two_modal(tiny_dir)
     store = GraphStore(data, False)
     torch.manual_seed(0)
-    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, lambda_p=0.0, lambda_a=0.0, lambda_c=1.0,
+    model = SIGER(data, spec_config(knn_k=2, cooc_k=2, lambda_p=0.0, lambda_a=0.0, lambda_c=1.0,
                                      detach_align=detach), store)
     users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), torch.tensor([5, 0, 0])
     params = [model.user_emb, model.item_emb]
@@ -155,7 +163,7 @@ def test_detach_align_stops_only_the_behaviour_side_gradient(tiny_dir, detach):
 
 def test_perturbed_views_differ_and_clean_pass_is_deterministic(tiny_dir):
     data = _two_modal(tiny_dir)
-    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2), GraphStore(data, False))
+    model = SIGER(data, spec_config(knn_k=2, cooc_k=2), GraphStore(data, False))
     x = model.item_input("image")
     assert torch.equal(model.semantic("image", x), model.semantic("image", x))
     assert not torch.equal(model.semantic("image", x, noisy=True), model.semantic("image", x, noisy=True))
@@ -202,7 +210,7 @@ def test_no_dense_item_by_item_tensor_in_training_or_evaluation(tmp_path):
     from siger.eval.ranking import evaluate
 
     data = load_dataset("syn", _synthetic(tmp_path, 3000, 5000, 8, 16))
-    model = SIGER(data, SIGER.Config(), GraphStore(data, False))
+    model = SIGER(data, spec_config(), GraphStore(data, False))
     batch = [torch.from_numpy(a[:512]) for a in (data.train[:, 0], data.train[:, 1], data.train[::-1, 1].copy())]
     with _MaxTensor() as mode:
         sum(model.loss(*batch).values()).backward()
@@ -242,7 +250,7 @@ def test_memory_50k_items_stays_far_below_dense(tmp_path):
 def test_encode_at_batch_rows_equals_rows_of_the_full_tables(tiny_dir):
     data = _two_modal(tiny_dir)
     torch.manual_seed(0)
-    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, n_ui_layers=2), GraphStore(data, False))
+    model = SIGER(data, spec_config(knn_k=2, cooc_k=2, n_ui_layers=2), GraphStore(data, False))
     users, items = torch.tensor([2, 0, 3]), torch.tensor([5, 1, 3])
     part = model.encode(model.batch_rows(users, items))
     full = model.encode()
@@ -283,7 +291,7 @@ def test_batch_row_loss_equals_the_full_table_loss(tiny_dir, monkeypatch, n_mm_l
     monkeypatch.setattr(siger_mod, "perturb", lambda h, eps, mode: h + eps * torch.sign(h) * h.norm(dim=-1, keepdim=True))
     data = _two_modal(tiny_dir)
     torch.manual_seed(0)
-    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, n_mm_layers=n_mm_layers, lambda_p=0.5, lambda_a=0.3,
+    model = SIGER(data, spec_config(knn_k=2, cooc_k=2, n_mm_layers=n_mm_layers, lambda_p=0.5, lambda_a=0.3,
                                      lambda_c=0.2), GraphStore(data, False))
     users, pos, neg = torch.tensor([3, 0, 3, 1, 0]), torch.tensor([1, 2, 4, 1, 5]), torch.tensor([5, 0, 2, 2, 3])
     params = [p for p in model.parameters() if p.requires_grad]
@@ -304,7 +312,7 @@ def test_table_wide_noise_modes_use_every_user_for_the_scale(tiny_dir, mode):
     """'mean' / 'inverse' scale by a mean over all users, so the batch-row view must be the rows
     of the full noisy view (same random draws: same seed)."""
     data = _two_modal(tiny_dir)
-    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, perturb_mode=mode), GraphStore(data, False))
+    model = SIGER(data, spec_config(knn_k=2, cooc_k=2, perturb_mode=mode), GraphStore(data, False))
     users, items = torch.tensor([1, 3]), torch.tensor([0, 5])
     x = model.item_input("image")
     torch.manual_seed(3)
@@ -318,7 +326,7 @@ def test_infusion_before_normalisation_blends_row_max_scaled_weights(tiny_dir):
     data = _two_modal(tiny_dir)
     store = GraphStore(data, False)
     beta = 0.4
-    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, beta=beta, infuse_at="weights"), store)
+    model = SIGER(data, spec_config(knn_k=2, cooc_k=2, beta=beta, infuse_at="weights"), store)
     r = data.train_matrix.toarray().astype(np.float64)
     c = r.T @ r
     np.fill_diagonal(c, 0)
@@ -339,9 +347,9 @@ def test_learned_beta_starts_equal_to_the_fixed_blend_and_is_trained(tiny_dir):
     data = _two_modal(tiny_dir)
     store = GraphStore(data, False)
     torch.manual_seed(0)
-    fixed = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, beta=0.3), store)
+    fixed = SIGER(data, spec_config(knn_k=2, cooc_k=2, beta=0.3), store)
     torch.manual_seed(0)
-    learned = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, beta=0.3, beta_learn=True), store)
+    learned = SIGER(data, spec_config(knn_k=2, cooc_k=2, beta=0.3, beta_learn=True), store)
     assert set(learned.beta_logit) == set(data.modalities)
     assert all(abs(b - 0.3) < 1e-6 for b in learned.betas().values())
     learned.load_state_dict({**fixed.state_dict(), **{f"beta_logit.{m}": p for m, p in learned.beta_logit.items()}})
@@ -351,11 +359,11 @@ def test_learned_beta_starts_equal_to_the_fixed_blend_and_is_trained(tiny_dir):
     sum(learned.loss(users, pos, neg).values()).backward()
     assert all(p.grad is not None and p.grad.abs() > 0 for p in learned.beta_logit.values())
     # beta = 0 still means no infusion at all; a learned beta needs the graph-level blend
-    assert not SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, beta=0.0, beta_learn=True), store).beta_logit
+    assert not SIGER(data, spec_config(knn_k=2, cooc_k=2, beta=0.0, beta_learn=True), store).beta_logit
     with pytest.raises(ValueError, match="beta_learn needs infuse_at graph"):
-        SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, beta_learn=True, infuse_at="weights"), store)
+        SIGER(data, spec_config(knn_k=2, cooc_k=2, beta_learn=True, infuse_at="weights"), store)
     with pytest.raises(ValueError, match="perturb_target"):
-        SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, perturb_target="everything"), store)
+        SIGER(data, spec_config(knn_k=2, cooc_k=2, perturb_target="everything"), store)
 
 
 def test_lightgcn_noise_goes_after_every_propagated_layer():
@@ -404,7 +412,7 @@ def test_fused_and_final_perturbation_targets_equal_their_full_table_form(tiny_d
     monkeypatch.setattr(siger_mod, "perturb", lambda h, eps, mode: h + eps * torch.sign(h) * h.norm(dim=-1, keepdim=True))
     data = _two_modal(tiny_dir)
     torch.manual_seed(0)
-    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, lambda_p=0.5, eps=0.3, perturb_target=target),
+    model = SIGER(data, spec_config(knn_k=2, cooc_k=2, lambda_p=0.5, eps=0.3, perturb_target=target),
                   GraphStore(data, False))
     users, pos, neg = torch.tensor([3, 0, 3, 1, 0]), torch.tensor([1, 2, 4, 1, 5]), torch.tensor([5, 0, 2, 2, 3])
     got = model.loss(users, pos, neg)["pert"]
@@ -435,7 +443,7 @@ def test_output_noise_is_added_once_to_the_clean_target(tiny_dir, monkeypatch, t
     _det_noise(monkeypatch)
     data = _two_modal(tiny_dir)
     torch.manual_seed(0)
-    model = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, lambda_p=0.5, eps=0.3, perturb_target=target,
+    model = SIGER(data, spec_config(knn_k=2, cooc_k=2, lambda_p=0.5, eps=0.3, perturb_target=target,
                                      perturb_at="output"), GraphStore(data, False))
     users, pos, neg = torch.tensor([3, 0, 3, 1]), torch.tensor([1, 2, 4, 1]), torch.tensor([5, 0, 2, 2])
     z = model.encode()
@@ -451,8 +459,8 @@ def test_cl_batch_computes_contrastive_terms_on_the_batch_head_only(tiny_dir, mo
     data = _two_modal(tiny_dir)
     store = GraphStore(data, False)
     torch.manual_seed(0)
-    full = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, lambda_p=0.5, lambda_a=0.3, lambda_c=0.2), store)
-    sub = SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, lambda_p=0.5, lambda_a=0.3, lambda_c=0.2, cl_batch=3), store)
+    full = SIGER(data, spec_config(knn_k=2, cooc_k=2, lambda_p=0.5, lambda_a=0.3, lambda_c=0.2), store)
+    sub = SIGER(data, spec_config(knn_k=2, cooc_k=2, lambda_p=0.5, lambda_a=0.3, lambda_c=0.2, cl_batch=3), store)
     sub.load_state_dict(full.state_dict())
     users, pos, neg = torch.tensor([3, 0, 3, 1, 0]), torch.tensor([1, 2, 4, 1, 5]), torch.tensor([5, 0, 2, 2, 3])
     got = sub.loss(users, pos, neg)
@@ -462,4 +470,4 @@ def test_cl_batch_computes_contrastive_terms_on_the_batch_head_only(tiny_dir, mo
         assert torch.allclose(got[k], head[k], atol=1e-6), k
     assert torch.allclose(got["bpr"], whole["bpr"]) and not torch.allclose(got["bpr"], head["bpr"])
     with pytest.raises(ValueError, match="cl_batch"):
-        SIGER(data, SIGER.Config(knn_k=2, cooc_k=2, cl_batch=-1), store)
+        SIGER(data, spec_config(knn_k=2, cooc_k=2, cl_batch=-1), store)

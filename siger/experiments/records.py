@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from siger.artifacts import atomic_write
-from siger.train.record import CODE_PATHS, REPO, record_id
+from siger.train.record import REPO, model_code_paths, path_in, record_id
 
 RECORDS = Path("results/records.jsonl")
 RESULTS_DOC = Path("docs/results.md")
@@ -210,32 +210,42 @@ def add_record(rec: dict[str, Any], records_path: str | Path = RECORDS) -> None:
 
 # -- staleness -------------------------------------------------------------------------------
 class Staleness:
-    """Whether a record's code still is the code of HEAD (answers cached per commit)."""
+    """Whether a record's code still is the code of HEAD, judged on the code its model depends
+    on (:func:`siger.train.record.model_code_paths`; answers cached per commit and model)."""
 
     def __init__(self, repo: Path = REPO):
         self.repo = repo
-        self._cache: dict[str, str | None] = {}
+        self._cache: dict[tuple[str, str | None], str | None] = {}
+        self._paths: dict[str | None, tuple[str, ...]] = {}
+
+    def paths(self, model: str | None) -> tuple[str, ...]:
+        if model not in self._paths:
+            self._paths[model] = model_code_paths(model, self.repo)
+        return self._paths[model]
 
     def __call__(self, rec: dict[str, Any]) -> str | None:
         """None (current), 'stale' (code changed since the record's commit) or 'uncommitted'
         (trained with uncommitted code changes)."""
         if rec.get("kind") not in ("run", "mostpop", "content"):
             return None
-        if rec.get("dirty_code"):
+        model = rec.get("model") if rec.get("kind") == "run" else None
+        paths = self.paths(model)
+        if any(path_in(p, paths) for p in rec.get("dirty_code") or []):
             return "uncommitted"
         commit = rec.get("commit")
         if not commit:
             return "uncommitted"
-        if commit not in self._cache:
+        key = (commit, model)
+        if key not in self._cache:
             try:
-                res = subprocess.run(["git", "-C", str(self.repo), "diff", "--quiet", commit, "HEAD", "--",
-                                      *CODE_PATHS], capture_output=True, timeout=30)
-                self._cache[commit] = None if res.returncode == 0 else "stale"
+                res = subprocess.run(["git", "-C", str(self.repo), "diff", "--quiet", commit, "HEAD", "--", *paths],
+                                     capture_output=True, timeout=30)
+                self._cache[key] = None if res.returncode == 0 else "stale"
                 if res.returncode not in (0, 1):
-                    self._cache[commit] = "unknown commit"
+                    self._cache[key] = "unknown commit"
             except (OSError, subprocess.SubprocessError):
-                self._cache[commit] = "unknown commit"
-        return self._cache[commit]
+                self._cache[key] = "unknown commit"
+        return self._cache[key]
 
 
 MARKS = {"stale": "†", "uncommitted": "‡", "unknown commit": "?"}

@@ -53,6 +53,9 @@ class Recommender(nn.Module):
     name: ClassVar[str] = ""
     # named sets of config overrides (``--preset NAME``), applied under YAML and command-line values
     PRESETS: ClassVar[dict[str, dict[str, object]]] = {}
+    # this model's defaults for shared training keys (e.g. its learning rate), applied over
+    # TrainConfig's defaults and under any preset, YAML or --key value
+    TRAIN_DEFAULTS: ClassVar[dict[str, object]] = {}
 
     @dataclass
     class Config:

@@ -9,10 +9,12 @@ time let the report mark a record whose code has changed since ("stale").
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,38 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def model_code_paths(model: str | None, repo: Path = REPO) -> tuple[str, ...]:
+    """The git pathspecs of the code a run of ``model`` depends on: :data:`CODE_PATHS` less the
+    search spaces and the files of models it does not import (a change to VBPR does not make a
+    SIGER result stale; MGCN imports SIGER's file, so a change there does). ``model`` None or
+    not a model file's (MostPop, the content baseline): no model file at all."""
+    mdir = repo / "siger" / "models"
+    files = {p.stem: p.read_text() for p in sorted(mdir.glob("*.py")) if p.stem != "__init__"} if mdir.is_dir() else {}
+    owners = {m.group(1): stem for stem, text in files.items()
+              for m in re.finditer(r'^    name = "([^"]+)"', text, re.M)}
+    model_files = set(owners.values())
+    keep: set[str] = set()
+    todo = [owners[model]] if model in owners else []
+    while todo:  # the model's file and the model files it imports, transitively
+        stem = todo.pop()
+        if stem in keep:
+            continue
+        keep.add(stem)
+        todo += [d for d in re.findall(r"^from siger\.models\.(\w+) import", files.get(stem, ""), re.M)
+                 if d in model_files]
+    drop = sorted(model_files - keep)
+    return (*CODE_PATHS, ":(exclude)siger/models/spaces", *(f":(exclude)siger/models/{d}.py" for d in drop))
+
+
+def path_in(path: str, pathspecs: tuple[str, ...]) -> bool:
+    """Whether a repository path falls under the pathspecs (plain prefixes and ``:(exclude)``)."""
+    def under(p: str, spec: str) -> bool:
+        return p == spec or p.startswith(spec.rstrip("/") + "/")
+    inc = [s for s in pathspecs if not s.startswith(":(exclude)")]
+    exc = [s[len(":(exclude)"):] for s in pathspecs if s.startswith(":(exclude)")]
+    return any(under(path, s) for s in inc) and not any(under(path, s) for s in exc)
+
+
 def git_state() -> dict[str, Any]:
     """``{"commit": sha or None, "dirty_code": [code paths with uncommitted changes]}``."""
     if not (REPO / ".git").exists():
@@ -40,6 +74,19 @@ def git_state() -> dict[str, Any]:
     status = _git("status", "--porcelain", "--", *CODE_PATHS) or ""
     dirty = sorted({line[3:].strip() for line in status.splitlines() if line.strip()})
     return {"commit": commit, "dirty_code": dirty}
+
+
+@functools.lru_cache(maxsize=1)
+def _loaded_state() -> tuple[str | None, tuple[str, ...]]:
+    st = git_state()
+    return st["commit"], tuple(st["dirty_code"])
+
+
+def loaded_code_state() -> dict[str, Any]:
+    """:func:`git_state` as it was the first time this process asked: the code a long-lived
+    process (a tuning worker) runs is the code it loaded, whatever is committed or edited later."""
+    commit, dirty = _loaded_state()
+    return {"commit": commit, "dirty_code": list(dirty)}
 
 
 def machine() -> str:
@@ -57,8 +104,9 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def run_record(result: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """The record of a finished run from its ``metrics.json`` content and resolved config."""
+def run_record(result: dict[str, Any], config: dict[str, Any], git: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record of a finished run from its ``metrics.json`` content and resolved config;
+    ``git``: :func:`git_state` taken when the run's code was loaded (default: now)."""
     from siger import __version__
 
     rec = {
@@ -68,7 +116,7 @@ def run_record(result: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]
         "seed": result["seed"],
         "config": config,
         "version": __version__,
-        **git_state(),
+        **(git if git is not None else git_state()),
         "valid": result["valid"],
         "test": result["test"],
         "best_epoch": result["best_epoch"],

@@ -28,6 +28,7 @@ from siger.distributed import DistContext, all_keys, allreduce_grads, allreduce_
 from siger.eval.ranking import evaluate
 from siger.models.base import Recommender, get_model_class
 from siger.artifacts import atomic_write, compact_table, plot_curves, write_json
+from siger.train.record import loaded_code_state
 
 
 class TrainingError(RuntimeError):
@@ -143,6 +144,8 @@ class Trainer:
         self.out = Path(out_dir) if out_dir is not None else None
         self.write = self.out is not None and self.dist.is_main  # only rank 0 writes artifacts
         self.log = log if self.dist.is_main else (lambda s: None)
+        # the code that runs is the code loaded now: its git state goes in the run's record
+        self.git = loaded_code_state() if self.write else None
         t = cfg.train
         if t.num_threads > 0:
             torch.set_num_threads(t.num_threads)
@@ -343,7 +346,7 @@ class Trainer:
                     return
             except (OSError, ValueError):
                 pass
-        write_json(path, run_record(result, self.cfg.to_dict()))
+        write_json(path, run_record(result, self.cfg.to_dict(), self.git))
 
     def _finish(self, stop: str | None) -> dict[str, Any]:
         t = self.cfg.train
