@@ -17,3 +17,37 @@ siger tune --model SIGER --dataset tiktok --trials 60 --out results/studies/sige
 # MGCN on TikTok: same budget, its own keys of the space
 siger tune --model MGCN --dataset tiktok --trials 60 --out results/studies/mgcn_tiktok --enqueue-defaults \
     --epochs 200 --pruner percentile $T1
+
+# study records (the SIGER defaults come from trial 43: see docs/siger.md)
+siger results study results/studies/siger_tiktok --chosen 43 --note "..."
+siger results study results/studies/mgcn_tiktok --note "..."
+
+# -- issue 21: comparisons at the new defaults (3 seeds; every model with the same 20-epoch warm-up
+#    of early stopping; nothing tuned on baby or ml100k)
+R=${RUNS:-runs}
+T2="$T1 --warmup_epochs 20"
+MG2=results/studies/mgcn_tiktok/trials/0002/config.yaml   # MGCN's study best ("tuned MGCN")
+for s in 999 1000 1001; do
+  siger train --model SIGER --dataset tiktok --seed $s --out $R/cmp_tiktok/SIGER/seed$s $T2
+  siger train --model MGCN --dataset tiktok --config $MG2 --seed $s --epochs 1000 --out $R/cmp_tiktok/MGCN_tuned/seed$s $T2
+  siger train --model SIGER --dataset baby --data-dir $DATA --seed $s --out $R/cmp_baby/SIGER/seed$s $T2
+  siger train --model MGCN --dataset baby --data-dir $DATA --seed $s --out $R/cmp_baby/MGCN/seed$s $T2
+  siger train --model SIGER --dataset ml100k --data-dir $DATA --seed $s --out $R/cmp_ml100k/SIGER/seed$s $T2
+  siger train --model LightGCN --dataset ml100k --data-dir $DATA --seed $s --out $R/cmp_ml100k/LightGCN/seed$s $T2
+  # the backbone at SIGER's defaults (MGCN with SIGER's tuned values of the keys they share)
+  siger train --model SIGER --dataset tiktok --beta 0 --lambda_p 0 --lambda_a 0 --seed $s --out $R/abl_tiktok/backbone/seed$s $T2
+done
+siger results add $R/cmp_tiktok $R/cmp_baby $R/cmp_ml100k --table comparison --label auto
+siger results add $R/abl_tiktok --table ablation --label auto
+
+# -- issue 23: cold-start tables (20 % of items held out, seed 2024)
+for d in tiktok ml100k; do
+  python -m benchmarks.cold_split --dataset $d --data-dir $DATA --fraction 0.2 --seed 2024 --out derived/${d}_cold
+  for m in SIGER MGCN FREEDOM VBPR; do for s in 999 1000 1001; do
+    siger train --model $m --dataset ${d}_cold --data-dir derived --seed $s --out $R/cold_$d/$m/seed$s $T2
+    siger evaluate --run $R/cold_$d/$m/seed$s --modes warm,cold,all
+  done; done
+  siger results add $R/cold_$d --table cold --label auto
+  siger results content --dataset ${d}_cold --data-dir derived
+done
+siger report

@@ -174,7 +174,7 @@ def cmd_results(args, extra) -> int:
         if not args.paths:
             raise ConfigError("results study needs study folders")
         for d in args.paths:
-            rec = R.study_record(d, args.note)
+            rec = R.study_record(d, args.note, args.chosen)
             R.add_record(rec, path)
             print(f"{path}: study {d} ({rec['trials']} trials)")
     print("render the docs with: siger report")
@@ -475,6 +475,8 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
                    help="add: the row label (default: the model name; 'auto': the run's folder above seed<S>, "
                         "e.g. an ablation variant)")
     p.add_argument("--note", default=None, help="a line printed under the table (e.g. what was tuned, how)")
+    p.add_argument("--chosen", type=int, default=None,
+                   help="study: the trial whose values became the defaults, when not the study's best")
     p.add_argument("--dataset", default="tiktok", help="mostpop / content: the dataset")
     p.add_argument("--data-dir", default=None, help="mostpop / content: folder holding <dataset>/")
     p.add_argument("--records", default="results/records.jsonl", help="the records file (default results/records.jsonl)")

@@ -3,15 +3,32 @@ import pytest
 from siger.config import ConfigError, build_config, config_from_dict, parse_cli_overrides
 
 
-def test_defaults_follow_the_protocol_and_spec():
+def test_defaults_follow_the_protocol_and_the_study():
     cfg = build_config("SIGER")
     t, m = cfg.train, cfg.model
-    assert (t.learning_rate, t.batch_size, t.epochs, t.patience, t.seed) == (1e-3, 2048, 1000, 20, 999)
+    assert (t.learning_rate, t.batch_size, t.epochs, t.patience, t.seed) == (1.4e-3, 2048, 1000, 20, 999)
     assert t.topk == [5, 10, 20, 50] and t.valid_metric == "recall@20"
     assert (m.embedding_dim, m.n_ui_layers, m.n_mm_layers, m.knn_k, m.cooc_k) == (64, 2, 1, 10, 10)
-    assert (m.beta, m.eps, m.perturb_mode, m.anchor_mode, m.cooc_weight) == (0.5, 0.1, "modulus", "anchor", "count")
+    # chosen by the TikTok study (trial 43; docs/siger.md)
+    assert (m.beta, m.beta_learn, m.eps, m.perturb_mode, m.anchor_mode, m.cooc_weight) == (
+        0.56, True, 0.89, "mean", "anchor", "count")
+    assert (m.reg_weight, m.lambda_p, m.lambda_a, m.lambda_c, m.cl_batch) == (2e-5, 2.3e-3, 3.9e-4, 4.2e-3, 256)
+    assert (m.tau_p, m.tau_a, m.tau_c, m.detach_anchor) == (0.27, 0.13, 0.14, False)
+
+
+def test_spec_preset_is_the_spec_and_mgcn_keeps_mmrec_values():
+    cfg = build_config("SIGER", overrides={"preset": "spec"})
+    t, m = cfg.train, cfg.model
+    assert t.learning_rate == 1e-3
+    assert (m.beta, m.beta_learn, m.eps, m.perturb_mode, m.cl_batch) == (0.5, False, 0.1, "modulus", 0)
     assert (m.reg_weight, m.lambda_p, m.lambda_a, m.lambda_c) == (1e-4, 0.01, 0.01, 0.01)
-    assert (m.tau_p, m.tau_a, m.tau_c, m.detach_anchor) == (0.2, 0.2, 0.2, False)
+    assert (m.tau_p, m.tau_a, m.tau_c) == (0.2, 0.2, 0.2)
+    # a --key value still wins over the preset, and the model's training default over TrainConfig's
+    assert build_config("SIGER", overrides={"preset": "spec", "learning_rate": "5e-4"}).train.learning_rate == 5e-4
+    g = build_config("MGCN")
+    assert g.train.learning_rate == 1e-3  # not SIGER's tuned rate
+    assert (g.model.beta, g.model.beta_learn, g.model.lambda_p, g.model.lambda_a) == (0.0, False, 0.0, 0.0)
+    assert (g.model.lambda_c, g.model.tau_c, g.model.reg_weight, g.model.cl_batch) == (0.01, 0.2, 1e-4, 0)
 
 
 def test_cli_overrides_are_typed():

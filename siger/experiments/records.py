@@ -164,8 +164,10 @@ def content_record(dataset: str, data_dir: str | None, topk: tuple[int, ...] = (
     return rec
 
 
-def study_record(study_dir: str | Path, note: str | None = None) -> dict[str, Any]:
-    """The summary of a tune study folder (its ``study.json``)."""
+def study_record(study_dir: str | Path, note: str | None = None, chosen: int | None = None) -> dict[str, Any]:
+    """The summary of a tune study folder (its ``study.json``); ``chosen``: the trial whose
+    values became the defaults, when it is not the study's best (e.g. a constraint ruled the
+    best out), kept with its params and metrics."""
     import datetime as dt
 
     d = Path(study_dir)
@@ -186,6 +188,11 @@ def study_record(study_dir: str | Path, note: str | None = None) -> dict[str, An
            "confirmed": ({k: s["confirmed"][k] for k in ("seeds", "seed_list", "best", "rows")}
                          if s.get("confirmed") else None),
            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    if chosen is not None:
+        pick = [t for t in s["trials"] if t["number"] == chosen]
+        if not pick or pick[0]["state"] != "COMPLETE":
+            raise RecordError(f"{p}: --chosen {chosen}: no complete trial {chosen} in this study")
+        rec["chosen"] = {k: pick[0].get(k) for k in ("number", "params", "valid", "test", "best_epoch", "epochs_run")}
     rec["id"] = record_id({**rec, "config": {"folder": str(d)}, "date": s["dataset"]})  # one record per study
     return rec
 
@@ -404,14 +411,17 @@ def choices_table(records) -> str:
     default = dataclasses.asdict(SIGER.Config())
     from siger.config import TrainConfig
 
-    default.update({"learning_rate": TrainConfig().learning_rate})
+    default.update({"learning_rate": TrainConfig().learning_rate, **SIGER.TRAIN_DEFAULTS})
     studies = [r for r in records if r.get("kind") == "study" and r["model"] == "SIGER"]
     keys = list(SPEC_PRESET)
     for st in studies:
         keys += [k for k in st["space"]["params"] if k not in keys]
     head = ["key", "spec (`--preset spec`)", "default now"]
     for st in studies:
-        head += [f"best on {st['dataset']} ({st['trials']} trials)", f"importance ({st['dataset']})"]
+        head += [f"best on {st['dataset']} ({st['trials']} trials)"]
+        if st.get("chosen"):
+            head += [f"chosen on {st['dataset']}: trial {st['chosen']['number']}"]
+        head += [f"importance ({st['dataset']})"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---|" * (len(head) - 1)]
 
     def show(v):
@@ -422,8 +432,10 @@ def choices_table(records) -> str:
         for st in studies:
             searched = k in st["space"]["params"]
             best = (st.get("confirmed") or {}).get("best") or st["best"]
-            cells += [show(best["params"].get(k)) if searched else "(fixed)",
-                      show(st["importances"].get(k)) if searched and st["importances"] else "—"]
+            cells += [show(best["params"].get(k)) if searched else "(fixed)"]
+            if st.get("chosen"):
+                cells += [show(st["chosen"]["params"].get(k)) if searched else "(fixed)"]
+            cells += [show(st["importances"].get(k)) if searched and st["importances"] else "—"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
