@@ -149,3 +149,20 @@ def test_committed_docs_are_what_the_committed_records_render_to():
         pytest.skip("needs the git checkout (staleness marks are computed from git)")
     differ = R.report(ROOT, check=True)
     assert differ == [], f"run `siger report`: {differ}"
+
+
+def test_study_record_keeps_the_chosen_trial_and_the_choices_table_shows_it(tmp_path):
+    trial = lambda n, state, beta, valid: {"number": n, "state": state, "params": {"beta": beta},  # noqa: E731
+                                           "valid": valid, "test": valid - 0.01, "best_epoch": 3, "epochs_run": 5}
+    study = {"model": "SIGER", "dataset": "d", "metric": "recall@20", "select_by": "valid", "sampler": "tpe",
+             "pruner": "median", "space": {"params": {"beta": {"low": 0, "high": 1}}, "fixed": {}},
+             "best": trial(1, "COMPLETE", 0.9, 0.3), "importances": {"beta": 1.0}, "confirmed": None,
+             "trials": [trial(0, "COMPLETE", 0.2, 0.2), trial(1, "COMPLETE", 0.9, 0.3), trial(2, "PRUNED", 0.5, 0.1)]}
+    (tmp_path / "study.json").write_text(json.dumps(study))
+    rec = R.study_record(tmp_path, chosen=0)
+    assert rec["chosen"]["number"] == 0 and rec["chosen"]["params"] == {"beta": 0.2}
+    table = R.choices_table([rec])
+    row = [line for line in table.splitlines() if line.startswith("| `beta`")][0]
+    assert "chosen on d: trial 0" in table and row.split(" | ")[3:5] == ["0.9", "0.2"]  # best, chosen
+    with pytest.raises(R.RecordError, match="no complete trial 2"):
+        R.study_record(tmp_path, chosen=2)  # a pruned trial cannot be the defaults' source
