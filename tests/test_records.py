@@ -166,3 +166,15 @@ def test_study_record_keeps_the_chosen_trial_and_the_choices_table_shows_it(tmp_
     assert "chosen on d: trial 0" in table and row.split(" | ")[3:5] == ["0.9", "0.2"]  # best, chosen
     with pytest.raises(R.RecordError, match="no complete trial 2"):
         R.study_record(tmp_path, chosen=2)  # a pruned trial cannot be the defaults' source
+
+
+def test_a_cold_table_is_rendered_once_in_its_own_section():
+    recs = []
+    for seed in (1, 2):
+        r = _fake("M", seed, 0.3, 0.2, table="cold")
+        m = {"recall@20": 0.1 * seed, "ndcg@20": 0.05 * seed}
+        r["modes"] = {"test": {"warm": m, "cold": m, "all": m}, "valid": {"warm": m, "cold": m, "all": m}}
+        recs.append(r)
+    blocks = R.render(recs, stale=lambda r: None)
+    assert "| M | 2 | 0.1500 ± 0.0707 |" in blocks["cold:d"]
+    assert blocks["results"].count("warm R@20") == 1 and "Cold-start items" in blocks["results"]

@@ -498,7 +498,7 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
         lines += [f"## {ds}", ""]
         for table in _tables(records):
             key = f"{table}:{ds}"
-            if key not in blocks:
+            if table == "cold" or key not in blocks:  # the cold block has its own section below
                 continue
             lines += [f"### {table.replace('_', ' ').capitalize()} (seeds {_seeds(records, table, ds)})", "",
                       blocks[key], ""]
