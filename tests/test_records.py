@@ -178,3 +178,11 @@ def test_a_cold_table_is_rendered_once_in_its_own_section():
     blocks = R.render(recs, stale=lambda r: None)
     assert "| M | 2 | 0.1500 ± 0.0707 |" in blocks["cold:d"]
     assert blocks["results"].count("warm R@20") == 1 and "Cold-start items" in blocks["results"]
+
+
+def test_one_run_can_sit_in_two_tables_and_a_readd_replaces_only_its_own_table():
+    run = _fake("SIGER (full)", 1, 0.1, 0.05)
+    recs = R._merge([], [run, {**run, "table": "ablation"}])
+    assert [r["table"] for r in recs] == ["comparison", "ablation"]
+    recs = R._merge(recs, [{**run, "table": "ablation", "label": "again"}])
+    assert [(r["table"], r["label"]) for r in recs] == [("comparison", "SIGER (full)"), ("ablation", "again")]

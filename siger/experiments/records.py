@@ -63,14 +63,19 @@ def save_records(records: list[dict[str, Any]], path: str | Path = RECORDS) -> N
 
 
 def _merge(records: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``records`` with ``new`` appended; a record with the id of an existing one replaces it."""
-    by_id = {r["id"]: i for i, r in enumerate(records)}
+    """``records`` with ``new`` appended; a record with the id and table of an existing one
+    replaces it (one run may sit in several tables, e.g. the full model of a comparison is the
+    reference row of an ablation)."""
+    def key(r: dict[str, Any]) -> tuple[str, Any]:
+        return r["id"], r.get("table")
+
+    by_key = {key(r): i for i, r in enumerate(records)}
     out = list(records)
     for r in new:
-        if r["id"] in by_id:
-            out[by_id[r["id"]]] = r
+        if key(r) in by_key:
+            out[by_key[key(r)]] = r
         else:
-            by_id[r["id"]] = len(out)
+            by_key[key(r)] = len(out)
             out.append(r)
     return out
 
