@@ -122,6 +122,20 @@ def test_split_cold_holds_items_out_entirely():
     assert np.array_equal(again["cold"], s["cold"])  # seeded
 
 
+def test_split_cold_keeps_warm_an_item_no_evaluable_user_has():
+    # users 0-3 have items 0-3 (one each) and item 4; user 4 has only item 5.
+    users = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4])
+    items = np.array([0, 4, 1, 4, 2, 4, 3, 4, 5])
+    labels = np.zeros(len(users), np.int64)
+    for seed in range(40):  # some seed draws item 5 (and every draw of 2 of 6 items is seen)
+        s = split_cold(users, items, labels, 6, 0.34, seed=seed)
+        # item 5's only user has no warm item when 5 is cold: it would be a cold item nobody can
+        # be evaluated on (and missing from cold.inter), so it stays warm
+        assert 5 not in s["cold"] and 5 in s["warm"]
+        assert set(s["cold_rows"][:, 1].tolist()) == set(range(len(s["cold"])))  # every cold item has a row
+        assert len(s["cold_split"]) == len(s["cold"]) >= 1
+
+
 def _cold_dataset(root: Path):
     """A planted cold-start dataset: two tastes; items 0-19 (taste A, feature +e1) and 20-39
     (taste B, feature +e2); users 0-29 take A items, 30-59 B items."""

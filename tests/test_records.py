@@ -55,6 +55,9 @@ def test_results_add_appends_replaces_and_refuses_bad_input(tiny_dir, tmp_path, 
     assert main(["results", "add", str(tmp_path / "runs" / "s1"), "--records", str(recs), "--table",
                  "comparison", "--label", "LightGCN (tiny)"]) == 0
     assert len(R.load_records(recs)) == 2  # the same run again replaces its record
+    assert main(["results", "add", str(tmp_path / "runs" / "s1"), "--records", str(recs), "--table", "cold"]) == 2
+    assert "siger evaluate --run" in capsys.readouterr().err  # a cold row needs the cold-start metrics
+    assert len(R.load_records(recs)) == 2
     assert main(["results", "add", str(tmp_path / "nothing"), "--records", str(recs)]) == 2
     assert "no run record" in capsys.readouterr().err
     (recs.parent / "bad.jsonl").write_text('{"kind": "run"}\nnot json\n')

@@ -113,7 +113,9 @@ def split_cold(users: np.ndarray, items: np.ndarray, labels: np.ndarray, n_items
         ``user_map`` (new user id per original user, -1 for users with no warm interaction),
         the rewritten interactions ``warm_rows`` ``[n, 3]`` (user, warm item, label) and
         ``cold_rows`` ``[n, 3]`` (user, cold item, 1|2), and their positions in the input
-        (``warm_index``, ``cold_index``). Cold interactions of users with no warm one are dropped.
+        (``warm_index``, ``cold_index``). Cold interactions of users with no warm one are dropped;
+        a drawn item left with no cold interaction at all (every user of it has only cold items)
+        stays warm, so every cold item can be evaluated and ``cold.inter`` names each of them.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"--cold-items must be in (0, 1), got {fraction}")
@@ -128,6 +130,15 @@ def split_cold(users: np.ndarray, items: np.ndarray, labels: np.ndarray, n_items
     cold_split[order[: n_cold // 2]] = 1
     is_cold = np.zeros(n_items, bool)
     is_cold[cold] = True
+    has_warm = np.zeros(int(users.max()) + 1, bool)
+    has_warm[users[~is_cold[items]]] = True
+    reached = np.zeros(n_items, bool)
+    reached[items[is_cold[items] & has_warm[users]]] = True
+    if not reached[cold].all():  # un-colding an item only adds warm users: one pass suffices
+        keep = reached[cold]
+        is_cold[cold[~keep]] = False
+        cold, cold_split = cold[keep], cold_split[keep]
+        n_cold = len(cold)
     warm = np.flatnonzero(~is_cold & np.isin(np.arange(n_items), present))
     item_new = np.full(n_items, -1, np.int64)
     item_new[warm] = np.arange(len(warm))

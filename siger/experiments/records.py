@@ -112,6 +112,9 @@ def add_runs(paths: list[str | Path], table: str, label: str | None = None, note
             raise RecordError(f"{f}: not a finished run record")
         if rec.get("stopped") == "pruned":
             raise RecordError(f"{f}: a pruned run (a tuner stopped it early) is not a result")
+        if table == "cold" and not rec.get("modes"):
+            raise RecordError(f"{f}: no cold-start metrics in this run's record: run "
+                              f"`siger evaluate --run {f.parent} --modes warm,cold,all` first")
         row = label or rec["model"]
         if label == "auto":  # the run's folder above seed<S>: a compare model or an ablation variant
             folder = f.parent.parent.name if f.parent.name.startswith("seed") else f.parent.name
