@@ -37,8 +37,12 @@ for s in 999 1000 1001; do
   # the backbone at SIGER's defaults (MGCN with SIGER's tuned values of the keys they share)
   siger train --model SIGER --dataset tiktok --beta 0 --lambda_p 0 --lambda_a 0 --seed $s --out $R/abl_tiktok/backbone/seed$s $T2
 done
-siger results add $R/cmp_tiktok $R/cmp_baby $R/cmp_ml100k --table comparison --label auto
-siger results add $R/abl_tiktok --table ablation --label auto
+siger results add $R/cmp_tiktok/SIGER $R/cmp_baby/SIGER $R/cmp_ml100k/SIGER --table comparison --label "SIGER (defaults)"
+siger results add $R/cmp_tiktok/MGCN_tuned --table comparison --label "MGCN (tuned, trial 2)"
+siger results add $R/cmp_baby/MGCN --table comparison --label "MGCN (MMRec defaults)"
+siger results add $R/cmp_ml100k/LightGCN --table comparison --label LightGCN
+siger results add $R/cmp_tiktok/SIGER --table ablation --label "SIGER (full)"
+siger results add $R/abl_tiktok/backbone --table ablation --label "backbone (MGCN: beta=0, lambda_p=0, lambda_a=0)"
 
 # -- issue 23: cold-start tables (20 % of items held out, seed 2024)
 for d in tiktok ml100k; do
@@ -50,4 +54,9 @@ for d in tiktok ml100k; do
   siger results add $R/cold_$d --table cold --label auto
   siger results content --dataset ${d}_cold --data-dir derived
 done
+siger report
+
+# -- benchmarks (each on an otherwise idle machine)
+python -m benchmarks.main_job --record
+python -m benchmarks.speed --dataset tiktok --epochs 3 --record
 siger report
