@@ -416,10 +416,10 @@ def choices_table(records) -> str:
 
     from siger.models.siger import SIGER, SPEC_PRESET
 
-    default = dataclasses.asdict(SIGER.Config())
-    from siger.config import TrainConfig
+    from siger.config import build_config
 
-    default.update({"learning_rate": TrainConfig().learning_rate, **SIGER.TRAIN_DEFAULTS})
+    cfg = build_config(SIGER.name)  # what a user gets with no flags (model and training defaults)
+    default = {**dataclasses.asdict(cfg.model), "learning_rate": cfg.train.learning_rate}
     studies = [r for r in records if r.get("kind") == "study" and r["model"] == "SIGER"]
     keys = list(SPEC_PRESET)
     for st in studies:
