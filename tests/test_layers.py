@@ -54,3 +54,29 @@ def test_lightgcn_rows_equal_full_rows(n_layers):
     assert part.shape == (5, 8)
     assert torch.allclose(part, full[rows], atol=1e-6)
     assert torch.allclose(g_part, ego.grad, atol=1e-6)
+
+
+def test_csr_transpose_equals_the_csc_conversion():
+    """A^T built by a stable column sort: the same arrays as torch's CSC conversion (entries of
+    each column by ascending row), with empty rows and columns."""
+    import scipy.sparse as sp
+
+    from siger.models.layers import csr_transpose
+
+    rng = np.random.default_rng(0)
+    a = sp.random(7, 9, density=0.3, random_state=1, format="lil", dtype=np.float32)
+    a[3, :] = 0  # an empty row
+    a[:, 5] = 0  # an empty column
+    a = a.tocsr()
+    a.eliminate_zeros()
+    t = torch.sparse_csr_tensor(torch.as_tensor(a.indptr, dtype=torch.int64), torch.as_tensor(a.indices, dtype=torch.int64),
+                                torch.as_tensor(a.data), size=a.shape, check_invariants=True)
+    got = csr_transpose(t.crow_indices(), t.col_indices(), t.values(), a.shape)
+    csc = t.to_sparse_csc()
+    assert got.shape == (9, 7)
+    assert torch.equal(got.crow_indices(), csc.ccol_indices())
+    assert torch.equal(got.col_indices(), csc.row_indices())
+    assert torch.equal(got.values(), csc.values())
+    assert np.allclose(got.to_dense().numpy(), a.T.toarray())
+    x = torch.as_tensor(rng.normal(size=(7, 3)), dtype=torch.float32)
+    assert torch.allclose(torch.sparse.mm(got, x), torch.as_tensor(a.T.toarray()) @ x, atol=1e-6)

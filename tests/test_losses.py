@@ -183,6 +183,11 @@ def test_uniform_noise_norm_is_constant_and_mean_inverse_scales():
     norms = h.norm(dim=1, keepdim=True)
     assert torch.allclose(noise_scale(h, 0.2, "mean"), 0.2 * norms / norms.mean())
     assert torch.allclose(noise_scale(h, 0.2, "inverse"), 0.2 * norms.mean() / norms)
+    # rows of a larger table: the table's mean norm replaces the rows' own
+    t = torch.tensor(3.0)
+    assert torch.allclose(noise_scale(h, 0.2, "mean", table_mean=t), 0.2 * norms / 3.0)
+    assert torch.allclose(noise_scale(h, 0.2, "inverse", table_mean=t), 0.2 * 3.0 / norms)
+    assert torch.allclose(noise_scale(h, 0.2, "modulus", table_mean=t), 0.2 * norms)
     with pytest.raises(ValueError):
         noise_scale(h, 0.2, "gaussian")
 
@@ -199,3 +204,19 @@ def test_emb_norm_loss_hand_value():
     a = torch.tensor([[3.0, 4.0], [0.0, 0.0]])  # Frobenius norm 5
     b = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])  # norm 1, 4 rows
     assert emb_norm_loss(a, b).item() == pytest.approx((5 + 1) / 4)
+
+
+def test_uniform16_is_uniform_on_its_grid_and_seeded():
+    from siger.models.perturb import uniform16
+
+    g = torch.Generator().manual_seed(5)
+    r = uniform16((4001, 7), generator=g)  # an odd count: the last integer is cut
+    assert r.shape == (4001, 7) and r.dtype == torch.float32
+    assert float(r.min()) > 0 and float(r.max()) < 1
+    k = r * 65536 - 0.5  # grid index
+    assert torch.allclose(k, k.round(), atol=1e-3)
+    assert abs(float(r.mean()) - 0.5) < 0.01 and abs(float(r.var()) - 1 / 12) < 0.005
+    lanes = r.reshape(-1)[: 4 * 7000].reshape(-1, 4)  # every 16-bit lane of the integers is uniform
+    assert torch.all((lanes.mean(0) - 0.5).abs() < 0.01)
+    assert torch.equal(uniform16((3, 5), generator=torch.Generator().manual_seed(1)),
+                       uniform16((3, 5), generator=torch.Generator().manual_seed(1)))

@@ -271,6 +271,8 @@ def _full_table_loss(model, users, pos, neg):
     pn, qn = pos + model.n_users, neg + model.n_users
     u, p, q = h[users], h[pn], h[qn]
     out = {"bpr": bpr_loss(u, p, q), "reg": c.reg_weight * l2_reg(u, p, q)}
+    if c.cl_batch:  # the contrastive terms read the batch's first cl_batch interactions
+        users, pn = users[: c.cl_batch], pn[: c.cl_batch]
     pert = 0
     for m in model.modalities:
         v1, v2 = model.semantic(m, z["x"][m], noisy=True), model.semantic(m, z["x"][m], noisy=True)
@@ -282,17 +284,32 @@ def _full_table_loss(model, users, pos, neg):
     return out
 
 
-@pytest.mark.parametrize("n_mm_layers", [0, 1, 2])
-def test_batch_row_loss_equals_the_full_table_loss(tiny_dir, monkeypatch, n_mm_layers):
+def _deterministic_noise(monkeypatch, siger_mod):
+    """A deterministic, row-local stand-in for the noise (eps * sign(h) * ||h_n||, without
+    gradient, as the real noise), patched into both forms the model uses (perturb = h + noise)."""
+    def basis(h, eps, mode, **kw):
+        return (eps * h.norm(dim=-1, keepdim=True)).detach(), torch.sign(h)
+
+    def delta(h, eps, mode, **kw):
+        scale, sign = kw["basis"] if kw.get("basis") is not None else basis(h, eps, mode)
+        return scale * sign
+
+    monkeypatch.setattr(siger_mod, "noise_basis", basis)
+    monkeypatch.setattr(siger_mod, "noise", delta)
+    monkeypatch.setattr(siger_mod, "perturb", lambda h, eps, mode, **kw: h + delta(h, eps, mode))
+
+
+@pytest.mark.parametrize("n_mm_layers,cl_batch", [(0, 0), (1, 0), (2, 0), (1, 3)])
+def test_batch_row_loss_equals_the_full_table_loss(tiny_dir, monkeypatch, n_mm_layers, cl_batch):
     """The training loss works on the batch's distinct rows only; with a deterministic, row-local
     stand-in for the noise it must give the full-table objective's values and gradients."""
     import siger.models.siger as siger_mod
 
-    monkeypatch.setattr(siger_mod, "perturb", lambda h, eps, mode: h + eps * torch.sign(h) * h.norm(dim=-1, keepdim=True))
+    _deterministic_noise(monkeypatch, siger_mod)
     data = _two_modal(tiny_dir)
     torch.manual_seed(0)
     model = SIGER(data, spec_config(knn_k=2, cooc_k=2, n_mm_layers=n_mm_layers, lambda_p=0.5, lambda_a=0.3,
-                                     lambda_c=0.2), GraphStore(data, False))
+                                     lambda_c=0.2, cl_batch=cl_batch), GraphStore(data, False))
     users, pos, neg = torch.tensor([3, 0, 3, 1, 0]), torch.tensor([1, 2, 4, 1, 5]), torch.tensor([5, 0, 2, 2, 3])
     params = [p for p in model.parameters() if p.requires_grad]
     got, ref = model.loss(users, pos, neg), _full_table_loss(model, users, pos, neg)
@@ -309,17 +326,26 @@ def test_batch_row_loss_equals_the_full_table_loss(tiny_dir, monkeypatch, n_mm_l
 
 @pytest.mark.parametrize("mode", ["mean", "inverse"])
 def test_table_wide_noise_modes_use_every_user_for_the_scale(tiny_dir, mode):
-    """'mean' / 'inverse' scale by a mean over all users, so the batch-row view must be the rows
-    of the full noisy view (same random draws: same seed)."""
+    """'mean' / 'inverse' scale by a mean over all users: the batch-row view draws noise for its
+    own users only, but each gets the noise norm the full view gives it (not a batch mean)."""
     data = _two_modal(tiny_dir)
-    model = SIGER(data, spec_config(knn_k=2, cooc_k=2, perturb_mode=mode), GraphStore(data, False))
+    model = SIGER(data, spec_config(knn_k=2, cooc_k=2, perturb_mode=mode, eps=0.3), GraphStore(data, False))
     users, items = torch.tensor([1, 3]), torch.tensor([0, 5])
+    nu = model.n_users
     x = model.item_input("image")
-    torch.manual_seed(3)
+    torch.manual_seed(3)  # the item noise is drawn first, over every item, in both views
     full = model.semantic("image", x, noisy=True)
     torch.manual_seed(3)
     part = model.semantic("image", x, noisy=True, rows=model.batch_rows(users, items))
-    assert torch.allclose(part, full[torch.cat([users, items + model.n_users])], atol=1e-7)
+    assert torch.allclose(part[len(users):], full[nu + items], atol=1e-7)  # same noisy items
+    pre = model.r_hat @ full[nu:]  # every user's aggregation of the noisy items, before its noise
+    d_full, d_part = full[:nu][users] - pre[users], part[: len(users)] - pre[users]
+    assert torch.allclose(d_part.norm(dim=1), d_full.norm(dim=1), rtol=1e-4)
+    norms = pre[users].norm(dim=1)
+    batch_mean = norms.mean()  # what a batch-only mean would give instead
+    wrong = 0.3 * norms / batch_mean if mode == "mean" else 0.3 * batch_mean / norms
+    assert not torch.allclose(d_part.norm(dim=1), wrong, rtol=1e-3)
+    assert bool(((d_part * pre[users]) >= 0).all())  # the noise keeps each coordinate's sign
 
 
 def test_infusion_before_normalisation_blends_row_max_scaled_weights(tiny_dir):
@@ -409,7 +435,7 @@ def _full_table_pert(model, users, pn, target):
 def test_fused_and_final_perturbation_targets_equal_their_full_table_form(tiny_dir, monkeypatch, target):
     import siger.models.siger as siger_mod
 
-    monkeypatch.setattr(siger_mod, "perturb", lambda h, eps, mode: h + eps * torch.sign(h) * h.norm(dim=-1, keepdim=True))
+    _deterministic_noise(monkeypatch, siger_mod)
     data = _two_modal(tiny_dir)
     torch.manual_seed(0)
     model = SIGER(data, spec_config(knn_k=2, cooc_k=2, lambda_p=0.5, eps=0.3, perturb_target=target),
@@ -433,7 +459,7 @@ def test_fused_and_final_perturbation_targets_equal_their_full_table_form(tiny_d
 def _det_noise(monkeypatch):
     import siger.models.siger as siger_mod
 
-    monkeypatch.setattr(siger_mod, "perturb", lambda h, eps, mode: h + eps * torch.sign(h) * h.norm(dim=-1, keepdim=True))
+    _deterministic_noise(monkeypatch, siger_mod)
 
 
 @pytest.mark.parametrize("target", ["semantic", "fused", "final"])

@@ -26,6 +26,20 @@ class _SpMM(torch.autograd.Function):
         return None, None, torch.sparse.mm(ctx.a_t, grad.contiguous())
 
 
+def csr_transpose(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The CSR tensor of A^T for A ``[n, m]`` given by its CSR arrays (``crow`` ``[n + 1]``,
+    ``col``, ``val`` ``[nnz]``): a stable sort of the entries by column, so each row of A^T
+    lists its entries by ascending row of A, as ``to_sparse_csc`` does (same sums, same order),
+    at a fraction of its cost on the CPU. ``[m, n]``."""
+    n, m = shape
+    rows = torch.repeat_interleave(torch.arange(n, dtype=crow.dtype, device=crow.device), crow.diff(),
+                                   output_size=len(col))
+    order = torch.argsort(col, stable=True)
+    t_crow = torch.zeros(m + 1, dtype=crow.dtype, device=crow.device)
+    torch.cumsum(torch.bincount(col, minlength=m), 0, out=t_crow[1:])
+    return torch.sparse_csr_tensor(t_crow, rows[order], val[order], size=(m, n), check_invariants=False)
+
+
 class SparseGraph:
     """A frozen sparse matrix ``[n, m]`` for propagation: ``graph @ x`` with x ``[m, d]`` -> ``[n, d]``.
 
@@ -69,9 +83,7 @@ class SparseGraph:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             sub.a = torch.sparse_csr_tensor(new_crow, col[pos], val[pos], size=shape, check_invariants=False)
-            csc = sub.a.to_sparse_csc()  # CSC of the rows = CSR of their transpose
-            sub.a_t = torch.sparse_csr_tensor(csc.ccol_indices(), csc.row_indices(), csc.values(),
-                                              size=shape[::-1], check_invariants=False)
+            sub.a_t = csr_transpose(new_crow, col[pos], val[pos], shape)
         return sub
 
     def __repr__(self) -> str:

@@ -117,6 +117,12 @@ def keyed_info_nce_rows(x: torch.Tensor, pos: torch.Tensor, keys: torch.Tensor, 
     return keyed_info_nce(x[uniq], pos[uniq], keys, tau, reduction, row_weight=counts)
 
 
+def counted_info_nce(x: torch.Tensor, y: torch.Tensor, counts: torch.Tensor, tau: float) -> torch.Tensor:
+    """The in-batch ``info_nce`` of a batch whose distinct rows are ``x``, ``y`` ``[U, d]``, row
+    u standing for ``counts[u]`` ``[U]`` identical rows (see :func:`info_nce_rows`). -> scalar."""
+    return keyed_info_nce(x, y, y, tau, row_weight=counts, key_weight=counts)
+
+
 def info_nce_rows(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, tau: float) -> torch.Tensor:
     """``info_nce(x[idx], y[idx], tau)``, computed once per distinct row of ``idx``.
 
@@ -131,8 +137,7 @@ def info_nce_rows(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, tau: floa
     uniq, counts = distinct_rows(idx)
     if len(uniq) == len(idx):  # nothing repeated: the plain path, no weights
         return info_nce(x[idx], y[idx], tau)
-    yu = y[uniq]
-    return keyed_info_nce(x[uniq], yu, yu, tau, row_weight=counts, key_weight=counts)
+    return counted_info_nce(x[uniq], y[uniq], counts, tau)
 
 
 def emb_norm_loss(*embs: torch.Tensor) -> torch.Tensor:
@@ -154,6 +159,7 @@ def anchor_info_nce(
     mode: str = "anchor",
     detach_anchor: bool = False,
     idx: torch.Tensor | None = None,
+    counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Anchor-based InfoNCE aligning several semantic views through a behaviour anchor.
 
@@ -168,6 +174,8 @@ def anchor_info_nce(
         detach_anchor: stop gradients into the anchor.
         idx: ``[B]`` rows of the full tables forming the batch; the 'anchor' and 'pairwise'
             terms are then computed once per distinct row (:func:`info_nce_rows`, same value).
+        counts: ``[U]`` instead of ``idx``: the inputs are a batch's distinct rows ``[U, d]``, row
+            u standing for ``counts[u]`` identical rows (:func:`counted_info_nce`).
     Returns:
         scalar.
     """
@@ -175,7 +183,12 @@ def anchor_info_nce(
     if mode not in ("anchor", "multi_positive", "pairwise"):
         raise ValueError(f"unknown anchor mode {mode!r} (anchor | multi_positive | pairwise)")
 
+    if idx is not None and counts is not None:
+        raise ValueError("give idx or counts, not both")
+
     def nce(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if counts is not None:
+            return counted_info_nce(x, y, counts, tau)
         return info_nce(x, y, tau) if idx is None else info_nce_rows(x, y, idx, tau)
 
     if mode == "anchor":
@@ -183,6 +196,8 @@ def anchor_info_nce(
     if mode == "multi_positive":
         if idx is not None:
             a, views = a[idx], [v[idx] for v in views]
+        elif counts is not None:  # back to the batch's rows (the multi-positive sum is not row-weighted)
+            a, views = a.repeat_interleave(counts, dim=0), [v.repeat_interleave(counts, dim=0) for v in views]
         an = F.normalize(a, dim=-1) / tau
         logits = torch.stack([an @ F.normalize(v, dim=-1).t() for v in views], dim=0)  # [M, B, B]
         pos = torch.logsumexp(torch.diagonal(logits, dim1=1, dim2=2), dim=0)  # [B]

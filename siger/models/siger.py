@@ -18,8 +18,9 @@ Follows ``docs/siger-spec.md`` (the project's reconstruction on the MGCN backbon
 Setting beta = 0, lambda_p = 0 and lambda_a = 0 gives the MGCN backbone.
 
 Training evaluates all of this at the batch's distinct users and items only (:meth:`SIGER.loss`
-via ``encode(rows)``: the same objective, tested against the full tables); ranking uses the full
-tables (``encode()``).
+via ``encode(rows)``), and the contrastive terms (the noisy views included) at the distinct rows
+of the contrastive sub-batch: the same objective, tested against the full tables. Ranking uses
+the full tables (``encode()``).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from torch import nn
 from siger.data.graphs import blend, blend_weights
 from siger.models.base import Recommender, register
 from siger.models.layers import AttentionFusion, GatedProjection, SparseGraph, item_input_table, lightgcn_propagate
-from siger.models.losses import anchor_info_nce, bpr_loss, info_nce_rows, l2_reg
-from siger.models.perturb import MODES, ROW_LOCAL, perturb
+from siger.models.losses import anchor_info_nce, bpr_loss, counted_info_nce, l2_reg
+from siger.models.perturb import MODES, ROW_LOCAL, mean_norm, noise, noise_basis, perturb
 
 TARGETS = ("semantic", "fused", "final")  # what the perturbed views are (perturb_target)
 PERTURB_AT = ("layers", "output")  # where the noise is injected (perturb_at)
@@ -68,11 +69,12 @@ SPEC_PRESET: dict[str, object] = {
 
 class BatchRows(NamedTuple):
     """The rows a training batch reads: distinct ``users`` ``[U]``, distinct ``items`` ``[I]``
-    (positives and negatives) and R_hat's rows for those users (a ``SparseGraph`` ``[U, n_i]``)."""
+    (positives and negatives) and R_hat's rows for those users (a ``SparseGraph`` ``[U, n_i]``,
+    or None where only the noise parts of views are computed at the rows)."""
 
     users: torch.Tensor
     items: torch.Tensor
-    r_hat: SparseGraph
+    r_hat: SparseGraph | None
 
 
 @register
@@ -82,8 +84,8 @@ class SIGER(Recommender):
     name = "SIGER"
     PRESETS = {"spec": SPEC_PRESET}
     # Defaults: chosen on valid Recall@20 by the SIGER TikTok study (results/studies/siger_tiktok,
-    # trial 43: the best trial with modulus-guided noise whose cost per epoch stays near MGCN's;
-    # values rounded to two digits). The spec's values are the preset "spec"; docs/siger.md
+    # trial 43: the best trial with modulus-guided noise and the spec's semantic perturbation
+    # target; values rounded to two digits). The spec's values are the preset "spec"; docs/siger.md
     # tabulates each choice against the spec's guess and the study evidence.
     TRAIN_DEFAULTS = {"learning_rate": 1.4e-3}
 
@@ -209,8 +211,9 @@ class SIGER(Recommender):
 
         With ``noisy``, perturbation is added after each propagation and after the aggregation.
         With ``rows`` (:class:`BatchRows`) only those rows are returned, ``[U + I, d]`` (users
-        first): the item propagation still covers every item (users aggregate over all of them),
-        but only the chosen users are aggregated (and perturbed), via their rows of R_hat.
+        first): the item propagation still covers every item (users aggregate over all of them).
+        Only the chosen users are aggregated, via their rows of R_hat; noisy, the result is the
+        clean rows plus :meth:`view_noise` (each row's noise at the scale the full tables give).
         ``sx`` ``[n_i, d]``: the first propagation S~^m x if already computed (noise comes after
         it, so the clean pass and both perturbed views share it); ``x`` is then not read.
         """
@@ -218,24 +221,63 @@ class SIGER(Recommender):
         h_i = x
         for layer in range(c.n_mm_layers):
             h_i = sx if layer == 0 and sx is not None else self.propagate(m, h_i)
-            if noisy:
+            if noisy and rows is None:
                 h_i = perturb(h_i, c.eps, c.perturb_mode)
         if rows is None:
             h_u = self.r_hat @ h_i
             if noisy:
                 h_u = perturb(h_u, c.eps, c.perturb_mode)
             return torch.cat([h_u, h_i])
-        if noisy and c.perturb_mode not in ROW_LOCAL:  # the noise scale needs every user's norm
-            h_u = perturb(self.r_hat @ h_i, c.eps, c.perturb_mode)[rows.users]
-        else:
-            h_u = rows.r_hat @ h_i
-            if noisy:
-                h_u = perturb(h_u, c.eps, c.perturb_mode)
-        return torch.cat([h_u, h_i[rows.items]])
+        clean = torch.cat([rows.r_hat @ h_i, h_i[rows.items]])
+        return clean + self.view_noise(m, x, sx, rows, 1)[0] if noisy else clean
 
-    def batch_rows(self, users: torch.Tensor, items: torch.Tensor) -> BatchRows:
-        """The :class:`BatchRows` of distinct ``users`` ``[U]`` and ``items`` ``[I]``."""
-        return BatchRows(users, items, self.r_hat.rows(users))
+    @torch.no_grad()
+    def view_noise(self, m: str, x: torch.Tensor | None, sx: torch.Tensor | None, rows: BatchRows,
+                   n: int) -> list[torch.Tensor]:
+        """What ``n`` independent noisy passes of H^m add to the clean H^m at ``rows``:
+        ``n`` tensors ``[U + I, d]`` (users first), without gradient.
+
+        The noise never carries gradient and S~^m and R_hat are linear, so a noisy pass is the
+        clean pass plus a noise part that propagates on its own: n^(1) = delta_1, n^(l) = S~^m
+        n^(l-1) + delta_l, each delta_l drawn for the noisy value c^(l) + n^(l) (c the clean
+        layer; 'mean'/'inverse' scale by every item's norm), then users add R_hat n^(L) and their
+        own noise, drawn for the chosen users only, at the scale the whole user table gives
+        (R_hat (c^(L) + n^(L)) for every user). The clean pass is computed once and shared by
+        every view, and no gradient flows through any view's own work. ``x`` / ``sx`` as in
+        :meth:`semantic`.
+        """
+        c = self.config
+        chain, h = [], None if x is None else x.detach()
+        for layer in range(c.n_mm_layers):  # the clean item layers c^(1..L)
+            h = sx.detach() if layer == 0 and sx is not None else self.propagate(m, h)
+            chain.append(h)
+        last = chain[-1] if chain else h
+        users_clean = self.r_hat @ last  # [n_u, d]
+        row_local = c.perturb_mode in ROW_LOCAL
+        first = noise_basis(chain[0], c.eps, c.perturb_mode) if chain else None  # c^(1): the same in every view
+        out = []
+        for _ in range(n):
+            n_i = None
+            for c_l in chain:
+                if n_i is None:
+                    n_i = noise(None, c.eps, c.perturb_mode, basis=first)
+                else:
+                    n_i = self.propagate(m, n_i)
+                    n_i = n_i + noise(c_l + n_i, c.eps, c.perturb_mode)
+            n_u = None if n_i is None else self.r_hat @ n_i
+            h_u = users_clean if n_u is None else users_clean + n_u
+            table = None if row_local else mean_norm(h_u)
+            d_u = noise(h_u[rows.users], c.eps, c.perturb_mode, table_mean=table)
+            out.append(torch.cat([d_u if n_u is None else n_u[rows.users] + d_u,
+                                  torch.zeros(len(rows.items), h_u.shape[1], dtype=h_u.dtype, device=h_u.device)
+                                  if n_i is None else n_i[rows.items]]))
+        return out
+
+    def batch_rows(self, users: torch.Tensor, items: torch.Tensor, aggregate: bool = True) -> BatchRows:
+        """The :class:`BatchRows` of distinct ``users`` ``[U]`` and ``items`` ``[I]`` (R_hat's rows
+        for them only with ``aggregate``: the views' noise parts aggregate every user and do not
+        read them)."""
+        return BatchRows(users, items, self.r_hat.rows(users) if aggregate else None)
 
     def encode(self, rows: BatchRows | None = None) -> dict[str, object]:
         """Clean representations: "hb", "hm" (per m), "hs", "h", all ``[n_u + n_i, d]``; the item
@@ -298,39 +340,44 @@ class SIGER(Recommender):
             self.train(was)
 
     # -- training objective -----------------------------------------------------------------
-    def noisy_view(self, z: dict[str, object], rows: BatchRows) -> torch.Tensor:
-        """One perturbed view at the batch rows ``[U + I, d]`` (users first) for the 'fused' target
-        (H^s of the noisy H^m) or the 'final' one (H^b' + H^s', with noise also after every
-        LightGCN layer). The clean pass's item inputs and first propagations in ``z`` are reused
-        (the noise comes after them)."""
+    def noisy_view(self, z: dict[str, object], rows: BatchRows, sel: torch.Tensor) -> torch.Tensor:
+        """One perturbed view at the contrastive rows ``rows`` ``[C, d]`` (users first) for the
+        'fused' target (H^s of the noisy H^m) or the 'final' one (H^b' + H^s', with noise also
+        after every LightGCN layer). ``sel`` ``[C]``: those rows' positions in the clean tables of
+        ``z``, whose item inputs and first propagations are reused (the noise comes after them)."""
         c = self.config
-        hm = [self.semantic(m, z["x"][m], noisy=True, rows=rows, sx=z["sx"].get(m)) for m in self.modalities]
+        hm = [z["hm"][m][sel] + self.view_noise(m, z["x"][m], z["sx"].get(m), rows, 1)[0] for m in self.modalities]
         if c.perturb_target == "fused":
-            return self.fusion(hm, z["hb"])
+            return self.fusion(hm, z["hb"][sel])
         nodes = torch.cat([rows.users, rows.items + self.n_users])
         hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), c.n_ui_layers, rows=nodes,
                                 noise=lambda h: perturb(h, c.eps, c.perturb_mode),
                                 row_local_noise=c.perturb_mode in ROW_LOCAL)
         return hb + self.fusion(hm, hb)
 
-    def perturbation_loss(self, z: dict[str, object], rows: BatchRows, users_c: torch.Tensor,
-                          pos_n: torch.Tensor) -> torch.Tensor:
+    def perturbation_loss(self, z: dict[str, object], rows: BatchRows, sel: torch.Tensor,
+                          nce) -> torch.Tensor:
         """InfoNCE between two independent noisy views, on the batch users and positive items;
-        for the 'semantic' target (the spec) one pair of views per modality, summed over m."""
+        for the 'semantic' target (the spec) one pair of views per modality, summed over m.
+
+        The views are computed at the contrastive rows only: ``rows`` (:class:`BatchRows`),
+        ``sel`` ``[C]`` their positions in the clean tables of ``z``; ``nce``
+        the InfoNCE over those rows (users and items, each with its multiplicity)."""
         c = self.config
-        if c.perturb_at == "output":  # two noisy copies of the clean target at the batch rows
+        if c.perturb_at == "output":  # two noisy copies of the clean target at the contrastive rows
             clean = {"semantic": [z["hm"][m] for m in self.modalities], "fused": [z["hs"]], "final": [z["h"]]}
-            pairs = [(perturb(h, c.eps, c.perturb_mode), perturb(h, c.eps, c.perturb_mode))
-                     for h in clean[c.perturb_target]]
+            pairs = []
+            for h in clean[c.perturb_target]:  # 'mean'/'inverse': the scale of the whole batch table
+                table = None if c.perturb_mode in ROW_LOCAL else mean_norm(h)
+                pairs.append(tuple(perturb(h[sel], c.eps, c.perturb_mode, table_mean=table) for _ in range(2)))
         elif c.perturb_target == "semantic":
             pairs = []
-            for m in self.modalities:
-                v1 = self.semantic(m, z["x"][m], noisy=True, rows=rows, sx=z["sx"].get(m))
-                v2 = self.semantic(m, z["x"][m], noisy=True, rows=rows, sx=z["sx"].get(m))
-                pairs.append((v1, v2))
+            for m in self.modalities:  # clean rows + each view's noise part (no gradient of its own)
+                clean = z["hm"][m][sel]
+                pairs.append(tuple(clean + d for d in self.view_noise(m, z["x"][m], z["sx"].get(m), rows, 2)))
         else:
-            pairs = [(self.noisy_view(z, rows), self.noisy_view(z, rows))]
-        return sum(info_nce_rows(a, b, users_c, c.tau_p) + info_nce_rows(a, b, pos_n, c.tau_p) for a, b in pairs)
+            pairs = [(self.noisy_view(z, rows, sel), self.noisy_view(z, rows, sel))]
+        return sum(nce(a, b, c.tau_p) for a, b in pairs)
 
     def loss(self, users, pos, neg):
         c = self.config
@@ -344,19 +391,31 @@ class SIGER(Recommender):
         h, hb, hs = z["h"], z["hb"], z["hs"]
         u, p, q = h[users_c], h[pos_n], h[neg_n]
         out = {"bpr": bpr_loss(u, p, q), "reg": c.reg_weight * l2_reg(u, p, q)}
+        if not (c.lambda_p > 0 or c.lambda_a > 0 or c.lambda_c > 0):
+            return out
         if c.cl_batch > 0:  # contrastive sub-batch: the batch is in random order, so its head is a random subset
             users_c, pos_n = users_c[: c.cl_batch], pos_n[: c.cl_batch]
+        # The contrastive terms are in-batch InfoNCEs over these users and positive items: each
+        # distinct row once with its multiplicity (info_nce_rows' identity), so every table is
+        # needed only at those rows, sel [C] = [k users; items] (same values and gradients).
+        sel_u, cnt_u = torch.unique(users_c, return_counts=True)
+        sel_p, cnt_p = torch.unique(pos_n, return_counts=True)
+        sel, k = torch.cat([sel_u, sel_p]), len(sel_u)
+
+        def nce(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:  # x, y [C, d]
+            return counted_info_nce(x[:k], y[:k], cnt_u, tau) + counted_info_nce(x[k:], y[k:], cnt_p, tau)
+
         if c.lambda_p > 0:
-            out["pert"] = c.lambda_p * self.perturbation_loss(z, rows, users_c, pos_n)
+            rows_cl = self.batch_rows(uu[sel_u], ii[sel_p - nb], aggregate=False)
+            out["pert"] = c.lambda_p * self.perturbation_loss(z, rows_cl, sel, nce)
+        hb_s = hb[sel]
         if c.lambda_a > 0:
-            anc = sum(
-                anchor_info_nce(hb, [z["hm"][m] for m in self.modalities], c.tau_a,
-                                c.anchor_mode, c.detach_anchor, idx=idx)
-                for idx in (users_c, pos_n)
-            )
+            hm_s = [z["hm"][m][sel] for m in self.modalities]
+            anc = sum(anchor_info_nce(hb_s[part], [v[part] for v in hm_s], c.tau_a, c.anchor_mode,
+                                      c.detach_anchor, counts=cnt)
+                      for part, cnt in ((slice(0, k), cnt_u), (slice(k, None), cnt_p)))
             out["anchor"] = c.lambda_a * anc
         if c.lambda_c > 0:
-            hb_c = hb.detach() if c.detach_align else hb
-            align = info_nce_rows(hs, hb_c, pos_n, c.tau_c) + info_nce_rows(hs, hb_c, users_c, c.tau_c)
-            out["align"] = c.lambda_c * align
+            hb_c = hb_s.detach() if c.detach_align else hb_s
+            out["align"] = c.lambda_c * nce(hs[sel], hb_c, c.tau_c)
         return out
