@@ -80,3 +80,18 @@ def test_csr_transpose_equals_the_csc_conversion():
     assert np.allclose(got.to_dense().numpy(), a.T.toarray())
     x = torch.as_tensor(rng.normal(size=(7, 3)), dtype=torch.float32)
     assert torch.allclose(torch.sparse.mm(got, x), torch.as_tensor(a.T.toarray()) @ x, atol=1e-6)
+
+
+def test_item_input_table_is_a_copy_of_the_dataset_features():
+    """A fine-tuned feature table must not train the dataset's arrays in place (a second model
+    built from the same dataset would start from the first one's trained features)."""
+    from types import SimpleNamespace
+
+    from siger.models.layers import item_input_table
+
+    f = np.arange(12, dtype=np.float32).reshape(4, 3)
+    data = SimpleNamespace(features={"image": f}, n_items=4)
+    p = item_input_table(data, "image", True, 8)
+    with torch.no_grad():
+        p.add_(1.0)
+    assert np.array_equal(f, np.arange(12, dtype=np.float32).reshape(4, 3))

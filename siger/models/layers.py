@@ -128,8 +128,8 @@ def item_input_table(data, modality: str, trainable: bool, graph_only_dim: int) 
     """Modality ``m``'s item input ``[n_items, dim]``: its raw features (trainable or frozen), or a
     learnable xavier-initialised table of ``graph_only_dim`` columns when the dataset provides
     only a graph for the modality (e.g. Amazon Baby here)."""
-    if modality in data.features:
-        f = torch.as_tensor(data.features[modality], dtype=torch.float32)
+    if modality in data.features:  # a copy: training the table must not change the dataset's arrays
+        f = torch.tensor(data.features[modality], dtype=torch.float32)
         return nn.Parameter(f, requires_grad=trainable)
     return nn.Parameter(nn.init.xavier_uniform_(torch.empty(data.n_items, graph_only_dim)))
 

@@ -17,25 +17,23 @@ Follows ``docs/siger-spec.md`` (the project's reconstruction on the MGCN backbon
 
 Setting beta = 0, lambda_p = 0 and lambda_a = 0 gives the MGCN backbone.
 
-Training evaluates all of this at the batch's distinct users and items only (:meth:`SIGER.loss`
-via ``encode(rows)``), and the contrastive terms (the noisy views included) at the distinct rows
-of the contrastive sub-batch: the same objective, tested against the full tables. Ranking uses
-the full tables (``encode()``).
+The backbone (steps 1, 2, 5, 6, L_align, and training at the batch's rows) is
+:class:`siger.models.mgcn.MGCN`, which this class extends with steps 3-4, 7 and L_anc.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
-import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
 from siger.data.graphs import blend, blend_weights
-from siger.models.base import Recommender, register
-from siger.models.layers import AttentionFusion, GatedProjection, SparseGraph, item_input_table, lightgcn_propagate
-from siger.models.losses import anchor_info_nce, bpr_loss, counted_info_nce, l2_reg
+from siger.models.base import register
+from siger.models.layers import SparseGraph, lightgcn_propagate
+from siger.models.losses import anchor_info_nce
+from siger.models.mgcn import MGCN, BatchRows, ContrastiveRows
 from siger.models.perturb import MODES, ROW_LOCAL, mean_norm, noise, noise_basis, perturb
 
 TARGETS = ("semantic", "fused", "final")  # what the perturbed views are (perturb_target)
@@ -67,18 +65,9 @@ SPEC_PRESET: dict[str, object] = {
 }
 
 
-class BatchRows(NamedTuple):
-    """The rows a training batch reads: distinct ``users`` ``[U]``, distinct ``items`` ``[I]``
-    (positives and negatives) and R_hat's rows for those users (a ``SparseGraph`` ``[U, n_i]``,
-    or None where only the noise parts of views are computed at the rows)."""
-
-    users: torch.Tensor
-    items: torch.Tensor
-    r_hat: SparseGraph | None
-
 
 @register
-class SIGER(Recommender):
+class SIGER(MGCN):
     """SIGER on any number (>= 1) of modalities, given as raw features or as provided graphs."""
 
     name = "SIGER"
@@ -89,14 +78,9 @@ class SIGER(Recommender):
     # tabulates each choice against the spec's guess and the study evidence.
     TRAIN_DEFAULTS = {"learning_rate": 1.4e-3}
 
+    # The backbone's keys keep MGCN's meaning; SIGER's defaults differ for four of them.
     @dataclass
-    class Config:
-        embedding_dim: int = 64  # d, the width of every representation
-        n_ui_layers: int = 2  # L_b, behaviour LightGCN layers
-        n_mm_layers: int = 1  # L_s, semantic graph layers (last layer kept)
-        knn_k: int = 10  # neighbours per item in S^m
-        knn_norm: str = "sym"  # sym | rw | none (ignored for provided graphs: already normalised)
-        knn_backend: str = "exact"  # exact | faiss (faiss-cpu IndexFlatIP, same neighbours)
+    class Config(MGCN.Config):
         cooc_k: int = 10  # k_c, neighbours per item in S^c
         cooc_weight: str = "count"  # CHOICE: count | binary | cosine
         cooc_norm: str = "sym"  # normalisation of S^c: sym | rw | none
@@ -105,8 +89,6 @@ class SIGER(Recommender):
         # weights = normalise((1-beta) W^m + beta C) of the row-max-scaled weights (union of both top-k lists)
         infuse_at: str = "graph"
         beta_learn: bool = True  # extension: beta per modality learned (sigmoid), starting at beta (needs infuse_at graph)
-        finetune_features: bool = True  # raw features are trainable, as in MGCN's MMRec code
-        graph_only_dim: int = 64  # CHOICE: learnable item input dim for graph-only modalities
         perturb_mode: str = "mean"  # CHOICE: modulus | uniform | mean | inverse
         # CHOICE: what the two noisy views are: semantic = each H^m (L_pert summed over m, the spec);
         # fused = H^s of the noisy H^m; final = H = H^b + H^s with noise also in every LightGCN layer (SimGCL)
@@ -119,19 +101,16 @@ class SIGER(Recommender):
         tau_p: float = 0.27  # temperature of the perturbation InfoNCE
         anchor_mode: str = "anchor"  # CHOICE: anchor | multi_positive | pairwise
         detach_anchor: bool = False  # CHOICE: behaviour anchor as a fixed reference (no anchor-loss gradient into H^b)
-        detach_align: bool = False  # extension (not in the spec): no L_align gradient into H^b
         tau_a: float = 0.13  # temperature of the anchor InfoNCE
-        tau_c: float = 0.14  # temperature of the behaviour<->fused InfoNCE
-        reg_weight: float = 2e-5  # lambda_reg, L2 on the batch's final embeddings
         lambda_p: float = 2.3e-3  # weight of the perturbation InfoNCE (0: no perturbation)
         lambda_a: float = 3.9e-4  # weight of the anchor InfoNCE (0: no anchor loss)
+        # the backbone's keys at SIGER's defaults
+        tau_c: float = 0.14  # temperature of the behaviour<->fused InfoNCE
+        reg_weight: float = 2e-5  # lambda_reg, L2 on the batch's final embeddings
         lambda_c: float = 4.2e-3  # weight of the behaviour<->fused InfoNCE (0: none)
-        # extension: the contrastive terms (pert, anchor, align) read only the first cl_batch
-        # interactions of each (shuffled) batch; 0 = the whole batch (the spec, MMRec's MGCN)
-        cl_batch: int = 256
+        cl_batch: int = 256  # the contrastive terms (pert, anchor, align) on the batch's first 256 interactions
 
     def __init__(self, data, config, graphs, device="cpu"):
-        super().__init__(data, config, graphs, device)
         c = config
         if c.perturb_mode not in MODES:
             raise ValueError(f"perturb_mode must be one of {MODES}, got {c.perturb_mode!r}")
@@ -142,52 +121,37 @@ class SIGER(Recommender):
             raise ValueError("beta_learn needs infuse_at graph (the blend of the normalised graphs is linear in beta)")
         if not 0.0 <= c.beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {c.beta}")
-        if c.cl_batch < 0:
-            raise ValueError(f"cl_batch must be >= 0 (0 = the whole batch), got {c.cl_batch}")
-        self.modalities = data.modalities
-        if not self.modalities:
-            raise ValueError(f"SIGER needs at least one modality; dataset {data.name} has none")
-        d = c.embedding_dim
-        self.user_emb = nn.Parameter(torch.empty(self.n_users, d))
-        self.item_emb = nn.Parameter(torch.empty(self.n_items, d))
-        self.adj = SparseGraph(graphs.ui_adjacency(), device, symmetric=True)  # [N, N]
-        self.r_hat = SparseGraph(graphs.bipartite(), device, symmetric=False)  # [n_u, n_i]
+        super().__init__(data, config, graphs, device)
+        self._cooc = None  # only needed while the item graphs are built
 
+    # -- infusion -----------------------------------------------------------------------------
+    def prepare_graphs(self, data, graphs) -> None:
+        """S^c, the co-occurrence graph every modality's infusion blends in (and the learned
+        weights' table: S~^m x = (1 - b_m) S^m x + b_m S^c x, b_m = sigmoid(beta_logit[m]))."""
+        c = self.config
         infuse = c.beta > 0
-        learn = infuse and c.beta_learn
-        by_weights = infuse and c.infuse_at == "weights"
-        cooc = (graphs.cooccurrence(c.cooc_k, c.cooc_weight, "none" if by_weights else c.cooc_norm)
-                if infuse else None)
-        self.item_inputs = nn.ParameterDict()
-        self.projections = nn.ModuleDict()
-        self.item_graphs: dict[str, SparseGraph] = {}
-        # learned infusion: S~^m x = (1 - b_m) S^m x + b_m S^c x, b_m = sigmoid(beta_logit[m])
+        self._learn = infuse and c.beta_learn
+        self._by_weights = infuse and c.infuse_at == "weights"
+        self._cooc = (graphs.cooccurrence(c.cooc_k, c.cooc_weight, "none" if self._by_weights else c.cooc_norm)
+                      if infuse else None)
         self.beta_logit = nn.ParameterDict()
-        self.cooc_graph = SparseGraph(cooc, device) if learn else None
-        for m in self.modalities:
-            self.item_inputs[m] = item_input_table(data, m, c.finetune_features, c.graph_only_dim)
-            self.projections[m] = GatedProjection(self.item_inputs[m].shape[1], d)
-            if by_weights:
-                raw = graphs.knn(m, c.knn_k, "none", c.knn_backend) if m in data.features else graphs.knn(m, c.knn_k)
-                s_m = blend_weights(raw, cooc, c.beta, c.knn_norm if m in data.features else "sym")
-            else:
-                s_m = graphs.knn(m, c.knn_k, c.knn_norm, c.knn_backend)
-                if infuse and not learn:
-                    s_m = blend(s_m, cooc, c.beta)
-            if learn:
-                b0 = min(max(c.beta, 1e-3), 1 - 1e-3)
-                self.beta_logit[m] = nn.Parameter(torch.tensor(float(torch.logit(torch.tensor(b0)))))
-            self.item_graphs[m] = SparseGraph(s_m, device)
-        self.fusion = AttentionFusion(d, len(self.modalities))
-        nn.init.xavier_uniform_(self.user_emb)
-        nn.init.xavier_uniform_(self.item_emb)
-        self.to(self.device_)
+        self.cooc_graph = SparseGraph(self._cooc, self.device_) if self._learn else None
 
-    # -- encoders ---------------------------------------------------------------------------
-    def behaviour(self) -> torch.Tensor:
-        """H^b ``[n_u + n_i, d]``."""
-        return lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), self.config.n_ui_layers)
+    def item_graph(self, m: str, data, graphs) -> sp.csr_matrix:
+        """S~^m: the blend of S^m and S^c (or S^m alone when it is learned, see :meth:`propagate`)."""
+        c = self.config
+        if self._by_weights:
+            raw = graphs.knn(m, c.knn_k, "none", c.knn_backend) if m in data.features else graphs.knn(m, c.knn_k)
+            return blend_weights(raw, self._cooc, c.beta, c.knn_norm if m in data.features else "sym")
+        s_m = super().item_graph(m, data, graphs)
+        if self._learn:
+            b0 = min(max(c.beta, 1e-3), 1 - 1e-3)
+            self.beta_logit[m] = nn.Parameter(torch.tensor(float(torch.logit(torch.tensor(b0)))))
+        elif self._cooc is not None:
+            s_m = blend(s_m, self._cooc, c.beta)
+        return s_m
 
+    # -- encoders (S~^m) ------------------------------------------------------------------------
     def betas(self) -> dict[str, float]:
         """The infusion weight of each modality (learned ones at their current value)."""
         if self.beta_logit:
@@ -201,35 +165,24 @@ class SIGER(Recommender):
             return (1 - b) * (self.item_graphs[m] @ h) + b * (self.cooc_graph @ h)
         return self.item_graphs[m] @ h
 
-    def item_input(self, m: str) -> torch.Tensor:
-        """x^m ``[n_i, d]``: behaviour-gated projection of modality m's item input."""
-        return self.projections[m](self.item_inputs[m], self.item_emb)
-
-    def semantic(self, m: str, x: torch.Tensor, noisy: bool = False, rows: BatchRows | None = None,
-                 sx: torch.Tensor | None = None) -> torch.Tensor:
-        """H^m ``[n_u + n_i, d]``: items propagate on S~^m, users aggregate through R_hat.
-
-        With ``noisy``, perturbation is added after each propagation and after the aggregation.
-        With ``rows`` (:class:`BatchRows`) only those rows are returned, ``[U + I, d]`` (users
-        first): the item propagation still covers every item (users aggregate over all of them).
-        Only the chosen users are aggregated, via their rows of R_hat; noisy, the result is the
-        clean rows plus :meth:`view_noise` (each row's noise at the scale the full tables give).
-        ``sx`` ``[n_i, d]``: the first propagation S~^m x if already computed (noise comes after
-        it, so the clean pass and both perturbed views share it); ``x`` is then not read.
+    # -- perturbation ---------------------------------------------------------------------------
+    def semantic(self, m: str, x: torch.Tensor, rows: BatchRows | None = None, sx: torch.Tensor | None = None,
+                 noisy: bool = False) -> torch.Tensor:
+        """H^m as :meth:`MGCN.semantic` (items propagate on S~^m); with ``noisy``, perturbation
+        is added after each propagation and after the user aggregation. At ``rows`` a noisy H^m
+        is the clean rows plus :meth:`view_noise` (each row's noise at the scale the full tables
+        give); ``sx`` (S~^m x) is shared by the clean pass and every view (the noise comes after it).
         """
+        if not noisy:
+            return super().semantic(m, x, rows=rows, sx=sx)
         c = self.config
+        if rows is not None:
+            return super().semantic(m, x, rows=rows, sx=sx) + self.view_noise(m, x, sx, rows, 1)[0]
         h_i = x
         for layer in range(c.n_mm_layers):
             h_i = sx if layer == 0 and sx is not None else self.propagate(m, h_i)
-            if noisy and rows is None:
-                h_i = perturb(h_i, c.eps, c.perturb_mode)
-        if rows is None:
-            h_u = self.r_hat @ h_i
-            if noisy:
-                h_u = perturb(h_u, c.eps, c.perturb_mode)
-            return torch.cat([h_u, h_i])
-        clean = torch.cat([rows.r_hat @ h_i, h_i[rows.items]])
-        return clean + self.view_noise(m, x, sx, rows, 1)[0] if noisy else clean
+            h_i = perturb(h_i, c.eps, c.perturb_mode)
+        return torch.cat([perturb(self.r_hat @ h_i, c.eps, c.perturb_mode), h_i])
 
     @torch.no_grad()
     def view_noise(self, m: str, x: torch.Tensor | None, sx: torch.Tensor | None, rows: BatchRows,
@@ -273,72 +226,6 @@ class SIGER(Recommender):
                                   if n_i is None else n_i[rows.items]]))
         return out
 
-    def batch_rows(self, users: torch.Tensor, items: torch.Tensor, aggregate: bool = True) -> BatchRows:
-        """The :class:`BatchRows` of distinct ``users`` ``[U]`` and ``items`` ``[I]`` (R_hat's rows
-        for them only with ``aggregate``: the views' noise parts aggregate every user and do not
-        read them)."""
-        return BatchRows(users, items, self.r_hat.rows(users) if aggregate else None)
-
-    def encode(self, rows: BatchRows | None = None) -> dict[str, object]:
-        """Clean representations: "hb", "hm" (per m), "hs", "h", all ``[n_u + n_i, d]``; the item
-        inputs "x" and their first propagations "sx" (S~^m x^m, per m) ``[n_i, d]``.
-
-        With ``rows`` (:class:`BatchRows`, what the training loss reads) the ``[n_u + n_i, d]``
-        entries are only those rows, ``[U + I, d]`` (users first), equal to the full tables' rows:
-        the user aggregation R_hat H_I^m, LightGCN's last layer and the row-wise fusion are then
-        not computed outside the batch.
-        """
-        nodes = None if rows is None else torch.cat([rows.users, rows.items + self.n_users])
-        hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), self.config.n_ui_layers,
-                                rows=nodes)
-        xs = {m: self.item_input(m) for m in self.modalities}
-        sx = {m: self.propagate(m, xs[m]) for m in self.modalities} if self.config.n_mm_layers else {}
-        hm = {m: self.semantic(m, xs[m], rows=rows, sx=sx.get(m)) for m in self.modalities}
-        hs = self.fusion([hm[m] for m in self.modalities], hb)
-        return {"hb": hb, "x": xs, "sx": sx, "hm": hm, "hs": hs, "h": hb + hs}
-
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encode()["h"]
-        return h[: self.n_users], h[self.n_users :]
-
-    @torch.no_grad()
-    def embed_new_items(self, features, data, graphs) -> torch.Tensor:
-        """New items placed by the model's own equations, given a graph row each (see
-        :mod:`siger.models.newitems`): per modality, the item's kNN row over the trained items
-        (``knn_k - 1`` neighbours plus itself), normalised as the trained graph is; no
-        co-occurrence row exists for it, so its row is the semantic one (the infusion share has
-        nothing to blend). Its missing ID embedding e and behaviour representation H^b are the
-        neighbour aggregates ``agg @ E`` and ``agg @ H^b``. Then x = e * gate(f), the semantic
-        propagation over ``n_mm_layers``, the fusion with H^b, and H = H^b + H^s. ``[n_new, d]``."""
-        from siger.models.newitems import check_new_features, neighbour_rows, normalised_row, spmm, trained_items
-
-        c = self.config
-        was = self.training
-        self.eval()
-        try:
-            check_new_features(features, data.features, self.modalities)
-            known = trained_items(data.train_matrix)
-            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features, known, c.knn_k)
-            z = self.encode()
-            hb_items = z["hb"][self.n_users:]
-            e_new = spmm(rows.agg, self.item_emb)
-            hb_new = spmm(rows.agg, hb_items)
-            hm_new = []
-            for m in self.modalities:
-                f = torch.as_tensor(np.asarray(features[m], np.float32), device=self.item_emb.device)
-                x_new = self.projections[m](f, e_new)
-                deg = np.asarray(graphs.knn(m, c.knn_k, "none", c.knn_backend).sum(axis=1)).ravel()
-                off, diag = normalised_row(rows.knn[m], deg, c.knn_norm)
-                diag_t = torch.as_tensor(diag, device=x_new.device).unsqueeze(1)
-                h_known, h_new = z["x"][m], x_new
-                for _ in range(c.n_mm_layers):
-                    h_new = spmm(off, h_known) + diag_t * h_new
-                    h_known = self.propagate(m, h_known)
-                hm_new.append(h_new)
-            return hb_new + self.fusion(hm_new, hb_new)
-        finally:
-            self.train(was)
-
     # -- training objective -----------------------------------------------------------------
     def noisy_view(self, z: dict[str, object], rows: BatchRows, sel: torch.Tensor) -> torch.Tensor:
         """One perturbed view at the contrastive rows ``rows`` ``[C, d]`` (users first) for the
@@ -379,43 +266,21 @@ class SIGER(Recommender):
             pairs = [(self.noisy_view(z, rows, sel), self.noisy_view(z, rows, sel))]
         return sum(nce(a, b, c.tau_p) for a, b in pairs)
 
-    def loss(self, users, pos, neg):
+
+    def contrastive_weights(self) -> dict[str, float]:
         c = self.config
-        # Work on the batch's distinct rows only: compact tables [U + I, d] with users first.
-        uu, users_c = torch.unique(users, return_inverse=True)
-        ii, items_c = torch.unique(torch.cat([pos, neg]), return_inverse=True)
-        nb = len(uu)
-        pos_n, neg_n = items_c[: len(pos)] + nb, items_c[len(pos):] + nb
-        rows = self.batch_rows(uu, ii)
-        z = self.encode(rows)
-        h, hb, hs = z["h"], z["hb"], z["hs"]
-        u, p, q = h[users_c], h[pos_n], h[neg_n]
-        out = {"bpr": bpr_loss(u, p, q), "reg": c.reg_weight * l2_reg(u, p, q)}
-        if not (c.lambda_p > 0 or c.lambda_a > 0 or c.lambda_c > 0):
-            return out
-        if c.cl_batch > 0:  # contrastive sub-batch: the batch is in random order, so its head is a random subset
-            users_c, pos_n = users_c[: c.cl_batch], pos_n[: c.cl_batch]
-        # The contrastive terms are in-batch InfoNCEs over these users and positive items: each
-        # distinct row once with its multiplicity (info_nce_rows' identity), so every table is
-        # needed only at those rows, sel [C] = [k users; items] (same values and gradients).
-        sel_u, cnt_u = torch.unique(users_c, return_counts=True)
-        sel_p, cnt_p = torch.unique(pos_n, return_counts=True)
-        sel, k = torch.cat([sel_u, sel_p]), len(sel_u)
+        return {"pert": c.lambda_p, "anchor": c.lambda_a, **super().contrastive_weights()}
 
-        def nce(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:  # x, y [C, d]
-            return counted_info_nce(x[:k], y[:k], cnt_u, tau) + counted_info_nce(x[k:], y[k:], cnt_p, tau)
-
+    def contrastive_terms(self, z: dict[str, object], cl: ContrastiveRows) -> dict[str, torch.Tensor]:
+        """L_pert (:meth:`perturbation_loss`) and L_anc (the anchor InfoNCE between H^b and each
+        H^m, over users and positive items), weighted, then the backbone's L_align."""
+        c = self.config
+        out = {}
         if c.lambda_p > 0:
-            rows_cl = self.batch_rows(uu[sel_u], ii[sel_p - nb], aggregate=False)
-            out["pert"] = c.lambda_p * self.perturbation_loss(z, rows_cl, sel, nce)
-        hb_s = hb[sel]
+            out["pert"] = c.lambda_p * self.perturbation_loss(z, cl.rows, cl.sel, cl.nce)
         if c.lambda_a > 0:
-            hm_s = [z["hm"][m][sel] for m in self.modalities]
-            anc = sum(anchor_info_nce(hb_s[part], [v[part] for v in hm_s], c.tau_a, c.anchor_mode,
-                                      c.detach_anchor, counts=cnt)
-                      for part, cnt in ((slice(0, k), cnt_u), (slice(k, None), cnt_p)))
-            out["anchor"] = c.lambda_a * anc
-        if c.lambda_c > 0:
-            hb_c = hb_s.detach() if c.detach_align else hb_s
-            out["align"] = c.lambda_c * nce(hs[sel], hb_c, c.tau_c)
-        return out
+            hb, hm = z["hb"][cl.sel], [z["hm"][m][cl.sel] for m in self.modalities]
+            out["anchor"] = c.lambda_a * sum(
+                anchor_info_nce(hb[part], [v[part] for v in hm], c.tau_a, c.anchor_mode, c.detach_anchor, counts=cnt)
+                for part, cnt in ((slice(0, cl.k), cl.counts_u), (slice(cl.k, None), cl.counts_p)))
+        return {**out, **super().contrastive_terms(z, cl)}
