@@ -38,7 +38,7 @@ T2="$T1 --warmup_epochs 20"
 for t in 0002 0050 0056 0062; do for s in 999 1000 1001; do
   siger train --model MGCN --dataset tiktok --config results/studies/mgcn_tiktok/trials/$t/config.yaml --seed $s \
       --epochs 1000 --out $R/cmp_tiktok/MGCN_trial$t/seed$s $T2
-done; siger results add $R/cmp_tiktok/MGCN_trial$t --table confirmation --label "MGCN trial ${t##00}"; done
+done; siger results add $R/cmp_tiktok/MGCN_trial$t --table confirmation --label "MGCN trial $((10#$t))"; done
 MG2=results/studies/mgcn_tiktok/trials/0062/config.yaml   # the confirmation's best mean valid ("tuned MGCN")
 for s in 999 1000 1001; do
   siger train --model SIGER --dataset tiktok --seed $s --out $R/cmp_tiktok/SIGER/seed$s $T2
