@@ -161,6 +161,11 @@ def cmd_results(args, extra) -> int:
         added = R.add_runs(args.paths, args.table, args.label, args.note, path)
         print(f"{path}: {len(added)} run record(s) in table {args.table!r}"
               + (f" as {args.label!r}" if args.label else ""))
+    elif args.action == "remove":
+        if args.paths or not args.label:
+            raise ConfigError("results remove takes --table and --label (the row to take out), no folders")
+        n = R.remove_rows(args.table, args.label, path)
+        print(f"{path}: removed row {args.label!r} from table {args.table!r} ({n} record(s))")
     elif args.action == "mostpop":
         rec = R.mostpop_record(args.dataset, args.data_dir)
         R.add_record(rec, path)
@@ -468,9 +473,9 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tune)
     p = sub.add_parser("results", allow_abbrev=False,
                        help="add finished runs, MostPop or a study to the committed result records")
-    p.add_argument("action", choices=["add", "mostpop", "content", "study"])
+    p.add_argument("action", choices=["add", "remove", "mostpop", "content", "study"])
     p.add_argument("paths", nargs="*", help="add: run folders (searched for record.json); study: study folders")
-    p.add_argument("--table", default="comparison", help="add: the table the runs go in (comparison, ablation, ...)")
+    p.add_argument("--table", default="comparison", help="add / remove: the table (comparison, ablation, ...)")
     p.add_argument("--label", default=None,
                    help="add: the row label (default: the model name; 'auto': the run's folder above seed<S>, "
                         "e.g. an ablation variant)")

@@ -189,3 +189,20 @@ def test_one_run_can_sit_in_two_tables_and_a_readd_replaces_only_its_own_table()
     assert [r["table"] for r in recs] == ["comparison", "ablation"]
     recs = R._merge(recs, [{**run, "table": "ablation", "label": "again"}])
     assert [(r["table"], r["label"]) for r in recs] == [("comparison", "SIGER (full)"), ("ablation", "again")]
+
+
+def test_results_remove_takes_one_row_out_of_one_table(tmp_path, capsys):
+    from siger.cli import main
+
+    run = _fake("MGCN (tuned, trial 2)", 1, 0.1, 0.05)
+    other = _fake("SIGER (defaults)", 2, 0.2, 0.06)
+    path = tmp_path / "records.jsonl"
+    R.save_records([run, {**run, "table": "confirmation"}, other], path)
+    assert main(["results", "remove", "--table", "comparison", "--label", "MGCN (tuned, trial 2)",
+                 "--records", str(path)]) == 0
+    left = R.load_records(path)
+    assert [(r["table"], r["label"]) for r in left] == [("confirmation", "MGCN (tuned, trial 2)"),
+                                                        ("comparison", "SIGER (defaults)")]
+    assert main(["results", "remove", "--table", "comparison", "--label", "nope", "--records", str(path)]) != 0
+    assert "no row 'nope' in table 'comparison'" in capsys.readouterr().err
+    assert R.load_records(path) == left

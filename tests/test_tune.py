@@ -279,3 +279,16 @@ def test_confirmation_can_leave_out_trials_by_value(planted_dir, tmp_path):
     c = json.loads((out / "confirm.json").read_text())
     assert sorted(r["params"]["learning_rate"] for r in c["rows"]) == [0.002, 0.01]
     assert "were left out" in (out / "study.md").read_text()
+
+
+def test_trials_never_start_from_features_an_earlier_trial_fine_tuned(planted_dir, tmp_path):
+    """MGCN fine-tunes its raw features (finetune_features, as MMRec) and its item input table
+    shares memory with the dataset's arrays: trials of one process must each start from the
+    file's features. Three trials of one config (a one-point space) must be the same run."""
+    space = {"learning_rate": [0.01]}
+    spec = _spec(planted_dir, tmp_path / "s", space, TuneOptions(trials=3, sampler="random", pruner="none"),
+                 model="MGCN", epochs=3, knn_k=3)
+    run_tune(spec, log=lambda s: None)
+    runs = sorted((tmp_path / "s" / "trials").iterdir())
+    logs = [[json.loads(line)["loss"] for line in (r / "log.jsonl").read_text().splitlines()] for r in runs]
+    assert len(logs) == 3 and logs[0] == logs[1] == logs[2]

@@ -125,6 +125,18 @@ def add_runs(paths: list[str | Path], table: str, label: str | None = None, note
     return new
 
 
+def remove_rows(table: str, label: str, records_path: str | Path = RECORDS) -> int:
+    """Take the row ``label`` out of ``table`` (every record of it, whatever the dataset; the
+    same runs in other tables stay). Returns how many records were removed; none is an error."""
+    records = load_records(records_path)
+    keep = [r for r in records if not (r.get("table") == table and r.get("label") == label)]
+    if len(keep) == len(records):
+        rows = sorted({r.get("label") for r in records if r.get("table") == table})
+        raise RecordError(f"{records_path}: no row {label!r} in table {table!r} (rows there: {rows})")
+    save_records(keep, records_path)
+    return len(records) - len(keep)
+
+
 def mostpop_record(dataset: str, data_dir: str | None, topk: tuple[int, ...] = (5, 10, 20, 50)) -> dict[str, Any]:
     """MostPop on the test split: every user gets the most-interacted train items (train masked)."""
     import datetime as dt
