@@ -478,7 +478,7 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--table", default="comparison", help="add / remove: the table (comparison, ablation, ...)")
     p.add_argument("--label", default=None,
                    help="add: the row label (default: the model name; 'auto': the run's folder above seed<S>, "
-                        "e.g. an ablation variant)")
+                        "e.g. an ablation variant); remove: the row to take out")
     p.add_argument("--note", default=None, help="a line printed under the table (e.g. what was tuned, how)")
     p.add_argument("--chosen", type=int, default=None,
                    help="study: the trial whose values became the defaults, when not the study's best")

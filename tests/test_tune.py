@@ -292,3 +292,17 @@ def test_trials_never_start_from_features_an_earlier_trial_fine_tuned(planted_di
     runs = sorted((tmp_path / "s" / "trials").iterdir())
     logs = [[json.loads(line)["loss"] for line in (r / "log.jsonl").read_text().splitlines()] for r in runs]
     assert len(logs) == 3 and logs[0] == logs[1] == logs[2]
+
+
+def test_a_resumed_study_does_not_repeat_its_first_draws(planted_dir, tmp_path):
+    """Each run of the command builds its sampler from the same seed; a resumed study must not
+    redraw the parameters its earlier trials already ran."""
+    space = {"learning_rate": {"low": 1e-3, "high": 1e-1, "log": True}}
+    for n in (1, 2, 3):  # three calls of the same command, one new trial each
+        spec = _spec(planted_dir, tmp_path / "s", space, TuneOptions(trials=n, sampler="random", pruner="none"),
+                     epochs=1)
+        run_tune(spec, log=lambda s: None)
+    from siger.experiments.tune import _open_study
+
+    lrs = [t.params["learning_rate"] for t in _open_study(spec).trials]
+    assert len(lrs) == 3 and len(set(lrs)) == 3

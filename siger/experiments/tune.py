@@ -272,9 +272,11 @@ def _optuna():
     return optuna
 
 
-def make_sampler(opts: TuneOptions, space: Space, worker: int = 0):
+def make_sampler(opts: TuneOptions, space: Space, worker: int = 0, resumed: int = 0):
+    """The sampler of worker ``worker``; ``resumed``: the trials the study already holds (a
+    resumed study's worker draws a fresh stream; the same seed would repeat its first draws)."""
     optuna = _optuna()
-    seed = opts.seed + worker
+    seed = opts.seed + worker + 7919 * resumed
     if opts.sampler == "grid":
         return optuna.samplers.GridSampler({k: p.grid_values() for k, p in space.params.items()}, seed=seed)
     if opts.sampler == "random":
@@ -389,6 +391,9 @@ def _open_study(spec: StudySpec, worker: int = 0):
         sampler=make_sampler(spec.opts, spec.space, worker),
         pruner=make_pruner(spec.opts, base.train.warmup_epochs, base.train.epochs),
         direction="maximize", load_if_exists=True)
+    held = len(study.get_trials(deepcopy=False))
+    if held:
+        study.sampler = make_sampler(spec.opts, spec.space, worker, resumed=held)
     return study
 
 
