@@ -29,7 +29,6 @@ config value.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
 import json
 import math
@@ -431,16 +430,14 @@ class _Objective:
         self._data: dict[tuple, Any] = {}
 
     def data(self, cfg):
-        """The dataset, read once per process; each trial gets its own copy of the raw features:
-        a model that fine-tunes them (``finetune_features``) trains the arrays in place, and a
-        trial must never start from the features an earlier trial of this process trained."""
+        """The dataset, read once per process (models copy the features they fine-tune, so a
+        trial never starts from what an earlier trial of this process trained)."""
         from siger.train.trainer import load_data
 
         key = (cfg.train.dataset, cfg.train.data_dir, tuple(cfg.train.modalities or ()))
         if key not in self._data:
             self._data[key] = load_data(cfg)
-        d = self._data[key]
-        return dataclasses.replace(d, features={m: f.copy() for m, f in d.features.items()})
+        return self._data[key]
 
     def __call__(self, trial) -> float:
         optuna = _optuna()
