@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from siger.config import ConfigError, build_config, parse_cli_overrides
@@ -601,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = make_parser(_train_help(argv))
     args, extra = parser.parse_known_args(argv)
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"siger: warning: {message}\n"
     try:
         return args.func(args, extra)
     except (DataError, ConfigError, RecordError) as e:

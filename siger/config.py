@@ -14,6 +14,7 @@ import difflib
 import os
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,21 +130,51 @@ def _field_types(obj: Any) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
 
 
+# In a model config's ``RETIRED`` map (keys an earlier version of the model had): any value loads.
+RETIRED_ANY = object()
+
+
+def _retire(cfg: Config, key: str, raw: Any) -> bool:
+    """True if ``key`` is one the model's config retired (its ``RETIRED`` class attribute) and
+    ``raw`` is a value it may still carry (the caller drops it); an error if the value would
+    have switched on what the key controlled."""
+    retired = getattr(type(cfg.model), "RETIRED", {})
+    if key not in retired:
+        return False
+    need = retired[key]
+    if need is not RETIRED_ANY:
+        try:
+            ok = parse_value(raw, type(need), key) == need
+        except ConfigError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"--{key} {raw!r}: model {cfg.train.model} no longer has this key; it could "
+                              f"only be {need!r} there (other values train another model's mechanism)")
+    return True
+
+
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
-    """Set flat ``key -> value`` overrides on ``cfg`` (train section first, then model)."""
+    """Set flat ``key -> value`` overrides on ``cfg`` (train section first, then model; a key the
+    model's config retired loads if its value is one it may carry, see :func:`_retire`)."""
     train_types = _field_types(cfg.train)
     model_types = _field_types(cfg.model)
+    dropped = []
     for key, raw in overrides.items():
         k = key.replace("-", "_")
         if k in train_types:
             setattr(cfg.train, k, parse_value(raw, train_types[k], k))
         elif k in model_types:
             setattr(cfg.model, k, parse_value(raw, model_types[k], k))
+        elif _retire(cfg, k, raw):
+            dropped.append(k)
         else:
             known = sorted(set(train_types) | set(model_types))
             near = difflib.get_close_matches(k, known, n=3)
             hint = f" (did you mean {', '.join('--' + n for n in near)}?)" if near else ""
             raise ConfigError(f"unknown config key --{key} for model {cfg.train.model}{hint}")
+    if dropped:
+        warnings.warn(f"model {cfg.train.model} no longer has these keys (an earlier version's config; "
+                      f"inert at the values given), dropped: {', '.join(dropped)}", stacklevel=2)
     return cfg
 
 

@@ -63,3 +63,24 @@ def test_bad_overrides(ov, msg):
 def test_override_needs_a_value():
     with pytest.raises(ConfigError, match="needs a value"):
         parse_cli_overrides(["--epochs"])
+
+
+def test_an_mgcn_config_saved_before_mgcn_lost_sigers_keys_still_loads(tmp_path):
+    # MGCN's config carried SIGER's keys (switched off) until 2026-12-02; such a file must load,
+    # with the same values for the keys MGCN has, and only where the retired keys were inert
+    old = {"train": {"model": "MGCN", "dataset": "tiktok", "learning_rate": 0.002},
+           "model": {"knn_k": 5, "lambda_c": 0.004, "beta": 0.0, "beta_learn": False, "infuse_at": "graph",
+                     "lambda_p": 0.0, "lambda_a": 0.0, "eps": 0.1, "cooc_k": 10, "perturb_mode": "modulus"}}
+    with pytest.warns(UserWarning, match="beta.*lambda_p.*lambda_a"):
+        cfg = config_from_dict(old)
+    assert (cfg.model.knn_k, cfg.model.lambda_c, cfg.train.learning_rate) == (5, 0.004, 0.002)
+    assert not hasattr(cfg.model, "beta") and not hasattr(cfg.model, "cooc_k")
+    for key, value in (("beta", 0.3), ("lambda_a", 0.01), ("beta_learn", True), ("infuse_at", "union")):
+        with pytest.raises(ConfigError, match=f"--{key} .*MGCN no longer has this key"):
+            config_from_dict({**old, "model": {**old["model"], key: value}})
+    with pytest.warns(UserWarning):  # from the command line too, as a string
+        assert build_config("MGCN", "tiktok", {"beta": "0"}).model.lambda_c == 0.01
+    with pytest.raises(ConfigError, match="unknown config key --bet "):  # a typo is still a typo
+        build_config("MGCN", "tiktok", {"bet": "0"})
+    with pytest.raises(ConfigError, match="unknown config key --beta_x"):
+        build_config("SIGER", "tiktok", {"beta_x": "0"})

@@ -14,13 +14,14 @@ the same objective, tested against the full tables. Ranking uses the full tables
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
 
+from siger.config import RETIRED_ANY
 from siger.models.base import Recommender, register
 from siger.models.layers import AttentionFusion, GatedProjection, SparseGraph, item_input_table, lightgcn_propagate
 from siger.models.losses import bpr_loss, counted_info_nce, l2_reg
@@ -79,6 +80,17 @@ class MGCN(Recommender):
         # extension: the contrastive terms read only the first cl_batch interactions of each
         # (shuffled) batch; 0 = the whole batch (MMRec's MGCN)
         cl_batch: int = 0
+
+        # Keys MGCN's config carried until 2026-12-02, when MGCN was SIGER with its mechanisms
+        # switched off: configs saved then (run folders, tuner trials) still load. A key mapped
+        # to a value must hold that value (what switched the mechanism off); a key mapped to
+        # RETIRED_ANY only tuned a switched-off mechanism. Loading drops them with a warning.
+        RETIRED: ClassVar[dict[str, object]] = {
+            "beta": 0.0, "beta_learn": False, "infuse_at": "graph", "lambda_p": 0.0, "lambda_a": 0.0,
+            **dict.fromkeys(("cooc_k", "cooc_weight", "cooc_norm", "perturb_mode", "perturb_target",
+                             "perturb_at", "eps", "tau_p", "anchor_mode", "detach_anchor", "tau_a"),
+                            RETIRED_ANY),
+        }
 
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)
