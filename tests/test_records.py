@@ -206,3 +206,20 @@ def test_results_remove_takes_one_row_out_of_one_table(tmp_path, capsys):
     assert main(["results", "remove", "--table", "comparison", "--label", "nope", "--records", str(path)]) != 0
     assert "no row 'nope' in table 'comparison'" in capsys.readouterr().err
     assert R.load_records(path) == left
+
+
+def test_a_confirmation_table_shows_and_marks_the_valid_score_the_choice_read():
+    # trial a: better on valid, worse on test; the choice reads valid, so a's valid cell is bold
+    recs = []
+    for s, (va, vb) in enumerate([(0.30, 0.20), (0.32, 0.22)], start=1):
+        a, b = _fake("trial a", s, 0.10, 0.05, table="confirmation"), _fake("trial b", s, 0.12, 0.06, table="confirmation")
+        a["valid"] = {**a["valid"], "recall@20": va}
+        b["valid"] = {**b["valid"], "recall@20": vb}
+        recs += [a, b]
+    lines = R.run_table(recs, "confirmation", "d", lambda r: None).splitlines()
+    assert lines[0].split(" | ")[2] == "valid Recall@20"
+    row_a, row_b = (ln.split(" | ") for ln in lines[2:4])
+    assert row_a[2] == "**0.3100 ± 0.0141**" and row_b[2] == "0.2100 ± 0.0141"
+    assert row_a[4] == "0.1000 ± 0.0000" and row_b[4] == "**0.1200 ± 0.0000**"  # test: best in bold, not chosen
+    other = R.run_table([{**r, "table": "comparison"} for r in recs], "comparison", "d", lambda r: None)
+    assert "trial a" in other and "valid Recall@20" not in other

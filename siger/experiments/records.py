@@ -311,11 +311,19 @@ def group_runs(records: list[dict[str, Any]], table: str, dataset: str) -> dict[
     return rows
 
 
-def _row(label: str, rs: list[dict[str, Any]], stale: Staleness, ref: dict[str, float] | None = None) -> tuple[list[str], dict[str, float]]:
+# tables whose rows a choice was made among on valid: they show the valid metric the choice read
+VALID_TABLES = ("confirmation",)
+VALID_METRIC = "recall@20"
+
+
+def _row(label: str, rs: list[dict[str, Any]], stale: Staleness, ref: dict[str, float] | None = None,
+         valid: bool = False) -> tuple[list[str], dict[str, float]]:
     n = len(rs)
     marks = "".join(sorted({MARKS[m] for m in (stale(r) for r in rs) if m}))
     means = {m: _mean_std([r["test"][m] for r in rs]) for m in HEAD_METRICS}
     cells = [f"{label}{(' ' + marks) if marks else ''}", str(n) if rs[0]["kind"] == "run" else "—"]
+    if valid:
+        cells.append(_fmt(_mean_std([r["valid"][VALID_METRIC] for r in rs]), n))
     cells += [_fmt(means[m], n) for m in HEAD_METRICS]
     if ref is not None:
         cells.append(" / ".join(f"{means[m][0] - ref[m]:+.4f}" for m in ("recall@20", "ndcg@20")))
@@ -334,7 +342,9 @@ def run_table(records, table: str, dataset: str, stale: Staleness, ref_label: st
     rows = group_runs(records, table, dataset)
     if not rows:
         return ""
-    head = ["", "seeds", "Recall@10", "Recall@20", "NDCG@10", "NDCG@20"]
+    valid = table in VALID_TABLES
+    head = ["", "seeds", *(["valid Recall@20"] if valid else []), "Recall@10", "Recall@20", "NDCG@10", "NDCG@20"]
+    first = 3 if valid else 2  # the column of the first test metric
     ref = None
     if ref_label is not None and ref_label in rows:
         ref = {m: _mean_std([r["test"][m] for r in rows[ref_label]])[0] for m in HEAD_METRICS}
@@ -342,13 +352,16 @@ def run_table(records, table: str, dataset: str, stale: Staleness, ref_label: st
     head += ["s/epoch", "epochs (best)", "peak RSS MB"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     best = {m: max(_mean_std([r["test"][m] for r in rs])[0] for rs in rows.values()) for m in HEAD_METRICS}
+    best_valid = max(_mean_std([r["valid"][VALID_METRIC] for r in rs])[0] for rs in rows.values()) if valid else None
     for label, rs in rows.items():
-        cells, means = _row(label, rs, stale, ref if label != ref_label else None)
+        cells, means = _row(label, rs, stale, ref if label != ref_label else None, valid)
         if ref is not None and label == ref_label:
-            cells.insert(6, "—")
+            cells.insert(first + 4, "—")
+        if valid and len(rows) > 1 and math.isclose(_mean_std([r["valid"][VALID_METRIC] for r in rs])[0], best_valid):
+            cells[2] = f"**{cells[2]}**"  # the row the choice on valid picks
         for j, m in enumerate(HEAD_METRICS):  # the best mean of each metric in bold
             if len(rows) > 1 and math.isclose(means[m], best[m]):
-                cells[2 + j] = f"**{cells[2 + j]}**"
+                cells[first + j] = f"**{cells[first + j]}**"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
