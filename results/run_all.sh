@@ -55,6 +55,20 @@ siger results add $R/cmp_baby/MGCN --table comparison --label "MGCN (MMRec defau
 siger results add $R/cmp_ml100k/LightGCN --table comparison --label LightGCN
 siger results add $R/cmp_tiktok/SIGER --table ablation --label "SIGER (full)"
 siger results add $R/abl_tiktok/backbone --table ablation --label "backbone (MGCN: beta=0, lambda_p=0, lambda_a=0)"
+# the ablations at the defaults (labels: siger.models.siger.ABLATIONS)
+while IFS='|' read -r name label ov; do
+  for s in 999 1000 1001; do
+    siger train --model SIGER --dataset tiktok $ov --seed $s --out $R/abl_tiktok/$name/seed$s $T2
+  done
+  siger results add $R/abl_tiktok/$name --table ablation --label "$label"
+done <<'EOF2'
+no_infusion|no infusion (beta=0)|--beta 0
+no_perturbation|no perturbation (lambda_p=0)|--lambda_p 0
+uniform_noise|uniform noise (SimGCL)|--perturb_mode uniform
+no_anchor|no anchor loss (lambda_a=0)|--lambda_a 0
+no_align|no behaviour<->fused loss (lambda_c=0)|--lambda_c 0
+pairwise|anchor -> modality<->modality InfoNCE|--anchor_mode pairwise
+EOF2
 
 # -- issue 23: cold-start tables (20 % of items held out, seed 2024)
 for d in tiktok ml100k; do

@@ -159,7 +159,7 @@ def cmd_results(args, extra) -> int:
     if args.action == "add":
         if not args.paths:
             raise ConfigError("results add needs run folders (or folders of runs)")
-        added = R.add_runs(args.paths, args.table, args.label, args.note, path)
+        added = R.add_runs(args.paths, args.table, args.label, args.note, path, replace=args.replace)
         print(f"{path}: {len(added)} run record(s) in table {args.table!r}"
               + (f" as {args.label!r}" if args.label else ""))
     elif args.action == "remove":
@@ -481,6 +481,9 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
                    help="add: the row label (default: the model name; 'auto': the run's folder above seed<S>, "
                         "e.g. an ablation variant); remove: the row to take out")
     p.add_argument("--note", default=None, help="a line printed under the table (e.g. what was tuned, how)")
+    p.add_argument("--replace", action="store_true",
+                   help="add: the runs rerun their rows (label, dataset): the old records go, the new take "
+                        "their place in the table and, without --note, their note")
     p.add_argument("--chosen", type=int, default=None,
                    help="study: the trial whose values became the defaults, when not the study's best")
     p.add_argument("--dataset", default="tiktok", help="mostpop / content: the dataset")

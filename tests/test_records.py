@@ -223,3 +223,37 @@ def test_a_confirmation_table_shows_and_marks_the_valid_score_the_choice_read():
     assert row_a[4] == "0.1000 ± 0.0000" and row_b[4] == "**0.1200 ± 0.0000**"  # test: best in bold, not chosen
     other = R.run_table([{**r, "table": "comparison"} for r in recs], "comparison", "d", lambda r: None)
     assert "trial a" in other and "valid Recall@20" not in other
+
+
+
+def test_results_add_replace_reruns_a_row_in_place_with_its_note(tiny_dir, tmp_path, capsys):
+    recs = tmp_path / "records.jsonl"
+    b_old = _fake("B", 1, 0.2, 0.06, dataset="tiny")
+    b_old["note"] = "how B was tuned"
+    R.save_records([_fake("A", 1, 0.1, 0.05, dataset="tiny"), b_old, _fake("B", 1, 0.3, 0.07, dataset="e"),
+                    _fake("C", 1, 0.4, 0.08, dataset="tiny")], recs)
+    assert _train(tiny_dir, tmp_path / "new" / "seed5", 5) == 0
+    assert main(["results", "add", str(tmp_path / "new"), "--table", "comparison", "--label", "B", "--replace",
+                 "--records", str(recs)]) == 0
+    got = R.load_records(recs)  # B's record on tiny went, the rerun took its place and its note
+    assert [(r["label"], r["dataset"], r["seed"]) for r in got] == [("A", "tiny", 1), ("B", "tiny", 5),
+                                                                   ("B", "e", 1), ("C", "tiny", 1)]
+    assert got[1]["model"] == "LightGCN" and got[1]["note"] == "how B was tuned"
+    # a row with nothing to replace on the runs' dataset is an error, and nothing is written
+    assert main(["results", "add", str(tmp_path / "new"), "--table", "comparison", "--label", "D", "--replace",
+                 "--records", str(recs)]) == 2
+    assert "no row 'D' on tiny in table 'comparison'" in capsys.readouterr().err
+    assert R.load_records(recs) == got
+
+
+def test_replace_keeps_the_rows_note_and_order_unless_a_note_is_given():
+    a1, a2, b = _fake("A", 1, 0.1, 0.05), _fake("A", 2, 0.1, 0.05), _fake("B", 1, 0.2, 0.06)
+    a1["note"] = a2["note"] = "how A was tuned"
+    new = [_fake("A", 7, 0.5, 0.1), _fake("A", 8, 0.5, 0.1)]
+    out = R._replace_rows([a1, b, a2], new, "comparison", keep_note=True)
+    assert [(r["label"], r["seed"]) for r in out] == [("A", 7), ("A", 8), ("B", 1)]
+    assert all(r["note"] == "how A was tuned" for r in out[:2])
+    new = [_fake("A", 7, 0.5, 0.1)]
+    assert R._replace_rows([a1, b, a2], new, "comparison", keep_note=False)[0]["note"] is None
+    with pytest.raises(R.RecordError, match="no row 'A' on d in table 'ablation'"):
+        R._replace_rows([a1, b, a2], new, "ablation", keep_note=True)

@@ -98,9 +98,14 @@ def find_run_records(paths: list[str | Path]) -> list[Path]:
 
 
 def add_runs(paths: list[str | Path], table: str, label: str | None = None, note: str | None = None,
-             records_path: str | Path = RECORDS) -> list[dict[str, Any]]:
+             records_path: str | Path = RECORDS, replace: bool = False) -> list[dict[str, Any]]:
     """Append the run records under ``paths`` to the records file, in ``table`` under ``label``
-    (default: the model name). Returns the records added."""
+    (default: the model name). Returns the records added.
+
+    ``replace``: the new runs are a rerun of their rows. Each row (label) on each dataset of the
+    new runs loses its records in ``table``; the new ones take the place of the first of them
+    (the table keeps its row order) and, without ``note``, the note the row had. A row with
+    nothing to replace is an error."""
     from siger.experiments.ablate import slug
     from siger.models.siger import ABLATIONS
 
@@ -121,8 +126,31 @@ def add_runs(paths: list[str | Path], table: str, label: str | None = None, note
             row = by_slug.get(folder, folder)
         rec.update(table=table, label=row, note=note)
         new.append(rec)
-    save_records(_merge(load_records(records_path), new), records_path)
+    records = load_records(records_path)
+    if replace:
+        records = _replace_rows(records, new, table, keep_note=note is None)
+    save_records(_merge(records, new), records_path)
     return new
+
+
+def _replace_rows(records: list[dict[str, Any]], new: list[dict[str, Any]], table: str,
+                  keep_note: bool) -> list[dict[str, Any]]:
+    """``records`` less the records of ``table`` whose (label, dataset) is one of ``new``'s, with
+    ``new`` at the place of the first of each (``add_runs``' ``replace``)."""
+    out = list(records)
+    for key in dict.fromkeys((r["label"], r["dataset"]) for r in new):
+        mine = [r for r in new if (r["label"], r["dataset"]) == key]
+        old = [i for i, r in enumerate(out) if r.get("table") == table and (r.get("label"), r.get("dataset")) == key]
+        if not old:
+            raise RecordError(f"--replace: no row {key[0]!r} on {key[1]} in table {table!r} to replace")
+        if keep_note:
+            note = next((out[i].get("note") for i in old if out[i].get("note")), None)
+            for r in mine:
+                r["note"] = note
+        at = old[0]
+        out = [r for i, r in enumerate(out) if i not in set(old)]
+        out[at:at] = mine
+    return out
 
 
 def remove_rows(table: str, label: str, records_path: str | Path = RECORDS) -> int:
