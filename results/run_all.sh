@@ -2,6 +2,10 @@
 # Every command behind the committed results, in the order they were run (2-core CPU machine,
 # one torch thread per process, two processes at a time). Each step resumes where it stopped:
 # studies from their SQLite storage, runs from their checkpoints. DATA is the shared data folder.
+# The table rows were last rerun on 2026-12-02 after SIGER's faster training (noisy views as clean
+# rows plus a gradient-free noise part) and MGCN becoming SIGER's base class; a row rerun takes its
+# old row's place with `siger results add ... --replace` (MGCN's and the backbone's numbers came
+# out identical, as the change of MGCN is structural).
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 T1="--num_threads 1 --progress false"
