@@ -147,9 +147,9 @@ def _replace_rows(records: list[dict[str, Any]], new: list[dict[str, Any]], tabl
             note = next((out[i].get("note") for i in old if out[i].get("note")), None)
             for r in mine:
                 r["note"] = note
-        at = old[0]
-        out = [r for i, r in enumerate(out) if i not in set(old)]
-        out[at:at] = mine
+        drop = set(old)
+        out = [r for i, r in enumerate(out) if i not in drop]
+        out[old[0]:old[0]] = mine
     return out
 
 
