@@ -223,6 +223,10 @@ def test_a_confirmation_table_shows_and_marks_the_valid_score_the_choice_read():
     assert row_a[4] == "0.1000 ± 0.0000" and row_b[4] == "**0.1200 ± 0.0000**"  # test: best in bold, not chosen
     other = R.run_table([{**r, "table": "comparison"} for r in recs], "comparison", "d", lambda r: None)
     assert "trial a" in other and "valid Recall@20" not in other
+    # a per-model confirmation table (confirmation_<model>) reads valid the same way
+    own = R.run_table([{**r, "table": "confirmation_siger"} for r in recs], "confirmation_siger", "d",
+                      lambda r: None).splitlines()
+    assert own[0].split(" | ")[2] == "valid Recall@20" and own[2].split(" | ")[2] == "**0.3100 ± 0.0141**"
 
 
 

@@ -339,7 +339,8 @@ def group_runs(records: list[dict[str, Any]], table: str, dataset: str) -> dict[
     return rows
 
 
-# tables whose rows a choice was made among on valid: they show the valid metric the choice read
+# tables whose rows a choice was made among on valid (any table named confirmation...; one per
+# model, e.g. confirmation_siger): they show the valid metric the choice read
 VALID_TABLES = ("confirmation",)
 VALID_METRIC = "recall@20"
 
@@ -370,7 +371,7 @@ def run_table(records, table: str, dataset: str, stale: Staleness, ref_label: st
     rows = group_runs(records, table, dataset)
     if not rows:
         return ""
-    valid = table in VALID_TABLES
+    valid = table.startswith(VALID_TABLES)
     head = ["", "seeds", *(["valid Recall@20"] if valid else []), "Recall@10", "Recall@20", "NDCG@10", "NDCG@20"]
     first = 3 if valid else 2  # the column of the first test metric
     ref = None
