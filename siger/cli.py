@@ -126,7 +126,7 @@ def cmd_tune(args, extra) -> int:
                        jobs=args.jobs, storage=args.storage, study_name=args.study_name,
                        startup_trials=args.startup_trials, select_by=args.select_by, heartbeat=args.heartbeat,
                        prune_percentile=args.prune_percentile, note=args.note,
-                       enqueue=enqueue)
+                       enqueue=enqueue, trial_seeds=args.trial_seeds)
     out = args.out or f"studies/{args.model.lower()}_{args.dataset}"
     spec = StudySpec(args.model, args.dataset, overrides, args.config, space, out, opts)
     if args.report_only:  # e.g. while other processes run the study
@@ -451,6 +451,9 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--prune-percentile", type=float, default=25.0,
                    help="percentile pruner: stop a trial in the bottom P %% of the others at the same epoch (default 25; "
                         "the median pruner is 50)")
+    p.add_argument("--trial-seeds", type=int, default=1,
+                   help="seeds per trial (seed, seed + 1, ...): the trial's value is the mean best-valid metric "
+                        "over them; the pruner reads the first seed's run (default 1)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes sharing the study (threads split among them)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///<out>/study.db)")
     p.add_argument("--study-name", default=None, help="default <model>-<dataset>")

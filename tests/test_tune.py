@@ -306,3 +306,31 @@ def test_a_resumed_study_does_not_repeat_its_first_draws(planted_dir, tmp_path):
 
     lrs = [t.params["learning_rate"] for t in _open_study(spec).trials]
     assert len(lrs) == 3 and len(set(lrs)) == 3
+
+
+def test_a_trial_of_several_seeds_is_valued_by_their_mean_and_resumes(planted_dir, tmp_path):
+    out = tmp_path / "s"
+    opts = TuneOptions(trials=2, startup_trials=2, pruner="none", trial_seeds=2)
+    spec = _spec(planted_dir, out, {"learning_rate": {"low": 1e-3, "high": 0.1, "log": True}}, opts, epochs=3)
+    res = run_tune(spec, log=lambda s: None)
+    done = [r for r in res["rows"] if r["state"] == "COMPLETE"]
+    assert len(done) == 2
+    for r in done:
+        first = json.loads((out / r["run_dir"] / "metrics.json").read_text())
+        second = json.loads((out / f"{r['run_dir']}-seed1000" / "metrics.json").read_text())
+        assert (first["seed"], second["seed"]) == (999, 1000)
+        assert first["valid"]["recall@5"] != second["valid"]["recall@5"] or first["test"] != second["test"]
+        want = (first["valid"]["recall@5"] + second["valid"]["recall@5"]) / 2
+        assert r["value"] == pytest.approx(want) and r["valid"]["recall@5"] == pytest.approx(want)
+        assert r["test"]["recall@20"] == pytest.approx((first["test"]["recall@20"] + second["test"]["recall@20"]) / 2)
+        assert [s["seed"] for s in r["seeds"]] == [999, 1000]
+    md = (out / "study.md").read_text()
+    assert "2 seeds per trial" in md and "valid recall@5 per seed" in md
+    # the seed count is part of the study's identity: resuming with another is refused
+    with pytest.raises(ConfigError, match="other settings"):
+        run_tune(_spec(planted_dir, out, {"learning_rate": {"low": 1e-3, "high": 0.1, "log": True}},
+                       TuneOptions(trials=3, startup_trials=2, pruner="none"), epochs=3), log=lambda s: None)
+    from siger.experiments.tune import confirm_top
+
+    with pytest.raises(ConfigError, match="already average"):
+        confirm_top(spec, top=1, seeds=2, log=lambda s: None)

@@ -245,6 +245,7 @@ class TuneOptions:
     prune_percentile: float = 25.0  # the percentile pruner stops a trial in the bottom P % of the others (median: 50)
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (e.g. the defaults)
     note: str | None = None  # a line kept with the study and printed in study.md (e.g. a change of pruner)
+    trial_seeds: int = 1  # seeds per trial: the value is the mean over them (the pruner reads the first)
 
     def check(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -253,7 +254,7 @@ class TuneOptions:
             raise ConfigError(f"--pruner must be one of {' | '.join(PRUNERS)}, got {self.pruner!r}")
         if self.select_by not in ("valid", "test"):
             raise ConfigError(f"--select-by must be valid or test, got {self.select_by!r}")
-        for name, low in (("trials", 1), ("jobs", 1), ("heartbeat", 1), ("startup_trials", 0)):
+        for name, low in (("trials", 1), ("jobs", 1), ("heartbeat", 1), ("startup_trials", 0), ("trial_seeds", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
 
@@ -399,10 +400,13 @@ def _open_study(spec: StudySpec, worker: int = 0):
 def _identity(spec: StudySpec) -> dict[str, Any]:
     """What must not change when a study is resumed: model, data, space, fixed keys, selection."""
     base = spec.trial_config({})
-    return {"model": base.train.model, "dataset": base.train.dataset, "space": spec.space.to_yaml()["params"],
-            "fixed": {k: str(v) for k, v in sorted(spec.base_overrides().items())
-                      if k not in ("num_threads", "progress", "device", "data_dir", "cache_dir")},
-            "select_by": spec.opts.select_by, "metric": base.train.valid_metric}
+    ident = {"model": base.train.model, "dataset": base.train.dataset, "space": spec.space.to_yaml()["params"],
+             "fixed": {k: str(v) for k, v in sorted(spec.base_overrides().items())
+                       if k not in ("num_threads", "progress", "device", "data_dir", "cache_dir")},
+             "select_by": spec.opts.select_by, "metric": base.train.valid_metric}
+    if spec.opts.trial_seeds > 1:  # absent at 1, so studies started before the option still resume
+        ident["trial_seeds"] = spec.opts.trial_seeds
+    return ident
 
 
 def _check_identity(study, spec: StudySpec) -> None:
@@ -470,16 +474,47 @@ class _Objective:
         except TrainingError as e:  # a diverging setting: hopeless, not a crash
             trial.set_user_attr("error", str(e))
             raise optuna.TrialPruned(f"diverged: {e}") from None
-        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
         for k in ("best_epoch", "epochs_run", "seconds_per_epoch"):
             trial.set_user_attr(k, res[k])
         trial.set_user_attr("valid", res["valid"])
         trial.set_user_attr("test", res["test"])  # recorded for the table; never returned
         if res["pruned"]:
+            trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
             raise optuna.TrialPruned(f"pruned at epoch {res['epochs_run'] - 1}")
         if res["valid"] is None:
             raise optuna.TrialPruned("no evaluation")
-        return float(res[spec.opts.select_by][metric])
+        if spec.opts.trial_seeds > 1:
+            self._more_seeds(trial, cfg, run, res)
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+        return float(trial.user_attrs[spec.opts.select_by][metric])
+
+    def _more_seeds(self, trial, cfg, run: Path, first: dict[str, Any]) -> None:
+        """Train the trial's config with ``trial_seeds - 1`` more seeds (seed + 1, seed + 2, ...;
+        run folders ``<run>-seed<S>``, resumed or reused if finished) after its first run passed
+        the pruner; the trial's ``valid`` / ``test`` become the means over all its seeds and
+        ``seeds`` keeps each seed's numbers."""
+        from siger.config import apply_overrides
+        from siger.train.trainer import Trainer
+
+        runs = [(cfg.train.seed, first)]
+        for i in range(1, self.spec.opts.trial_seeds):
+            seed = cfg.train.seed + i
+            c = copy.deepcopy(cfg)
+            apply_overrides(c, {"seed": seed})
+            out = run.with_name(f"{run.name}-seed{seed}")
+            self.log(f"== trial {trial.number}: seed {seed} ({i + 1} of {self.spec.opts.trial_seeds})")
+            done = out / "metrics.json"
+            res = (json.loads(done.read_text()) if done.exists()
+                   else Trainer(c, self.data(c), out, log=self.log).fit(resume=True))
+            if res["valid"] is None:
+                raise RuntimeError(f"{out}: the run has no evaluation")
+            runs.append((seed, res))
+        mean = {part: {m: float(np.mean([r[part][m] for _, r in runs])) for m in first[part]}
+                for part in ("valid", "test")}
+        trial.set_user_attr("seeds", [{"seed": sd, "valid": r["valid"], "test": r["test"],
+                                       "best_epoch": r["best_epoch"]} for sd, r in runs])
+        trial.set_user_attr("valid", mean["valid"])
+        trial.set_user_attr("test", mean["test"])
 
 
 def enqueued_params(spec: StudySpec, given: dict[str, Any]) -> dict[str, Any]:
@@ -582,7 +617,8 @@ def _rows(study, spec: StudySpec) -> list[dict[str, Any]]:
         rows.append({"number": t.number, "state": t.state.name, "params": dict(t.params),
                      "valid": ua.get("valid"), "test": ua.get("test"), "best_epoch": ua.get("best_epoch"),
                      "epochs_run": ua.get("epochs_run"), "seconds_per_epoch": ua.get("seconds_per_epoch"),
-                     "run_dir": ua.get("run_dir"), "error": ua.get("error"), "value": t.value})
+                     "run_dir": ua.get("run_dir"), "error": ua.get("error"), "value": t.value,
+                     "seeds": ua.get("seeds")})
     return rows
 
 
@@ -630,7 +666,11 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
                   if any(r["state"] == st for r in rows))
         + f"); {spec.opts.sampler} sampler, pruner{'s' if len(pruners) > 1 else ''} "
         + ", ".join(f"{name} ({n} trials)" for name, n in pruners.items())
-        + f" (warm-up {base.train.warmup_epochs} epochs), seed {base.train.seed}, one seed per trial. Fixed: {fixed}."
+        + f" (warm-up {base.train.warmup_epochs} epochs), "
+        + (f"seed {base.train.seed}, one seed per trial" if spec.opts.trial_seeds == 1 else
+           f"{spec.opts.trial_seeds} seeds per trial ({base.train.seed}, {base.train.seed + 1}, ...; the pruner reads "
+           f"the first, the value is the mean best-valid {metric} over them)")
+        + f". Fixed: {fixed}."
         + (f" Note: {study.user_attrs['note']}" if study.user_attrs.get("note") else ""),
         "",
         (f"Chosen on **valid {metric}** (the trial's best-valid epoch). The test columns are recorded at that "
@@ -639,8 +679,8 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
         f" Best: trial {best.number} (`best_config.yaml`). Space: `space.yaml`.",
         "",
         "| trial | state | " + " | ".join(keys) + f" | valid {metric} | test recall@20 | test ndcg@20 | "
-        "best epoch (run) | s/epoch |",
-        "|---:|---|" + "---|" * len(keys) + "---:|---:|---:|---:|---:|",
+        "best epoch (run) | s/epoch |" + (f" valid {metric} per seed |" if spec.opts.trial_seeds > 1 else ""),
+        "|---:|---|" + "---|" * len(keys) + "---:|---:|---:|---:|---:|" + ("---|" if spec.opts.trial_seeds > 1 else ""),
     ]
     for r in ordered:
         state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(r["state"], r["state"].lower())
@@ -653,7 +693,9 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
         spe = f"{r['seconds_per_epoch']:.2f}" if r["seconds_per_epoch"] else ""
         lines.append(f"| {r['number']} | {state} | " + " | ".join(_fmt_param(r["params"].get(k, "")) for k in keys)
                      + f" | {v} | {te.get('recall@20', float('nan')):.4f} | {te.get('ndcg@20', float('nan')):.4f} | "
-                     f"{ep} | {spe} |")
+                     f"{ep} | {spe} |"
+                     + (" " + " / ".join(f"{x['valid'][metric]:.4f}" for x in r["seeds"] or []) + " |"
+                        if spec.opts.trial_seeds > 1 else ""))
     if confirmed:
         cm = confirmed["metric"]
         lines += ["", f"## Confirmation: the top {len(confirmed['rows'])} trials over {confirmed['seeds']} seeds", "",
@@ -706,6 +748,9 @@ def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Calla
     optuna = _optuna()
     if top < 1 or seeds < 2:
         raise ConfigError("--confirm-top needs >= 1 trials and --confirm-seeds >= 2")
+    if spec.opts.trial_seeds > 1:
+        raise ConfigError("--confirm-top re-seeds one-seed trials; this study's trials already average "
+                          f"{spec.opts.trial_seeds} seeds (--trial-seeds)")
     out = Path(spec.out)
     study = _open_study(spec)
     metric = _metric_name(spec)
