@@ -518,6 +518,13 @@ def _tables(records) -> list[str]:
     return seen
 
 
+def _title(table: str) -> str:
+    """A table's heading: ``ablation_baby`` -> "Ablation baby", ``confirmation_siger`` -> "Confirmation (SIGER)"."""
+    if table.startswith("confirmation_"):
+        return f"Confirmation ({table[len('confirmation_'):].upper()})"
+    return table.replace("_", " ").capitalize()
+
+
 def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dict[str, str]:
     """Every rendered block by name: ``results`` (the whole docs/results.md), ``headline``
     (README's table), ``<table>:<dataset>`` tables, ``studies`` and ``benchmarks``."""
@@ -562,7 +569,7 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
             key = f"{table}:{ds}"
             if table == "cold" or key not in blocks:  # the cold block has its own section below
                 continue
-            lines += [f"### {table.replace('_', ' ').capitalize()} (seeds {_seeds(records, table, ds)})", "",
+            lines += [f"### {_title(table)} (seeds {_seeds(records, table, ds)})", "",
                       blocks[key], ""]
             notes = _notes(records, table, ds)
             if notes:
