@@ -32,17 +32,39 @@ from siger.experiments.records import RecordError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="SIGER", help="model name (see `siger models`; default SIGER)")
-    p.add_argument("--dataset", default="tiktok", help="dataset name (default: the bundled tiktok)")
+    p.add_argument("--model", default=None,
+                   help="model name (see `siger models`; default: the --config file's, else SIGER)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset name (default: the --config file's, else the bundled tiktok)")
     p.add_argument("--data-dir", default=None, help="folder holding <dataset>/ in the MMRec layout")
     p.add_argument("--config", default=None, help="YAML file of config keys")
 
 
-def _config(args, extra: list[str]):
+def _pin(args) -> None:
+    """Resolve --model / --dataset: given on the command line they win over the --config file's
+    (a run folder's config.yaml names both); not given, the file's are used, else SIGER on the
+    bundled tiktok."""
+    from siger.config import load_yaml
+
+    doc = load_yaml(args.config) if getattr(args, "config", None) else {}
+    if hasattr(args, "model"):
+        args.model = args.model or doc.get("model") or "SIGER"
+    args.dataset = args.dataset or doc.get("dataset") or "tiktok"
+
+
+def _overrides(args, extra: list[str]) -> dict:
+    """The command line's config keys, --data-dir and the resolved --dataset (and --model), which
+    :func:`build_config` applies after the --config file."""
+    _pin(args)
     overrides = parse_cli_overrides(extra)
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
-    return build_config(args.model, args.dataset, overrides, args.config)
+    pinned = {"model": args.model} if hasattr(args, "model") else {}
+    return {**pinned, "dataset": args.dataset, **overrides}
+
+
+def _config(args, extra: list[str]):
+    return build_config(args.model, args.dataset, _overrides(args, extra), args.config)
 
 
 def cmd_train(args, extra) -> int:
@@ -50,11 +72,8 @@ def cmd_train(args, extra) -> int:
     from siger.experiments.tune import StudySpec, TuneOptions, grid_space, run_tune, split_grid
     from siger.train.trainer import Trainer, load_data
 
-    overrides = parse_cli_overrides(extra)
-    if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
-    flat = {**(load_yaml(args.config) if args.config else {}), **overrides}
-    model = flat.pop("model", args.model)
+    flat = {**(load_yaml(args.config) if args.config else {}), **_overrides(args, extra)}
+    model = flat.pop("model")
     fixed, grid = split_grid(model, args.dataset, flat)
     if grid:  # list values: a grid study on the tuner's engine (every combination, no pruning)
         if not args.out:
@@ -112,9 +131,9 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
 def cmd_tune(args, extra) -> int:
     from siger.experiments.tune import StudySpec, TuneOptions, load_space, run_tune
 
-    overrides = parse_cli_overrides(extra)
-    if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
+    overrides = _overrides(args, extra)
+    for k in ("model", "dataset"):  # the study pins them itself (StudySpec), over the --config file's
+        overrides.pop(k)
     space = load_space(args.space, args.model)
     enqueue = [{}] if args.enqueue_defaults else []  # {}: every searched key at its config value
     for path in args.enqueue or []:
@@ -290,9 +309,7 @@ def cmd_ablate(args, extra) -> int:
 def cmd_compare(args, extra) -> int:
     from siger.experiments.compare import run_compare
 
-    overrides = parse_cli_overrides(extra)
-    if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
+    overrides = _overrides(args, extra)  # --models names the models; --dataset wins over --config's
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     out = Path(args.out or f"runs/compare_{args.dataset}")
     model_configs = {}
@@ -516,7 +533,7 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ablate)
     p = sub.add_parser("compare", allow_abbrev=False, help="train several models over seeds; comparison.md + comparison.png")
     p.add_argument("--models", default="LightGCN,VBPR,FREEDOM,MGCN,LGMRec,BM3,SIGER", help="comma-separated model names")
-    p.add_argument("--dataset", default="tiktok")
+    p.add_argument("--dataset", default=None, help="default: the --config file's, else the bundled tiktok")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--config", default=None, help="YAML of keys applied to every model (unknown keys are errors)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per model (seed, seed+1, ...)")

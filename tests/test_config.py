@@ -84,3 +84,36 @@ def test_an_mgcn_config_saved_before_mgcn_lost_sigers_keys_still_loads(tmp_path)
         build_config("MGCN", "tiktok", {"bet": "0"})
     with pytest.raises(ConfigError, match="unknown config key --beta_x"):
         build_config("SIGER", "tiktok", {"beta_x": "0"})
+
+
+def test_command_line_model_and_dataset_win_over_a_config_file(tiny_dir, tmp_path):
+    """A run folder's config.yaml names its model and dataset; `--config run/config.yaml --dataset
+    other` must train on `other` (it once trained on the file's dataset), and without --model /
+    --dataset the file's are used (not SIGER on tiktok)."""
+    import json
+    import shutil
+
+    import yaml
+
+    from siger.cli import main
+    from siger.experiments.tune import StudySpec, parse_space
+
+    other = tiny_dir / "other"
+    other.mkdir()
+    shutil.copy(tiny_dir / "tiny" / "tiny.inter", other / "other.inter")
+    shutil.copy(tiny_dir / "tiny" / "image_feat.npy", other / "image_feat.npy")
+    fast = ["--epochs", "1", "--batch_size", "4", "--progress", "false", "--topk", "5,10,20", "--data-dir", str(tiny_dir)]
+    first = tmp_path / "first"
+    assert main(["train", "--model", "LightGCN", "--dataset", "tiny", "--out", str(first), *fast]) == 0
+    conf = str(first / "config.yaml")
+    assert main(["train", "--config", conf, "--dataset", "other", "--out", str(tmp_path / "moved"), *fast]) == 0
+    saved = yaml.safe_load((tmp_path / "moved" / "config.yaml").read_text())["train"]
+    assert (saved["model"], saved["dataset"]) == ("LightGCN", "other")
+    assert json.loads((tmp_path / "moved" / "metrics.json").read_text())["dataset"] == "other"
+    assert main(["train", "--config", conf, "--out", str(tmp_path / "same"), *fast]) == 0
+    saved = yaml.safe_load((tmp_path / "same" / "config.yaml").read_text())["train"]
+    assert (saved["model"], saved["dataset"]) == ("LightGCN", "tiny")
+    # a study started from a run's config: its --dataset wins too
+    spec = StudySpec("LightGCN", "other", {"data_dir": str(tiny_dir)}, conf,
+                     parse_space({"learning_rate": [0.01]}, "LightGCN"), str(tmp_path / "s"), None)
+    assert spec.trial_config({}).train.dataset == "other"

@@ -374,7 +374,9 @@ class StudySpec:
         return {**self.space.fixed, **self.overrides}
 
     def trial_config(self, params: dict[str, Any]):
-        return build_config(self.model, self.dataset, {**self.base_overrides(), **params}, self.yaml_path)
+        # the study's model and dataset win over the YAML's (a run folder's config.yaml names both)
+        pinned = {"model": self.model, **({"dataset": self.dataset} if self.dataset is not None else {})}
+        return build_config(self.model, self.dataset, {**self.base_overrides(), **pinned, **params}, self.yaml_path)
 
 
 def _metric_name(spec: StudySpec) -> str:
