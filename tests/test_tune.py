@@ -334,3 +334,23 @@ def test_a_trial_of_several_seeds_is_valued_by_their_mean_and_resumes(planted_di
 
     with pytest.raises(ConfigError, match="already average"):
         confirm_top(spec, top=1, seeds=2, log=lambda s: None)
+
+
+def test_a_config_the_model_refuses_fails_that_trial_and_the_study_goes_on(planted_dir, tmp_path):
+    # SIGER refuses beta_learn (its default) with infuse_at weights: a space that searches infuse_at
+    # but leaves beta_learn at its default draws such trials; they fail (not counted), others run
+    out = tmp_path / "s"
+    spec = _spec(planted_dir, out, {"infuse_at": ["graph", "weights"], "knn_k": [2, 3]},
+                 TuneOptions(trials=2, sampler="grid", pruner="none"), model="SIGER", epochs=1, cooc_k=2)
+    res = run_tune(spec, log=lambda s: None)
+    states = {(r["params"]["infuse_at"], r["state"]) for r in res["rows"]}
+    assert states == {("graph", "COMPLETE"), ("weights", "FAIL")}
+    assert sum(r["state"] == "COMPLETE" for r in res["rows"]) == 2
+    failed = [r for r in res["rows"] if r["state"] == "FAIL"]
+    assert all("beta_learn needs infuse_at graph" in r["error"] for r in failed)
+    assert "failed (invalid config)" in (out / "study.md").read_text()
+    # every draw refused: the worker stops with the model's error instead of failing forever
+    bad = _spec(planted_dir, tmp_path / "bad", {"infuse_at": ["weights"], "knn_k": [2, 3]},
+                TuneOptions(trials=2, sampler="random", pruner="none"), model="SIGER", epochs=1, cooc_k=2)
+    with pytest.raises(ConfigError, match="were all refused by the model: beta_learn needs"):
+        run_tune(bad, log=lambda s: None)

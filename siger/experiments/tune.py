@@ -430,9 +430,18 @@ def _finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
+class InvalidTrial(Exception):
+    """A trial whose sampled values the model refuses (e.g. a conditional key left at a config value
+    that does not go with the other keys' values): the trial is FAIL, not counted toward
+    ``--trials``, and the study goes on. Fix the space (a condition) to stop drawing it."""
+
+
 class _Objective:
+    MAX_REFUSED = 20  # refused trials in a row that end the worker with the model's error
+
     def __init__(self, spec: StudySpec, log: Callable[[str], None]):
         self.spec, self.log = spec, log
+        self._refused = 0
         self._data: dict[tuple, Any] = {}
 
     def data(self, cfg):
@@ -472,7 +481,16 @@ class _Objective:
 
         t0 = time.perf_counter()
         try:
-            res = Trainer(cfg, self.data(cfg), run, log=self.log, on_eval=on_eval).fit(resume=True)
+            trainer = Trainer(cfg, self.data(cfg), run, log=self.log, on_eval=on_eval)
+        except (ValueError, ConfigError) as e:  # the model refuses this combination of the space's values
+            trial.set_user_attr("error", f"invalid: {e}")
+            self._refused += 1
+            if self._refused >= self.MAX_REFUSED:  # not a corner of the space: every draw is refused
+                raise ConfigError(f"the last {self._refused} trials were all refused by the model: {e}") from None
+            raise InvalidTrial(f"trial {trial.number}: the model refuses this config: {e}") from None
+        self._refused = 0
+        try:
+            res = trainer.fit(resume=True)
         except TrainingError as e:  # a diverging setting: hopeless, not a crash
             trial.set_user_attr("error", str(e))
             raise optuna.TrialPruned(f"diverged: {e}") from None
@@ -563,7 +581,7 @@ def _worker(spec: StudySpec, worker: int, quiet: bool) -> None:
     if _finished(study) >= spec.opts.trials or (worker > 0 and stop.count(study) >= spec.opts.trials):
         return
     log = (lambda s: None) if quiet else print
-    study.optimize(_Objective(spec, log), callbacks=[stop], catch=())
+    study.optimize(_Objective(spec, log), callbacks=[stop], catch=(InvalidTrial,))
 
 
 def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers: bool = False) -> dict[str, Any]:
@@ -687,7 +705,7 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
     for r in ordered:
         state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(r["state"], r["state"].lower())
         if r["error"]:
-            state += " (diverged)"
+            state += " (invalid config)" if str(r["error"]).startswith("invalid: ") else " (diverged)"
         mark = "**" if r["number"] == best.number else ""
         v = f"{mark}{r['valid'][metric]:.4f}{mark}" if r["valid"] else ""
         te = r["test"] or {}
