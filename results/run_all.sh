@@ -68,6 +68,23 @@ siger results add $R/cmp_ml100k/LightGCN --table comparison --label LightGCN
 siger results add $R/cmp_tiktok/SIGER --table ablation --label "SIGER (full)"
 siger results add $R/cmp_tiktok/SIGER --table confirmation_siger --label "SIGER trial 43 (the defaults)"
 siger results add $R/abl_tiktok/backbone --table ablation --label "backbone (MGCN: beta=0, lambda_p=0, lambda_a=0)"
+# both models' TikTok-chosen settings on the datasets neither choice saw: MGCN trial 62 on baby and
+# ml100k (comparison), SIGER trial 36 on baby and ml100k beside the defaults (confirmation_siger)
+for d in baby ml100k; do for s in 999 1000 1001; do
+  siger train --model MGCN --dataset $d --data-dir $DATA --config $MG2 --seed $s --epochs 1000 --out $R/cmp_$d/MGCN_trial0062/seed$s $T2
+  siger train --model SIGER --dataset $d --data-dir $DATA --config results/studies/siger_tiktok/trials/0036/config.yaml \
+      --seed $s --epochs 1000 --out $R/cmp_$d/SIGER_trial0036/seed$s $T2
+done
+  siger results add $R/cmp_$d/MGCN_trial0062 --table comparison --label "MGCN (tuned, trial 62)" --note "..."
+  siger results add $R/cmp_$d/SIGER --table confirmation_siger --label "SIGER trial 43 (the defaults)"
+  siger results add $R/cmp_$d/SIGER_trial0036 --table confirmation_siger --label "SIGER trial 36"
+done
+# the backbone on baby (MGCN with SIGER's values of the keys they share)
+for s in 999 1000 1001; do
+  siger train --model SIGER --dataset baby --data-dir $DATA --beta 0 --lambda_p 0 --lambda_a 0 --seed $s --out $R/abl_baby/backbone/seed$s $T2
+done
+siger results add $R/cmp_baby/SIGER --table ablation --label "SIGER (full)"
+siger results add $R/abl_baby/backbone --table ablation --label "backbone (MGCN: beta=0, lambda_p=0, lambda_a=0)"
 # the ablations at the defaults (labels: siger.models.siger.ABLATIONS)
 while IFS='|' read -r name label ov; do
   for s in 999 1000 1001; do
