@@ -514,8 +514,9 @@ class _Objective:
         the pruner; the trial's ``valid`` / ``test`` become the means over all its seeds and
         ``seeds`` keeps each seed's numbers."""
         from siger.config import apply_overrides
-        from siger.train.trainer import Trainer
+        from siger.train.trainer import Trainer, TrainingError
 
+        optuna = _optuna()
         runs = [(cfg.train.seed, first)]
         for i in range(1, self.spec.opts.trial_seeds):
             seed = cfg.train.seed + i
@@ -524,10 +525,14 @@ class _Objective:
             out = run.with_name(f"{run.name}-seed{seed}")
             self.log(f"== trial {trial.number}: seed {seed} ({i + 1} of {self.spec.opts.trial_seeds})")
             done = out / "metrics.json"
-            res = (json.loads(done.read_text()) if done.exists()
-                   else Trainer(c, self.data(c), out, log=self.log).fit(resume=True))
+            try:
+                res = (json.loads(done.read_text()) if done.exists()
+                       else Trainer(c, self.data(c), out, log=self.log).fit(resume=True))
+            except TrainingError as e:  # the setting diverges on this seed: as hopeless as on the first
+                trial.set_user_attr("error", f"seed {seed}: {e}")
+                raise optuna.TrialPruned(f"diverged at seed {seed}: {e}") from None
             if res["valid"] is None:
-                raise RuntimeError(f"{out}: the run has no evaluation")
+                raise optuna.TrialPruned(f"seed {seed}: no evaluation")
             runs.append((seed, res))
         mean = {part: {m: float(np.mean([r[part][m] for _, r in runs])) for m in first[part]}
                 for part in ("valid", "test")}
