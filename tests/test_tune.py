@@ -326,6 +326,14 @@ def test_a_trial_of_several_seeds_is_valued_by_their_mean_and_resumes(planted_di
         assert [s["seed"] for s in r["seeds"]] == [999, 1000]
     md = (out / "study.md").read_text()
     assert "2 seeds per trial" in md and "valid recall@5 per seed" in md
+    # resumed with more trials: the finished seeds are kept, not retrained
+    kept = {p: p.stat().st_mtime_ns for p in out.glob("trials/*-seed1000/metrics.json")}
+    more = _spec(planted_dir, out, {"learning_rate": {"low": 1e-3, "high": 0.1, "log": True}},
+                 TuneOptions(trials=3, startup_trials=2, pruner="none", trial_seeds=2), epochs=3)
+    res = run_tune(more, log=lambda s: None)
+    assert sum(r["state"] == "COMPLETE" for r in res["rows"]) == 3 and len(kept) == 2
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert len(list(out.glob("trials/*-seed1000/metrics.json"))) == 3
     # the seed count is part of the study's identity: resuming with another is refused
     with pytest.raises(ConfigError, match="other settings"):
         run_tune(_spec(planted_dir, out, {"learning_rate": {"low": 1e-3, "high": 0.1, "log": True}},

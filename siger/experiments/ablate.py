@@ -24,8 +24,9 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def train_or_load(cfg: Config, out: Path, log=print) -> dict[str, Any]:
-    """metrics.json of ``out`` if the run finished with this config, else train (resuming if possible).
+def train_or_load(cfg: Config, out: Path, log=print, data=None) -> dict[str, Any]:
+    """metrics.json of ``out`` if the run finished with this config, else train (resuming if possible)
+    on ``data`` (default: loaded from ``cfg``; a caller holding the dataset passes it).
 
     A finished run whose config.yaml differs from ``cfg`` (beyond paths and evaluation chunking) is an
     error naming the keys, never reused. A symlinked run folder is the user's deliberate substitution
@@ -45,7 +46,7 @@ def train_or_load(cfg: Config, out: Path, log=print) -> dict[str, Any]:
             raise ConfigError(f"{out}: finished run has a different config ({', '.join(diff)}); "
                              "delete it or use another --out")
         return json.loads(done.read_text())
-    trainer = Trainer(cfg, load_data(cfg), out, log=log)
+    trainer = Trainer(cfg, load_data(cfg) if data is None else data, out, log=log)
     return trainer.fit(resume=True)
 
 

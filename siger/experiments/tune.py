@@ -514,7 +514,8 @@ class _Objective:
         the pruner; the trial's ``valid`` / ``test`` become the means over all its seeds and
         ``seeds`` keeps each seed's numbers."""
         from siger.config import apply_overrides
-        from siger.train.trainer import Trainer, TrainingError
+        from siger.experiments.ablate import train_or_load
+        from siger.train.trainer import TrainingError
 
         optuna = _optuna()
         runs = [(cfg.train.seed, first)]
@@ -524,10 +525,8 @@ class _Objective:
             apply_overrides(c, {"seed": seed})
             out = run.with_name(f"{run.name}-seed{seed}")
             self.log(f"== trial {trial.number}: seed {seed} ({i + 1} of {self.spec.opts.trial_seeds})")
-            done = out / "metrics.json"
-            try:
-                res = (json.loads(done.read_text()) if done.exists()
-                       else Trainer(c, self.data(c), out, log=self.log).fit(resume=True))
+            try:  # a finished seed (a resumed study) is reused if its config matches
+                res = train_or_load(c, out, log=self.log, data=self.data(c))
             except TrainingError as e:  # the setting diverges on this seed: as hopeless as on the first
                 trial.set_user_attr("error", f"seed {seed}: {e}")
                 raise optuna.TrialPruned(f"diverged at seed {seed}: {e}") from None
