@@ -362,3 +362,42 @@ def test_a_config_the_model_refuses_fails_that_trial_and_the_study_goes_on(plant
                 TuneOptions(trials=2, sampler="random", pruner="none"), model="SIGER", epochs=1, cooc_k=2)
     with pytest.raises(ConfigError, match="were all refused by the model: beta_learn needs"):
         run_tune(bad, log=lambda s: None)
+
+
+def test_else_gives_a_conditional_key_its_value_where_the_condition_fails(planted_dir, tmp_path):
+    sp = parse_space({"infuse_at": ["graph", "weights"],
+                      "beta_learn": {"choices": [False, True], "if": {"infuse_at": "graph"}, "else": False},
+                      "eps": {"low": 0.1, "high": 0.5, "if": {"infuse_at": "graph"}, "else": 0.3}}, "SIGER")
+    assert sp.params["beta_learn"].otherwise == (False,) and sp.params["eps"].otherwise == (0.3,)
+    assert sp.complete({"infuse_at": "weights"}) == {"infuse_at": "weights", "beta_learn": False, "eps": 0.3}
+    assert sp.complete({"infuse_at": "graph", "beta_learn": True, "eps": 0.2}) == \
+        {"infuse_at": "graph", "beta_learn": True, "eps": 0.2}
+    assert sp.to_yaml()["params"]["beta_learn"] == {"choices": [False, True], "if": {"infuse_at": "graph"},
+                                                    "else": False}
+    assert parse_space(sp.to_yaml(), "SIGER").params["eps"].otherwise == (0.3,)  # round trip (space.yaml)
+    # a space without else keeps its old form (old studies' identity unchanged)
+    assert parse_space({"infuse_at": ["graph", "weights"], "beta_learn": {"choices": [False, True], "if": {
+        "infuse_at": "graph"}}}, "SIGER").to_yaml()["params"]["beta_learn"] == \
+        {"choices": [False, True], "if": {"infuse_at": "graph"}}
+    for bad, msg in [({"beta_learn": {"choices": [True], "else": False}}, "'else' needs an 'if'"),
+                     ({"infuse_at": ["graph", "weights"],
+                       "beta_learn": {"choices": [True], "if": {"infuse_at": "graph"}, "else": "maybe"}}, "beta_learn"),
+                     ({"infuse_at": ["graph", "weights"],
+                       "beta_learn": {"choices": [True], "if": {"infuse_at": "graph"}, "oops": 1}}, "extra keys")]:
+        with pytest.raises(ConfigError, match=msg):
+            parse_space(bad, "SIGER")
+    # the refused combination of the test above now runs: weights trials get beta_learn false
+    out = tmp_path / "s"
+    spec = _spec(planted_dir, out, {"infuse_at": ["graph", "weights"],
+                                    "beta_learn": {"choices": [True], "if": {"infuse_at": "graph"}, "else": False}},
+                 TuneOptions(trials=2, sampler="random", pruner="none",
+                             enqueue=[{"infuse_at": "graph"}, {"infuse_at": "weights"}]),
+                 model="SIGER", epochs=1, cooc_k=2, knn_k=2)
+    res = run_tune(spec, log=lambda s: None)
+    assert all(r["state"] == "COMPLETE" for r in res["rows"]), [r["error"] for r in res["rows"]]
+    seen = {(r["params"]["infuse_at"], r["params"]["beta_learn"]) for r in res["rows"]}
+    assert seen == {("graph", True), ("weights", False)}
+    for r in res["rows"]:  # the run itself trained with the else value, not the config default
+        cfg = yaml.safe_load((out / r["run_dir"] / "config.yaml").read_text())
+        assert cfg["model"]["beta_learn"] is (r["params"]["infuse_at"] == "graph")
+    assert "| weights | False |" in (out / "study.md").read_text()

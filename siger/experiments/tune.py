@@ -23,7 +23,8 @@ field's type) or ``key: [choice, ...]``, either at the top level or under ``para
 optional ``fixed:`` mapping of config keys every trial shares (e.g. ``warmup_epochs: 20``). A key
 searched only under a condition on earlier keys adds ``if: {other_key: value}`` (a conditional
 list is written ``{choices: [...], if: {...}}``); where the condition fails the key keeps its
-config value.
+config value, or takes the value of an optional ``else:`` (e.g. a switch that the other branch's
+setting does not allow: ``beta_learn: {choices: [false, true], if: {infuse_at: graph}, else: false}``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Param:
     step: float | None = None
     choices: list[Any] | None = None
     when: dict[str, Any] = field(default_factory=dict)  # searched only where earlier keys have these values
+    otherwise: tuple = ()  # (value,): the key's value where the condition fails (``else:``); (): its config value
 
     def active(self, chosen: dict[str, Any]) -> bool:
         return all(k in chosen and chosen[k] == v for k, v in self.when.items())
@@ -87,10 +89,15 @@ class Param:
 
     def to_yaml(self) -> Any:
         if self.kind == "categorical":
-            return {"choices": list(self.choices), "if": dict(self.when)} if self.when else list(self.choices)
+            if not self.when:
+                return list(self.choices)
+            return {"choices": list(self.choices), "if": dict(self.when),
+                    **({"else": self.otherwise[0]} if self.otherwise else {})}
         out: dict[str, Any] = {"low": self.low, "high": self.high}
         if self.when:
             out["if"] = dict(self.when)
+        if self.otherwise:
+            out["else"] = self.otherwise[0]
         if self.log:
             out["log"] = True
         if self.step is not None:
@@ -107,6 +114,21 @@ class Space:
 
     def to_yaml(self) -> dict[str, Any]:
         return {"params": {k: p.to_yaml() for k, p in self.params.items()}, "fixed": dict(self.fixed)}
+
+    def resolve(self, pick: Callable[[Param], Any]) -> dict[str, Any]:
+        """A trial's values, key by key in file order (conditions see earlier keys): ``pick(p)``
+        where ``p`` is active, its ``else`` value where it is not and has one; else left out."""
+        params: dict[str, Any] = {}
+        for k, p in self.params.items():
+            if p.active(params):
+                params[k] = pick(p)
+            elif p.otherwise:
+                params[k] = p.otherwise[0]
+        return params
+
+    def complete(self, suggested: dict[str, Any]) -> dict[str, Any]:
+        """A stored trial's sampled values (Optuna's ``trial.params``) with the ``else`` values added."""
+        return self.resolve(lambda p: suggested[p.name])
 
 
 def default_space_path(model: str) -> Path:
@@ -142,9 +164,14 @@ def parse_space(doc: dict[str, Any], model: str, where: str = "space") -> Space:
         if typing.get_origin(tp) is list:
             raise ConfigError(f"{at}: list-valued keys cannot be searched")
         when: dict[str, Any] = {}
+        otherwise: tuple = ()
+        if isinstance(spec, dict) and "else" in spec and "if" not in spec:
+            raise ConfigError(f"{at}: 'else' needs an 'if' (the value where the condition fails)")
         if isinstance(spec, dict) and "if" in spec:
             spec = dict(spec)
             cond = spec.pop("if")
+            if "else" in spec:
+                otherwise = (parse_value(spec.pop("else"), types[k], k),)
             if not isinstance(cond, dict) or not cond:
                 raise ConfigError(f"{at}: 'if' must map earlier searched keys to a value, got {cond!r}")
             for ck, cv in cond.items():
@@ -153,18 +180,21 @@ def parse_space(doc: dict[str, Any], model: str, where: str = "space") -> Space:
                 when[ck] = parse_value(cv, types[ck], ck)
             if set(spec) == {"choices"}:
                 spec = spec["choices"]
+            elif "choices" in spec:
+                raise ConfigError(f"{at}: a conditional list is {{choices, if[, else]}}, got extra keys "
+                                  f"{sorted(set(spec) - {'choices'})}")
         if isinstance(spec, list):
             if not spec:
                 raise ConfigError(f"{at}: empty list of choices")
             choices = [parse_value(v, types[k], k) for v in spec]
             if len({repr(c) for c in choices}) != len(choices):
                 raise ConfigError(f"{at}: repeated choices {spec}")
-            params[k] = Param(k, "categorical", choices=choices, when=when)
+            params[k] = Param(k, "categorical", choices=choices, when=when, otherwise=otherwise)
         elif isinstance(spec, dict):
             unknown = set(spec) - {"low", "high", "log", "step"}
             if unknown or "low" not in spec or "high" not in spec:
-                raise ConfigError(f"{at}: a range is {{low, high[, log][, step][, if]}} and a conditional "
-                                  f"list {{choices, if}}, got {spec}")
+                raise ConfigError(f"{at}: a range is {{low, high[, log][, step][, if[, else]]}} and a "
+                                  f"conditional list {{choices, if[, else]}}, got {spec}")
             if tp not in (int, float):
                 raise ConfigError(f"{at}: a range needs a numeric key, {k} is {getattr(tp, '__name__', tp)}")
             low, high = _num(spec["low"], at), _num(spec["high"], at)
@@ -179,7 +209,7 @@ def parse_space(doc: dict[str, Any], model: str, where: str = "space") -> Space:
             kind = "int" if tp is int else "float"
             if kind == "int" and not (low.is_integer() and high.is_integer()):
                 raise ConfigError(f"{at}: {k} is an integer key; low and high must be integers")
-            params[k] = Param(k, kind, low, high, log, step, when=when)
+            params[k] = Param(k, kind, low, high, log, step, when=when, otherwise=otherwise)
         else:
             raise ConfigError(f"{at}: expected a list of choices or {{low, high}}, got {spec!r}")
     if not params:
@@ -459,10 +489,7 @@ class _Objective:
         from siger.train.trainer import Trainer, TrainingError
 
         spec = self.spec
-        params: dict[str, Any] = {}
-        for k, p in spec.space.params.items():  # in file order, so conditions see earlier choices
-            if p.active(params):
-                params[k] = p.suggest(trial)
+        params = spec.space.resolve(lambda p: p.suggest(trial))
         cfg = spec.trial_config(params)
         metric = cfg.train.valid_metric
         # a retried trial (re-queued after its process died) inherits the user attributes of the
@@ -549,11 +576,9 @@ def enqueued_params(spec: StudySpec, given: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"enqueued trial sets keys that are not searched: {extra}")
     cfg = spec.trial_config(dict(given))
     values = {**cfg.to_dict()["train"], **cfg.to_dict()["model"]}
-    params: dict[str, Any] = {}
-    for k, p in spec.space.params.items():
-        if p.active(params):
-            params[k] = values[k]
-    return params
+    # only the sampled keys are enqueued (the else values follow from them when the trial runs)
+    resolved = spec.space.resolve(lambda p: values[p.name])
+    return {k: v for k, v in resolved.items() if spec.space.params[k].active(resolved)}
 
 
 class _StopAt:
@@ -599,6 +624,8 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
     for p in spec.space.params.values():  # every choice and range end must make a valid config
         for v in (p.choices if p.kind == "categorical" else (p.low, p.high)):
             spec.trial_config({**p.when, p.name: v})
+        if p.otherwise:
+            spec.trial_config({p.name: p.otherwise[0]})
     if spec.opts.sampler == "grid" and any(p.when for p in spec.space.params.values()):
         raise ConfigError("a grid cannot have conditional keys ('if')")
     out.mkdir(parents=True, exist_ok=True)
@@ -634,11 +661,20 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
 
 
 # -- reports ---------------------------------------------------------------------------------
+def _complete(spec: StudySpec, suggested: dict[str, Any]) -> dict[str, Any]:
+    """A stored trial's values with the space's ``else`` values; a trial whose sampled keys do not
+    fit the space (a space edited under a study, or an enqueued partial trial) is shown as stored."""
+    try:
+        return {**dict(suggested), **spec.space.complete(dict(suggested))}
+    except KeyError:
+        return dict(suggested)
+
+
 def _rows(study, spec: StudySpec) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
-        rows.append({"number": t.number, "state": t.state.name, "params": dict(t.params),
+        rows.append({"number": t.number, "state": t.state.name, "params": _complete(spec, t.params),
                      "valid": ua.get("valid"), "test": ua.get("test"), "best_epoch": ua.get("best_epoch"),
                      "epochs_run": ua.get("epochs_run"), "seconds_per_epoch": ua.get("seconds_per_epoch"),
                      "run_dir": ua.get("run_dir"), "error": ua.get("error"), "value": t.value,
@@ -787,7 +823,7 @@ def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Calla
     seed_list = [base_seed + s for s in range(seeds)]
     jobs_list = [(t, s) for t in chosen for s in seed_list[1:]]
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
-    args = [(spec, dict(t.params), s, str(out / "confirm" / f"{t.number:04d}" / f"seed{s}"), threads)
+    args = [(spec, _complete(spec, t.params), s, str(out / "confirm" / f"{t.number:04d}" / f"seed{s}"), threads)
             for t, s in jobs_list]
     log(f"confirming {len(chosen)} trials with seeds {seed_list[1:]}: {len(args)} runs, {jobs} at a time")
     if jobs > 1:
@@ -802,7 +838,7 @@ def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Calla
     for t in chosen:
         runs = [{"valid": t.user_attrs["valid"], "test": t.user_attrs["test"]}] + [by[(t.number, s)] for s in seed_list[1:]]
         vals = [float(r[sel][metric]) for r in runs]
-        rows.append({"number": t.number, "params": dict(t.params), "run_dir": t.user_attrs["run_dir"], "valid": vals,
+        rows.append({"number": t.number, "params": _complete(spec, t.params), "run_dir": t.user_attrs["run_dir"], "valid": vals,
                      "valid_mean": float(np.mean(vals)), "valid_std": float(np.std(vals, ddof=1)),
                      "test_recall@20": float(np.mean([r["test"]["recall@20"] for r in runs])),
                      "test_ndcg@20": float(np.mean([r["test"]["ndcg@20"] for r in runs]))})
