@@ -24,7 +24,8 @@ siger tune --model MGCN --dataset tiktok --trials 60 --out results/studies/mgcn_
 
 # SIGER and MGCN on baby: 30 trials each (spaces without knn_k: baby ships its kNN graphs for k = 10);
 # resumed on 2026-12-02 with --note "..." naming the trials the features bug touched (the note is
-# kept in the study storage and printed at the top of study.md)
+# kept in the study storage and printed at the top of study.md); SIGER's baby space gained
+# `else: false` on beta_learn at trial 8 (the two infuse_at weights trials before it were refused)
 siger tune --model SIGER --dataset baby --data-dir $DATA --space results/studies/spaces/siger_baby.yaml --trials 30 \
     --out results/studies/siger_baby --enqueue-defaults --epochs 200 --pruner percentile $T1
 siger tune --model MGCN --dataset baby --data-dir $DATA --space results/studies/spaces/mgcn_baby.yaml --trials 30 \
