@@ -463,7 +463,7 @@ def _finished(study) -> int:
 class InvalidTrial(Exception):
     """A trial whose sampled values the model refuses (e.g. a conditional key left at a config value
     that does not go with the other keys' values): the trial is FAIL, not counted toward
-    ``--trials``, and the study goes on. Fix the space (a condition) to stop drawing it."""
+    ``--trials``, and the study goes on. Fix the space (a condition, ``if:`` / ``else:``) to stop drawing it."""
 
 
 class _Objective:
@@ -514,7 +514,9 @@ class _Objective:
             self._refused += 1
             if self._refused >= self.MAX_REFUSED:  # not a corner of the space: every draw is refused
                 raise ConfigError(f"the last {self._refused} trials were all refused by the model: {e}") from None
-            raise InvalidTrial(f"trial {trial.number}: the model refuses this config: {e}") from None
+            raise InvalidTrial(f"trial {trial.number}: the model refuses this config: {e} (to stop drawing "
+                               "such trials, give the space a condition: 'if:', and 'else:' for the value "
+                               "a conditional key takes where its condition fails)") from None
         self._refused = 0
         try:
             res = trainer.fit(resume=True)
