@@ -102,6 +102,20 @@ no_anchor|no anchor loss (lambda_a=0)|--lambda_a 0
 no_align|no behaviour<->fused loss (lambda_c=0)|--lambda_c 0
 pairwise|anchor -> modality<->modality InfoNCE|--anchor_mode pairwise
 EOF2
+# the single-mechanism ablations on baby (same labels; rows land as their three seeds finish)
+while IFS='|' read -r name label ov; do
+  for s in 999 1000 1001; do
+    siger train --model SIGER --dataset baby --data-dir $DATA $ov --seed $s --out $R/abl_baby/$name/seed$s $T2
+  done
+  siger results add $R/abl_baby/$name --table ablation --label "$label"
+done <<'EOF3'
+no_infusion|no infusion (beta=0)|--beta 0
+no_perturbation|no perturbation (lambda_p=0)|--lambda_p 0
+no_anchor|no anchor loss (lambda_a=0)|--lambda_a 0
+no_align|no behaviour<->fused loss (lambda_c=0)|--lambda_c 0
+uniform|uniform noise (SimGCL)|--perturb_mode uniform
+pairwise|anchor -> modality<->modality InfoNCE|--anchor_mode pairwise
+EOF3
 
 # -- issue 23: cold-start tables (20 % of items held out, seed 2024)
 for d in tiktok ml100k; do
