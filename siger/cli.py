@@ -144,7 +144,8 @@ def cmd_tune(args, extra) -> int:
     opts = TuneOptions(trials=args.trials, sampler=args.sampler, pruner=args.pruner, seed=args.sampler_seed,
                        jobs=args.jobs, storage=args.storage, study_name=args.study_name,
                        startup_trials=args.startup_trials, select_by=args.select_by, heartbeat=args.heartbeat,
-                       prune_percentile=args.prune_percentile, note=args.note,
+                       prune_percentile=args.prune_percentile, prune_curve=args.prune_curve,
+                       prune_startup=args.prune_startup, note=args.note,
                        enqueue=enqueue, trial_seeds=args.trial_seeds)
     out = args.out or f"studies/{args.model.lower()}_{args.dataset}"
     spec = StudySpec(args.model, args.dataset, overrides, args.config, space, out, opts)
@@ -468,6 +469,13 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--prune-percentile", type=float, default=25.0,
                    help="percentile pruner: stop a trial in the bottom P %% of the others at the same epoch (default 25; "
                         "the median pruner is 50)")
+    p.add_argument("--prune-startup", type=int, default=None,
+                   help="median / percentile: completed trials needed before any trial is pruned "
+                        "(default: --startup-trials, at most 5)")
+    p.add_argument("--prune-curve", default="best", choices=["best", "raw"],
+                   help="median / percentile: compare a trial's best so far with the other trials' best valid by the "
+                        "same epoch, held after they stopped (best, default), or with their value at that epoch as "
+                        "Optuna does (raw: a trial running past the epoch where all others stopped is never pruned)")
     p.add_argument("--trial-seeds", type=int, default=1,
                    help="seeds per trial (seed, seed + 1, ...): the trial's value is the mean best-valid metric "
                         "over them; the pruner reads the first seed's run (default 1)")

@@ -268,6 +268,55 @@ def test_percentile_pruner_keeps_slow_starters_the_median_would_stop():
     assert not make_pruner(TuneOptions(pruner="percentile", startup_trials=5), warmup=5, max_epochs=10).prune(study, frozen)
 
 
+def test_best_so_far_holds_the_running_best_between_evaluations_and_after_the_stop():
+    from siger.experiments.tune import best_so_far
+
+    assert best_so_far({1: 0.5, 2: 0.3, 4: 0.6}, horizon=7) == {1: 0.5, 2: 0.5, 3: 0.5, 4: 0.6, 5: 0.6, 6: 0.6}
+    assert best_so_far({0: 0.5, 1: 0.3}, horizon=3, maximize=False) == {0: 0.5, 1: 0.3, 2: 0.3}
+    assert best_so_far({0: float("nan"), 1: 0.2}, horizon=2) == {1: 0.2}
+    assert best_so_far({}, horizon=5) == {}
+
+
+def test_pruner_judges_a_slow_trial_past_the_epoch_where_the_others_stopped():
+    """Five completed trials early-stopped at epoch 5 with bests 0.5-0.9; a slow trial still at
+    0.3 at epoch 8. Optuna's rule (raw curves) finds nobody at epoch 8 and lets it run to the cap;
+    against the others' best-so-far curves it is pruned. One above them all survives either way."""
+    import optuna
+
+    from siger.experiments.tune import make_pruner
+
+    study = optuna.create_study(direction="maximize")
+    for v in (0.5, 0.6, 0.7, 0.8, 0.9):
+        curve = {0: v, 1: v - 0.2, 2: v - 0.1, 3: v - 0.3, 4: v - 0.3, 5: v - 0.3}  # peak at epoch 0, then a dip
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=v,
+                                                  intermediate_values=curve, params={}, distributions={}))
+    opts = dict(pruner="percentile", prune_percentile=25.0, startup_trials=5)
+    best = make_pruner(TuneOptions(**opts), warmup=2, max_epochs=20)
+    raw = make_pruner(TuneOptions(**opts, prune_curve="raw"), warmup=2, max_epochs=20)
+
+    def trial_with(curve):
+        t = study.ask()
+        for step, v in curve.items():
+            t.report(v, step)
+        return study._storage.get_trial(t._trial_id)
+
+    slow = trial_with({0: 0.1, 4: 0.2, 8: 0.3})
+    assert not raw.prune(study, slow) and best.prune(study, slow)
+    good = trial_with({0: 0.1, 8: 0.95})
+    assert not raw.prune(study, good) and not best.prune(study, good)
+    # in the others' dip (epoch 3: raw values 0.2-0.6) a trial at 0.45 passes Optuna's rule but
+    # is behind what the others had reached by then (their peaks, 0.5-0.9)
+    mid = trial_with({0: 0.4, 3: 0.45})
+    assert not raw.prune(study, mid) and best.prune(study, mid)
+    assert "best-so-far" in __import__("siger.experiments.tune", fromlist=["pruner_name"]).pruner_name(TuneOptions(**opts))
+    with pytest.raises(ConfigError, match="prune-curve"):
+        TuneOptions(prune_curve="peak").check()
+    # with six completed trials asked for before pruning, five are not enough
+    assert not make_pruner(TuneOptions(**opts, prune_startup=6), warmup=2, max_epochs=20).prune(study, slow)
+    with pytest.raises(ConfigError, match="prune-startup"):
+        TuneOptions(prune_startup=0).check()
+
+
 def test_confirmation_can_leave_out_trials_by_value(planted_dir, tmp_path):
     from siger.experiments.tune import confirm_top
 

@@ -49,6 +49,7 @@ from siger.artifacts import atomic_write, write_json
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "percentile", "hyperband", "sha", "none")
+PRUNE_CURVES = ("best", "raw")
 SPACES_DIR = Path(__file__).resolve().parents[1] / "models" / "spaces"
 
 
@@ -276,16 +277,21 @@ class TuneOptions:
     enqueue: list[dict[str, Any]] = field(default_factory=list)  # trials to run first (e.g. the defaults)
     note: str | None = None  # a line kept with the study and printed in study.md (e.g. a change of pruner)
     trial_seeds: int = 1  # seeds per trial: the value is the mean over them (the pruner reads the first)
+    prune_startup: int | None = None  # completed trials before median / percentile prune (None: min(startup_trials, 5))
+    prune_curve: str = "best"  # median / percentile: compare with the others' best-so-far curves ("raw": Optuna's rule)
 
     def check(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"--sampler must be one of {' | '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.pruner not in PRUNERS:
             raise ConfigError(f"--pruner must be one of {' | '.join(PRUNERS)}, got {self.pruner!r}")
+        if self.prune_curve not in PRUNE_CURVES:
+            raise ConfigError(f"--prune-curve must be one of {' | '.join(PRUNE_CURVES)}, got {self.prune_curve!r}")
         if self.select_by not in ("valid", "test"):
             raise ConfigError(f"--select-by must be valid or test, got {self.select_by!r}")
-        for name, low in (("trials", 1), ("jobs", 1), ("heartbeat", 1), ("startup_trials", 0), ("trial_seeds", 1)):
-            if getattr(self, name) < low:
+        for name, low in (("trials", 1), ("jobs", 1), ("heartbeat", 1), ("startup_trials", 0), ("trial_seeds", 1),
+                          ("prune_startup", 1)):
+            if getattr(self, name) is not None and getattr(self, name) < low:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
 
 
@@ -321,17 +327,77 @@ def make_pruner(opts: TuneOptions, warmup: int, max_epochs: int):
     optuna = _optuna()
     if opts.pruner == "none" or opts.sampler == "grid" and opts.pruner == "median":
         return optuna.pruners.NopPruner()
-    if opts.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(opts.startup_trials, 5)),
-                                           n_warmup_steps=warmup)
-    if opts.pruner == "percentile":  # gentler than the median: slow starters (a low learning rate) survive
-        # Optuna's percentile is the share kept (for maximisation, the top p %): keep the top 100 - P %
-        return optuna.pruners.PercentilePruner(100.0 - opts.prune_percentile,
-                                               n_startup_trials=max(1, min(opts.startup_trials, 5)), n_warmup_steps=warmup)
+    if opts.pruner in ("median", "percentile"):
+        # Optuna's percentile is the share kept (for maximisation, the top p %): keep the top 100 - P %;
+        # the percentile pruner is gentler than the median: slow starters (a low learning rate) survive
+        keep = 50.0 if opts.pruner == "median" else 100.0 - opts.prune_percentile
+        startup = opts.prune_startup if opts.prune_startup is not None else max(1, min(opts.startup_trials, 5))
+        inner = optuna.pruners.PercentilePruner(keep, n_startup_trials=startup, n_warmup_steps=warmup)
+        return BestSoFarPruner(inner, max_epochs) if opts.prune_curve == "best" else inner
     if opts.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=max_epochs,
                                               reduction_factor=3)
     return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, warmup), reduction_factor=3)
+
+
+def best_so_far(values: dict[int, float], horizon: int, maximize: bool = True) -> dict[int, float]:
+    """A trial's curve ``{epoch: valid}`` as its best so far at every epoch from its first
+    evaluation to ``horizon - 1`` (the epoch cap): between evaluations and after the trial
+    stopped (early stopping: its best can no longer change) it keeps the last best."""
+    pick = max if maximize else min
+    out: dict[int, float] = {}
+    best = None
+    steps = sorted(s for s, v in values.items() if not math.isnan(v))
+    if not steps:
+        return out
+    for step in range(steps[0], max(horizon, steps[-1] + 1)):
+        if step in values and not math.isnan(values[step]):
+            best = values[step] if best is None else pick(best, values[step])
+        out[step] = best
+    return out
+
+
+class _BestSoFarView:
+    """What Optuna's median / percentile pruner reads of a study (its direction and its trials),
+    each trial's curve replaced by :func:`best_so_far`. The stored curves are not changed."""
+
+    def __init__(self, study, horizon: int):
+        self._study, self._horizon = study, horizon
+
+    @property
+    def direction(self):
+        return self._study.direction
+
+    def get_trials(self, deepcopy: bool = True, states=None):
+        import optuna
+
+        maximize = self._study.direction == optuna.study.StudyDirection.MAXIMIZE
+        out = []
+        for t in self._study.get_trials(deepcopy=False, states=states):
+            t = copy.copy(t)
+            t.intermediate_values = best_so_far(t.intermediate_values, self._horizon, maximize)
+            out.append(t)
+        return out
+
+
+class BestSoFarPruner:
+    """Optuna's percentile (or median) pruner, reading the other trials' curves as best so far.
+
+    Optuna's rule compares a trial's best value so far with the others' values *at the same
+    epoch*: a trial that runs past the epoch where every completed trial stopped (a slow learning
+    rate; early stopping ended the others) is compared with nothing and can never be pruned, and a
+    trial is compared with the others' values on their way down (the post-graph dip) rather than
+    with what they had reached. Here each completed trial counts with its best valid by that epoch,
+    held after it stopped; the trial judged keeps Optuna's own best so far. The rule is Optuna's
+    (``inner`` decides); only the curves it reads change, so ``--prune-curve raw`` gives it back.
+    Optuna calls a pruner only through ``prune(study, trial)``, so this needs no Optuna base class.
+    """
+
+    def __init__(self, inner, horizon: int):
+        self.inner, self.horizon = inner, horizon
+
+    def prune(self, study, trial) -> bool:
+        return self.inner.prune(_BestSoFarView(study, self.horizon), trial)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -344,7 +410,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def pruner_name(opts: TuneOptions) -> str:
-    return f"percentile (bottom {opts.prune_percentile:g} %)" if opts.pruner == "percentile" else opts.pruner
+    name = f"percentile (bottom {opts.prune_percentile:g} %)" if opts.pruner == "percentile" else opts.pruner
+    if opts.pruner in ("median", "percentile") and opts.prune_curve == "best":
+        name += " against best-so-far curves"
+    if opts.pruner in ("median", "percentile") and opts.prune_startup is not None:
+        name += f", from {opts.prune_startup} completed trials"
+    return name
 
 
 def _storage(url: str, heartbeat: int):
