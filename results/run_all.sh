@@ -17,17 +17,20 @@ for d in tiktok baby ml100k; do siger results mostpop --dataset $d --data-dir $D
 # SIGER on TikTok: 60 trials, two workers (the command run twice); trials 0-24 under the median
 # pruner, the rest under the percentile pruner (bottom 25 %), both with a 20-epoch warm-up.
 siger tune --model SIGER --dataset tiktok --trials 60 --out results/studies/siger_tiktok --enqueue-defaults \
-    --enqueue results/studies/siger_tiktok/enqueue.yaml --epochs 200 --pruner percentile $T1
+    --enqueue results/studies/siger_tiktok/enqueue.yaml --epochs 200 --pruner percentile --prune-curve raw $T1
 # MGCN on TikTok: same budget, its own keys of the space
 siger tune --model MGCN --dataset tiktok --trials 60 --out results/studies/mgcn_tiktok --enqueue-defaults \
-    --epochs 200 --pruner percentile $T1
+    --epochs 200 --pruner percentile --prune-curve raw $T1
 
 # SIGER and MGCN on baby: 30 trials each (spaces without knn_k: baby ships its kNN graphs for k = 10);
 # resumed on 2026-12-02 with --note "..." naming the trials the features bug touched (the note is
 # kept in the study storage and printed at the top of study.md); SIGER's baby space gained
-# `else: false` on beta_learn at trial 8 (the two infuse_at weights trials before it were refused)
+# `else: false` on beta_learn at trial 8 (the two infuse_at weights trials before it were refused);
+# both studies ran Optuna's raw-curve pruner until 2026-12-02 15:41 and best-so-far curves from
+# then on (SIGER from trial 12, MGCN from trial 14: each trial's pruner is in study.md), SIGER
+# pruning from 4 completed trials (--prune-startup 4) from then on
 siger tune --model SIGER --dataset baby --data-dir $DATA --space results/studies/spaces/siger_baby.yaml --trials 30 \
-    --out results/studies/siger_baby --enqueue-defaults --epochs 200 --pruner percentile $T1
+    --out results/studies/siger_baby --enqueue-defaults --epochs 200 --pruner percentile --prune-startup 4 $T1
 siger tune --model MGCN --dataset baby --data-dir $DATA --space results/studies/spaces/mgcn_baby.yaml --trials 30 \
     --out results/studies/mgcn_baby --enqueue-defaults --epochs 200 --pruner percentile $T1
 
