@@ -283,7 +283,7 @@ def test_pruner_judges_a_slow_trial_past_the_epoch_where_the_others_stopped():
     against the others' best-so-far curves it is pruned. One above them all survives either way."""
     import optuna
 
-    from siger.experiments.tune import make_pruner
+    from siger.experiments.tune import make_pruner, pruner_name
 
     study = optuna.create_study(direction="maximize")
     for v in (0.5, 0.6, 0.7, 0.8, 0.9):
@@ -308,7 +308,8 @@ def test_pruner_judges_a_slow_trial_past_the_epoch_where_the_others_stopped():
     # is behind what the others had reached by then (their peaks, 0.5-0.9)
     mid = trial_with({0: 0.4, 3: 0.45})
     assert not raw.prune(study, mid) and best.prune(study, mid)
-    assert "best-so-far" in __import__("siger.experiments.tune", fromlist=["pruner_name"]).pruner_name(TuneOptions(**opts))
+    assert "best-so-far" in pruner_name(TuneOptions(**opts))
+    assert "best-so-far" not in pruner_name(TuneOptions(**opts, prune_curve="raw"))
     with pytest.raises(ConfigError, match="prune-curve"):
         TuneOptions(prune_curve="peak").check()
     # with six completed trials asked for before pruning, five are not enough
