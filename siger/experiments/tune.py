@@ -363,19 +363,14 @@ class _BestSoFarView:
 
     def __init__(self, study, horizon: int):
         self._study, self._horizon = study, horizon
-
-    @property
-    def direction(self):
-        return self._study.direction
+        self.direction = study.direction
+        self._maximize = study.direction == _optuna().study.StudyDirection.MAXIMIZE
 
     def get_trials(self, deepcopy: bool = True, states=None):
-        import optuna
-
-        maximize = self._study.direction == optuna.study.StudyDirection.MAXIMIZE
         out = []
         for t in self._study.get_trials(deepcopy=False, states=states):
-            t = copy.copy(t)
-            t.intermediate_values = best_so_far(t.intermediate_values, self._horizon, maximize)
+            t = copy.copy(t)  # shallow: the stored trial keeps its raw curve
+            t.intermediate_values = best_so_far(t.intermediate_values, self._horizon, self._maximize)
             out.append(t)
         return out
 
@@ -411,10 +406,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 def pruner_name(opts: TuneOptions) -> str:
     name = f"percentile (bottom {opts.prune_percentile:g} %)" if opts.pruner == "percentile" else opts.pruner
-    if opts.pruner in ("median", "percentile") and opts.prune_curve == "best":
-        name += " against best-so-far curves"
-    if opts.pruner in ("median", "percentile") and opts.prune_startup is not None:
-        name += f", from {opts.prune_startup} completed trials"
+    if opts.pruner in ("median", "percentile"):  # the options below are theirs only
+        name += " against best-so-far curves" if opts.prune_curve == "best" else ""
+        name += f", from {opts.prune_startup} completed trials" if opts.prune_startup is not None else ""
     return name
 
 
