@@ -23,8 +23,9 @@ siger tune --model MGCN --dataset tiktok --trials 60 --out results/studies/mgcn_
     --epochs 200 --pruner percentile --prune-curve raw $T1
 
 # SIGER and MGCN on baby: 30 trials each (spaces without knn_k: baby ships its kNN graphs for k = 10);
-# resumed on 2026-12-02 with --note "..." naming the trials the features bug touched (the note is
-# kept in the study storage and printed at the top of study.md); SIGER's baby space gained
+# resumed on 2026-12-02 with --note "..." naming the trials the features bug was thought to touch (the
+# note is kept in the study storage and printed at the top of study.md; corrected the same day: baby
+# ships graphs only, so no trial had features to drift); SIGER's baby space gained
 # `else: false` on beta_learn at trial 8 (the two infuse_at weights trials before it were refused);
 # both studies ran Optuna's raw-curve pruner until 2026-12-02 15:41 and best-so-far curves from
 # then on (SIGER from trial 12, MGCN from trial 14: each trial's pruner is in study.md), SIGER
@@ -85,6 +86,13 @@ done
   siger results add $R/cmp_$d/SIGER --table confirmation_siger --label "SIGER trial 43 (the defaults)"
   siger results add $R/cmp_$d/SIGER_trial0036 --table confirmation_siger --label "SIGER trial 36"
 done
+# each model tuned on baby by its own study (30 trials each, the same pruner): MGCN's best trial (1)
+# rerun alone over 3 seeds (seed 999 reproduces the trial: baby ships graphs only, nothing to drift)
+for s in 999 1000 1001; do
+  siger train --model MGCN --dataset baby --data-dir $DATA --config results/studies/mgcn_baby/trials/0001/config.yaml \
+      --seed $s --out $R/cmp_baby/MGCN_trial0001/seed$s $T1
+done
+siger results add $R/cmp_baby/MGCN_trial0001 --table comparison --label "MGCN (tuned on baby, trial 1)" --note "..."
 # the backbone on baby (MGCN with SIGER's values of the keys they share)
 for s in 999 1000 1001; do
   siger train --model SIGER --dataset baby --data-dir $DATA --beta 0 --lambda_p 0 --lambda_a 0 --seed $s --out $R/abl_baby/backbone/seed$s $T2
