@@ -93,6 +93,14 @@ for s in 999 1000 1001; do
       --seed $s --out $R/cmp_baby/MGCN_trial0001/seed$s $T1
 done
 siger results add $R/cmp_baby/MGCN_trial0001 --table comparison --label "MGCN (tuned on baby, trial 1)" --note "..."
+# SIGER's baby study: its top two trials (33, 22) rerun over 3 seeds, chosen on mean valid
+# (confirm.json; runs under results/studies/siger_baby/confirm)
+siger tune --model SIGER --dataset baby --data-dir $DATA --space results/studies/spaces/siger_baby.yaml --trials 30 \
+    --out results/studies/siger_baby --enqueue-defaults --epochs 200 --pruner percentile --prune-startup 4 $T1 --confirm-top 2
+S=results/studies/siger_baby
+siger results add $S/trials/0028 $S/confirm/0033 --table comparison --label "SIGER (tuned on baby, trial 33)" --note "..."
+siger results add $S/trials/0028 $S/confirm/0033 --table confirmation_siger --label "SIGER baby-study trial 33"
+siger results add $S/trials/0022 $S/confirm/0022 --table confirmation_siger --label "SIGER baby-study trial 22"
 # the backbone on baby (MGCN with SIGER's values of the keys they share)
 for s in 999 1000 1001; do
   siger train --model SIGER --dataset baby --data-dir $DATA --beta 0 --lambda_p 0 --lambda_a 0 --seed $s --out $R/abl_baby/backbone/seed$s $T2
