@@ -93,6 +93,11 @@ for s in 999 1000 1001; do
       --seed $s --out $R/cmp_baby/MGCN_trial0001/seed$s $T1
 done
 siger results add $R/cmp_baby/MGCN_trial0001 --table comparison --label "MGCN (tuned on baby, trial 1)" --note "..."
+# MGCN's study confirmation, the same as SIGER's: its top two trials (1, 17) over 3 seeds (trial 1's
+# seeds 1000 and 1001 are the runs above, copied into confirm/0001), chosen on mean valid
+siger tune --model MGCN --dataset baby --data-dir $DATA --space results/studies/spaces/mgcn_baby.yaml --trials 30 \
+    --out results/studies/mgcn_baby --enqueue-defaults --epochs 200 --pruner percentile $T1 --confirm-top 2
+siger results study results/studies/mgcn_baby --note "..."
 # SIGER's baby study: its top two trials (33, 22) rerun over 3 seeds, chosen on mean valid
 # (confirm.json; runs under results/studies/siger_baby/confirm)
 siger tune --model SIGER --dataset baby --data-dir $DATA --space results/studies/spaces/siger_baby.yaml --trials 30 \
