@@ -15,7 +15,8 @@ for d in tiktok baby ml100k; do siger results mostpop --dataset $d --data-dir $D
 
 # -- issue 21: studies (chosen on valid; test recorded, never used) ---------------------------------
 # SIGER on TikTok: 60 trials, two workers (the command run twice); trials 0-24 under the median
-# pruner, the rest under the percentile pruner (bottom 25 %), both with a 20-epoch warm-up.
+# pruner, the rest under the percentile pruner (bottom 25 %), both with a 20-epoch warm-up; stopped
+# at 54 finished and taken to 60 on 2026-12-02 (--note "...": the two trials left running resumed).
 siger tune --model SIGER --dataset tiktok --trials 60 --out results/studies/siger_tiktok --enqueue-defaults \
     --enqueue results/studies/siger_tiktok/enqueue.yaml --epochs 200 --pruner percentile --prune-curve raw $T1
 # MGCN on TikTok: same budget, its own keys of the space
@@ -106,6 +107,11 @@ S=results/studies/siger_baby
 siger results add $S/trials/0028 $S/confirm/0033 --table comparison --label "SIGER (tuned on baby, trial 33)" --note "..."
 siger results add $S/trials/0028 $S/confirm/0033 --table confirmation_siger --label "SIGER baby-study trial 33"
 siger results add $S/trials/0022 $S/confirm/0022 --table confirmation_siger --label "SIGER baby-study trial 22"
+# baby's winner on the datasets it was not chosen on (could it be the default? docs/siger.md)
+for d in tiktok ml100k; do for s in 999 1000 1001; do
+  siger train --config results/studies/siger_baby/trials/0028/config.yaml --dataset $d --data-dir $DATA --seed $s \
+      --epochs 1000 --out $R/cmp_$d/SIGER_baby33/seed$s $T1
+done; siger results add $R/cmp_$d/SIGER_baby33 --table confirmation_siger --label "SIGER baby-study trial 33"; done
 # the backbone on baby (MGCN with SIGER's values of the keys they share)
 for s in 999 1000 1001; do
   siger train --model SIGER --dataset baby --data-dir $DATA --beta 0 --lambda_p 0 --lambda_a 0 --seed $s --out $R/abl_baby/backbone/seed$s $T2
