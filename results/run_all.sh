@@ -94,8 +94,11 @@ for s in 999 1000 1001; do
       --seed $s --out $R/cmp_baby/MGCN_trial0001/seed$s $T1
 done
 siger results add $R/cmp_baby/MGCN_trial0001 --table comparison --label "MGCN (tuned on baby, trial 1)" --note "..."
-# MGCN's study confirmation, the same as SIGER's: its top two trials (1, 17) over 3 seeds (trial 1's
-# seeds 1000 and 1001 are the runs above, copied into confirm/0001), chosen on mean valid
+# MGCN's study confirmation, the same as SIGER's: its top two trials (1, 17) over 3 seeds, chosen on
+# mean valid; trial 1's seeds 1000 and 1001 are the runs above (same config), so they are not trained twice
+for s in 1000 1001; do mkdir -p results/studies/mgcn_baby/confirm/0001/seed$s
+  cp $R/cmp_baby/MGCN_trial0001/seed$s/{config.yaml,metrics.json,record.json,log.jsonl} results/studies/mgcn_baby/confirm/0001/seed$s/
+done
 siger tune --model MGCN --dataset baby --data-dir $DATA --space results/studies/spaces/mgcn_baby.yaml --trials 30 \
     --out results/studies/mgcn_baby --enqueue-defaults --epochs 200 --pruner percentile $T1 --confirm-top 2
 siger results study results/studies/mgcn_baby --note "..."
