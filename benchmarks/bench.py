@@ -20,7 +20,6 @@ import os
 import platform
 import tempfile
 import time
-from pathlib import Path
 
 
 def machine() -> str:

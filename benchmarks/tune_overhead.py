@@ -25,7 +25,7 @@ def measure(model: str, dataset: str, data_dir: str | None, epochs: int, repeats
     import torch
 
     from siger.config import build_config
-    from siger.experiments.tune import StudySpec, TuneOptions, _open_study, parse_space, run_tune
+    from siger.experiments.tune import StudySpec, TuneOptions, open_study, parse_space, run_tune
     from siger.train.trainer import Trainer, load_data
 
     torch.set_num_threads(threads)
@@ -49,7 +49,7 @@ def measure(model: str, dataset: str, data_dir: str | None, epochs: int, repeats
             t0 = time.perf_counter()
             run_tune(spec, log=lambda s: None)
             calls.append(time.perf_counter() - t0)
-            last = _open_study(spec).trials[-1]
+            last = open_study(spec).trials[-1]
             trials.append((last.datetime_complete - last.datetime_start).total_seconds())
     p = statistics.median(plain)
     later = trials[1:] or trials

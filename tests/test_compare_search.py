@@ -7,7 +7,7 @@ import yaml
 
 from siger.cli import main
 from siger.config import ConfigError
-from siger.experiments.tune import split_grid
+from siger.config import split_grid
 
 BASE = ["--epochs", "2", "--batch_size", "4", "--progress", "false", "--topk", "5,10,20",
         "--valid_metric", "recall@20"]
@@ -102,7 +102,7 @@ def test_compare_model_config_applies_a_grid_winner_and_refuses_stale_runs(tiny_
 
 
 def test_train_or_load_checks_real_folders_and_takes_symlinks_as_given(tmp_path):
-    from siger.experiments.ablate import train_or_load
+    from siger.experiments.runs import train_or_load
     from siger.config import build_config
 
     run = tmp_path / "run"

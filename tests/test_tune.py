@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -352,9 +351,9 @@ def test_a_resumed_study_does_not_repeat_its_first_draws(planted_dir, tmp_path):
         spec = _spec(planted_dir, tmp_path / "s", space, TuneOptions(trials=n, sampler="random", pruner="none"),
                      epochs=1)
         run_tune(spec, log=lambda s: None)
-    from siger.experiments.tune import _open_study
+    from siger.experiments.tune import open_study
 
-    lrs = [t.params["learning_rate"] for t in _open_study(spec).trials]
+    lrs = [t.params["learning_rate"] for t in open_study(spec).trials]
     assert len(lrs) == 3 and len(set(lrs)) == 3
 
 

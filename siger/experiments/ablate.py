@@ -9,45 +9,14 @@ stopped.
 from __future__ import annotations
 
 import copy
-import json
-import re
 from pathlib import Path
 from typing import Any
 
-from siger.config import PLACE_KEYS, Config, ConfigError, apply_overrides, config_mismatch
+from siger.config import Config, apply_overrides
 from siger.models.siger import ABLATIONS
 from siger.artifacts import atomic_write
+from siger.experiments.runs import slug, train_or_load
 from siger.experiments.summary import seeds_phrase, summarize, summary_table
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
-def train_or_load(cfg: Config, out: Path, log=print, data=None) -> dict[str, Any]:
-    """metrics.json of ``out`` if the run finished with this config, else train (resuming if possible)
-    on ``data`` (default: loaded from ``cfg``; a caller holding the dataset passes it).
-
-    A finished run whose config.yaml differs from ``cfg`` (beyond paths and evaluation chunking) is an
-    error naming the keys, never reused. A symlinked run folder is the user's deliberate substitution
-    (e.g. MGCN's run as SIGER's backbone ablation) and is taken as is.
-    """
-    import yaml
-
-    from siger.train.trainer import Trainer, load_data
-
-    done = out / "metrics.json"
-    if done.exists():
-        saved = out / "config.yaml"
-        diff = []
-        if saved.exists() and not out.is_symlink():
-            diff = config_mismatch(yaml.safe_load(saved.read_text()) or {}, cfg, ignore=PLACE_KEYS)
-        if diff:
-            raise ConfigError(f"{out}: finished run has a different config ({', '.join(diff)}); "
-                             "delete it or use another --out")
-        return json.loads(done.read_text())
-    trainer = Trainer(cfg, load_data(cfg) if data is None else data, out, log=log)
-    return trainer.fit(resume=True)
 
 
 def resolve_variants(names: list[str] | None) -> list[str]:

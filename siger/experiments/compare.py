@@ -8,7 +8,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from siger.experiments.ablate import train_or_load
+from siger.experiments.runs import train_or_load
 from siger.config import PLACE_KEYS, RUN_ONLY_KEYS, Config, ConfigError, apply_overrides, build_config, load_yaml
 from siger.artifacts import atomic_write
 from siger.experiments.summary import SUMMARY_METRICS, seeds_phrase, summarize, summary_table

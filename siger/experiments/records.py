@@ -106,7 +106,7 @@ def add_runs(paths: list[str | Path], table: str, label: str | None = None, note
     new runs loses its records in ``table``; the new ones take the place of the first of them
     (the table keeps its row order) and, without ``note``, the note the row had. A row with
     nothing to replace is an error."""
-    from siger.experiments.ablate import slug
+    from siger.experiments.runs import slug
     from siger.models.siger import ABLATIONS
 
     by_slug = {slug(n): n for n in ABLATIONS}

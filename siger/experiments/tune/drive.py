@@ -1,0 +1,123 @@
+"""Running a study: create or resume it, run its workers to the trials asked, write its reports;
+and confirming its top trials over more seeds."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from siger.artifacts import atomic_write, write_json
+from siger.config import ConfigError, apply_overrides
+from siger.experiments.runs import train_or_load
+from siger.experiments.tune.engine import checkpoint_storage, optuna_module, storage_url
+from siger.experiments.tune.report import write_reports
+from siger.experiments.tune.study import (StudySpec, check_identity, complete_params, enqueued_params,
+                                         finished_count, metric_name, open_study, run_worker)
+
+def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers: bool = False) -> dict[str, Any]:
+    """Create or resume the study in ``spec.out``, run it to ``opts.trials`` finished trials, write reports."""
+    if spec.opts.sampler == "grid":
+        size = math.prod(len(p.grid_values()) for p in spec.space.params.values())
+        spec.opts.trials = min(spec.opts.trials, size) if spec.opts.trials else size
+    spec.opts.check()
+    optuna = optuna_module()
+    out = Path(spec.out)
+    for p in spec.space.params.values():  # every choice and range end must make a valid config
+        for v in (p.choices if p.kind == "categorical" else (p.low, p.high)):
+            spec.trial_config({**p.when, p.name: v})
+        if p.otherwise:
+            spec.trial_config({p.name: p.otherwise[0]})
+    if spec.opts.sampler == "grid" and any(p.when for p in spec.space.params.values()):
+        raise ConfigError("a grid cannot have conditional keys ('if')")
+    out.mkdir(parents=True, exist_ok=True)
+    study = open_study(spec)
+    check_identity(study, spec)
+    atomic_write(out / "space.yaml", lambda p: Path(p).write_text(yaml.safe_dump(spec.space.to_yaml(), sort_keys=False)))
+    if spec.opts.enqueue and not study.user_attrs.get("enqueued"):
+        for given in spec.opts.enqueue:
+            study.enqueue_trial(enqueued_params(spec, given), skip_if_exists=True)
+        study.set_user_attr("enqueued", True)
+    if spec.opts.note:
+        study.set_user_attr("note", spec.opts.note)
+    optuna.storages.fail_stale_trials(study)  # trials a killed process left RUNNING, once they are stale
+    log(f"study {study.study_name}: {finished_count(study)} of {spec.opts.trials} trials finished; "
+        f"{spec.opts.sampler} sampler, {spec.opts.pruner} pruner, storage {storage_url(spec.opts, out)}")
+    if spec.opts.jobs == 1:
+        run_worker(spec, 0, False)
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=run_worker, args=(spec, w, quiet_workers)) for w in range(spec.opts.jobs)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        bad = [p.exitcode for p in procs if p.exitcode]
+        if bad:
+            raise RuntimeError(f"{len(bad)} tune worker(s) failed (exit codes {bad}); rerun to resume the study")
+    result = write_reports(spec, log)
+    checkpoint_storage(spec.opts, spec.out)
+    return result
+
+
+def _confirm_one(spec: StudySpec, params: dict[str, Any], seed: int, run: str, threads: int) -> dict[str, Any]:
+    cfg = spec.trial_config(params)
+    apply_overrides(cfg, {"seed": seed, **({"num_threads": threads} if threads else {}), "progress": False})
+    return train_or_load(cfg, Path(run), log=lambda s: None)
+
+
+def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Callable[[str], None] = print,
+                exclude: dict[str, Any] | None = None) -> dict:
+    """Train the ``top`` complete trials with ``seeds - 1`` more seeds each (the trial's own run
+    is the first) and choose the best mean valid metric: a single-seed valid score is noisy and
+    the best of many trials is the luckiest. Writes ``confirm.json`` and the reports (whose
+    ``best_config.yaml`` is then the confirmed winner). Runs go to ``confirm/NNNN/seed<S>``;
+    finished ones are reused, so a killed confirmation resumes. ``exclude`` (key -> value) leaves
+    out trials with those values (e.g. a choice a model's definition rules out)."""
+    optuna = optuna_module()
+    if top < 1 or seeds < 2:
+        raise ConfigError("--confirm-top needs >= 1 trials and --confirm-seeds >= 2")
+    if spec.opts.trial_seeds > 1:
+        raise ConfigError("--confirm-top re-seeds one-seed trials; this study's trials already average "
+                          f"{spec.opts.trial_seeds} seeds (--trial-seeds)")
+    out = Path(spec.out)
+    study = open_study(spec)
+    metric = metric_name(spec)
+    sel = spec.opts.select_by
+    exclude = exclude or {}
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if t.value is not None and not any(str(t.params.get(k)) == str(v) for k, v in exclude.items())]
+    chosen = sorted(complete, key=lambda t: -t.value)[:top]
+    base_seed = spec.trial_config({}).train.seed
+    seed_list = [base_seed + s for s in range(seeds)]
+    jobs_list = [(t, s) for t in chosen for s in seed_list[1:]]
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+    args = [(spec, complete_params(spec, t.params), s, str(out / "confirm" / f"{t.number:04d}" / f"seed{s}"), threads)
+            for t, s in jobs_list]
+    log(f"confirming {len(chosen)} trials with seeds {seed_list[1:]}: {len(args)} runs, {jobs} at a time")
+    if jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            results = pool.starmap(_confirm_one, args)
+    else:
+        results = [_confirm_one(*a) for a in args]
+    by = {(t.number, s): r for (t, s), r in zip(jobs_list, results)}
+    rows = []
+    for t in chosen:
+        runs = [{"valid": t.user_attrs["valid"], "test": t.user_attrs["test"]}] + [by[(t.number, s)] for s in seed_list[1:]]
+        vals = [float(r[sel][metric]) for r in runs]
+        rows.append({"number": t.number, "params": complete_params(spec, t.params), "run_dir": t.user_attrs["run_dir"], "valid": vals,
+                     "valid_mean": float(np.mean(vals)), "valid_std": float(np.std(vals, ddof=1)),
+                     "test_recall@20": float(np.mean([r["test"]["recall@20"] for r in runs])),
+                     "test_ndcg@20": float(np.mean([r["test"]["ndcg@20"] for r in runs]))})
+    best = max(rows, key=lambda r: r["valid_mean"])
+    write_json(out / "confirm.json", {"metric": metric, "select_by": sel, "seeds": seeds, "seed_list": seed_list,
+                                      "exclude": exclude, "rows": rows, "best": best})
+    return write_reports(spec, log)

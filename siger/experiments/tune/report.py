@@ -1,0 +1,187 @@
+"""A study's reports: study.md, study.json, best_config.yaml, history.png and importance.png."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from siger.artifacts import atomic_write, write_json
+from siger.experiments.tune.engine import optuna_module
+from siger.experiments.tune.study import StudySpec, complete_params, metric_name, open_study
+
+def _rows(study, spec: StudySpec) -> list[dict[str, Any]]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        ua = t.user_attrs
+        rows.append({"number": t.number, "state": t.state.name, "params": complete_params(spec, t.params),
+                     "valid": ua.get("valid"), "test": ua.get("test"), "best_epoch": ua.get("best_epoch"),
+                     "epochs_run": ua.get("epochs_run"), "seconds_per_epoch": ua.get("seconds_per_epoch"),
+                     "run_dir": ua.get("run_dir"), "error": ua.get("error"), "value": t.value,
+                     "seeds": ua.get("seeds")})
+    return rows
+
+
+def _fmt_param(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """study.md, study.json, best_config.yaml, history.png and importance.png from the study."""
+    out = Path(spec.out)
+    study = open_study(spec)
+    metric = metric_name(spec)
+    rows = _rows(study, spec)
+    done = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
+    if not done:
+        raise RuntimeError(f"{out}: no trial of the study has completed")
+    best = study.best_trial
+    best_row = next(r for r in rows if r["number"] == best.number)
+    confirmed = json.loads((out / "confirm.json").read_text()) if (out / "confirm.json").exists() else None
+    src = out / (confirmed["best"]["run_dir"] if confirmed else best_row["run_dir"]) / "config.yaml"
+    shutil.copyfile(src, out / "best_config.yaml")
+    keys = list(spec.space.params)
+    sel = spec.opts.select_by
+
+    def vkey(r):
+        return r["valid"][metric] if r["valid"] else -1.0
+
+    ordered = sorted(rows, key=lambda r: (r["state"] not in ("COMPLETE", "PRUNED"), -vkey(r)))
+    base = spec.trial_config({})
+    n_pruned = sum(r["state"] == "PRUNED" for r in rows)
+    pruners: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        name = t.user_attrs.get("pruner", "not recorded")
+        pruners[name] = pruners.get(name, 0) + 1
+    fixed = ", ".join(f"{k}={v}" for k, v in spec.base_overrides().items()
+                      if k not in ("progress", "data_dir", "cache_dir")) or "none"
+    lines = [
+        f"# Study: {base.train.model} on {base.train.dataset}",
+        "",
+        f"{len(rows)} trials ({len(done)} complete, {n_pruned} pruned"
+        + "".join(f", {sum(r['state'] == st for r in rows)} {st.lower()}" for st in ("FAIL", "RUNNING", "WAITING")
+                  if any(r["state"] == st for r in rows))
+        + f"); {spec.opts.sampler} sampler, pruner{'s' if len(pruners) > 1 else ''} "
+        + ", ".join(f"{name} ({n} trials)" for name, n in pruners.items())
+        + f" (warm-up {base.train.warmup_epochs} epochs), "
+        + (f"seed {base.train.seed}, one seed per trial" if spec.opts.trial_seeds == 1 else
+           f"{spec.opts.trial_seeds} seeds per trial ({base.train.seed}, {base.train.seed + 1}, ...; the pruner reads "
+           f"the first, the value is the mean best-valid {metric} over them)")
+        + f". Fixed: {fixed}."
+        + (f" Note: {study.user_attrs['note']}" if study.user_attrs.get("note") else ""),
+        "",
+        (f"Chosen on **valid {metric}** (the trial's best-valid epoch). The test columns are recorded at that "
+         "epoch for reference and were **not used** to choose." if sel == "valid" else
+         f"Chosen on **test {metric}** (MMRec's behaviour): **this choice has seen the test set**."),
+        f" Best: trial {best.number} (`best_config.yaml`). Space: `space.yaml`.",
+        "",
+        "| trial | state | " + " | ".join(keys) + f" | valid {metric} | test recall@20 | test ndcg@20 | "
+        "best epoch (run) | s/epoch |" + (f" valid {metric} per seed |" if spec.opts.trial_seeds > 1 else ""),
+        "|---:|---|" + "---|" * len(keys) + "---:|---:|---:|---:|---:|" + ("---|" if spec.opts.trial_seeds > 1 else ""),
+    ]
+    for r in ordered:
+        state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(r["state"], r["state"].lower())
+        if r["error"]:
+            state += " (invalid config)" if str(r["error"]).startswith("invalid: ") else " (diverged)"
+        mark = "**" if r["number"] == best.number else ""
+        v = f"{mark}{r['valid'][metric]:.4f}{mark}" if r["valid"] else ""
+        te = r["test"] or {}
+        ep = f"{r['best_epoch']} ({r['epochs_run']})" if r["epochs_run"] is not None else ""
+        spe = f"{r['seconds_per_epoch']:.2f}" if r["seconds_per_epoch"] else ""
+        lines.append(f"| {r['number']} | {state} | " + " | ".join(_fmt_param(r["params"].get(k, "")) for k in keys)
+                     + f" | {v} | {te.get('recall@20', float('nan')):.4f} | {te.get('ndcg@20', float('nan')):.4f} | "
+                     f"{ep} | {spe} |"
+                     + (" " + " / ".join(f"{x['valid'][metric]:.4f}" for x in r["seeds"] or []) + " |"
+                        if spec.opts.trial_seeds > 1 else ""))
+    if confirmed:
+        cm = confirmed["metric"]
+        lines += ["", f"## Confirmation: the top {len(confirmed['rows'])} trials over {confirmed['seeds']} seeds", "",
+                  f"A single-seed valid score is noisy, so the best trials were trained again with other seeds "
+                  f"(seeds {', '.join(map(str, confirmed['seed_list']))}) and the winner is the best **mean valid "
+                  f"{cm}** (test still not used). `best_config.yaml` is trial {confirmed['best']['number']}'s."
+                  + (f" Trials with {', '.join(f'{k}={v}' for k, v in confirmed['exclude'].items())} were left out."
+                     if confirmed.get("exclude") else ""), "",
+                  f"| trial | valid {cm} per seed | mean valid ± std | test recall@20 mean | test ndcg@20 mean |",
+                  "|---:|---|---:|---:|---:|"]
+        for r in confirmed["rows"]:
+            mark = "**" if r["number"] == confirmed["best"]["number"] else ""
+            lines.append(f"| {r['number']} | {' / '.join(f'{v:.4f}' for v in r['valid'])} | "
+                         f"{mark}{r['valid_mean']:.4f} ± {r['valid_std']:.4f}{mark} | {r['test_recall@20']:.4f} | "
+                         f"{r['test_ndcg@20']:.4f} |")
+    importances = _importances(study)
+    if importances:
+        lines += ["", "Parameter importances (fANOVA over complete trials): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()) + "."]
+    text = "\n".join(lines) + "\n"
+    atomic_write(out / "study.md", lambda p: Path(p).write_text(text))
+    write_json(out / "study.json", {"model": base.train.model, "dataset": base.train.dataset, "metric": metric,
+                                    "select_by": sel, "sampler": spec.opts.sampler, "pruner": spec.opts.pruner,
+                                    "space": spec.space.to_yaml(), "best": best_row, "importances": importances,
+                                    "confirmed": confirmed, "trials": rows})
+    _plot_history(rows, metric, out / "history.png", f"{base.train.model} on {base.train.dataset}")
+    if importances:
+        _plot_importance(importances, out / "importance.png")
+    log(text)
+    return {"best": best_row, "rows": rows, "importances": importances}
+
+
+def _importances(study) -> dict[str, float]:
+    optuna = optuna_module()
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    if len(complete) < 3:
+        return {}
+    try:
+        return {k: float(v) for k, v in optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)).items()}
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        return {}
+
+
+def _plot_history(rows, metric: str, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for state, style in (("COMPLETE", dict(color="C0", marker="o", label="complete")),
+                         ("PRUNED", dict(color="C7", marker="x", label="pruned (best valid before pruning)"))):
+        pts = [(r["number"], r["valid"][metric]) for r in rows if r["state"] == state and r["valid"]]
+        if pts:
+            ax.scatter(*zip(*pts), s=18, **style)
+    best, xs, ys = -math.inf, [], []
+    for r in sorted(rows, key=lambda r: r["number"]):
+        if r["state"] == "COMPLETE" and r["value"] is not None and r["valid"]:
+            best = max(best, r["valid"][metric])
+        if best > -math.inf:
+            xs.append(r["number"])
+            ys.append(best)
+    if xs:
+        ax.step(xs, ys, where="post", color="C3", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"valid {metric}")
+    ax.set_title(f"{title}: optimisation history")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    plt.close(fig)
+
+
+def _plot_importance(imp: dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(imp)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 1.6 + 0.3 * len(names)))
+    ax.barh(names, [imp[n] for n in names], color="C0")
+    ax.set_xlabel("importance (fANOVA, normalised)")
+    ax.set_title("parameter importances")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    plt.close(fig)

@@ -1,0 +1,261 @@
+"""One study: its spec, its storage, its identity, and the objective its workers run.
+
+A trial is an ordinary run folder (``trials/NNNN/``) trained with the sampled config; its value is
+the best valid ``valid_metric``. Each evaluation is reported to the pruner. A trial whose loss
+turns non-finite is pruned (a diverging setting, not a crash). A trial left RUNNING by a killed
+process is found stale by its heartbeat, failed and re-queued with the same parameters; the retry
+resumes the trial's run folder from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from siger.config import ConfigError, build_config
+from siger.experiments.runs import train_or_load
+from siger.experiments.tune.engine import (TuneOptions, make_pruner, make_sampler, optuna_module, pruner_name,
+                                          open_storage, storage_url)
+from siger.experiments.tune.space import Space
+
+# -- one study -------------------------------------------------------------------------------
+@dataclass
+class StudySpec:
+    """Everything a worker needs to run trials of one study (picklable, for ``--jobs``)."""
+
+    model: str
+    dataset: str | None
+    overrides: dict[str, Any]  # command-line overrides, applied after the space's fixed keys
+    yaml_path: str | None
+    space: Space
+    out: str
+    opts: TuneOptions
+
+    def base_overrides(self) -> dict[str, Any]:
+        return {**self.space.fixed, **self.overrides}
+
+    def trial_config(self, params: dict[str, Any]):
+        # the study's model and dataset win over the YAML's (a run folder's config.yaml names both)
+        pinned = {"model": self.model, **({"dataset": self.dataset} if self.dataset is not None else {})}
+        return build_config(self.model, self.dataset, {**self.base_overrides(), **pinned, **params}, self.yaml_path)
+
+
+def metric_name(spec: StudySpec) -> str:
+    return spec.trial_config({}).train.valid_metric
+
+
+def open_study(spec: StudySpec, worker: int = 0):
+    optuna = optuna_module()
+    out = Path(spec.out)
+    base = spec.trial_config({})
+    name = spec.opts.study_name or f"{base.train.model}-{base.train.dataset}"
+    study = optuna.create_study(
+        storage=open_storage(storage_url(spec.opts, out), spec.opts.heartbeat), study_name=name,
+        sampler=make_sampler(spec.opts, spec.space, worker),
+        pruner=make_pruner(spec.opts, base.train.warmup_epochs, base.train.epochs),
+        direction="maximize", load_if_exists=True)
+    held = len(study.get_trials(deepcopy=False))
+    if held:
+        study.sampler = make_sampler(spec.opts, spec.space, worker, resumed=held)
+    return study
+
+
+def identity(spec: StudySpec) -> dict[str, Any]:
+    """What must not change when a study is resumed: model, data, space, fixed keys, selection."""
+    base = spec.trial_config({})
+    ident = {"model": base.train.model, "dataset": base.train.dataset, "space": spec.space.to_yaml()["params"],
+             "fixed": {k: str(v) for k, v in sorted(spec.base_overrides().items())
+                       if k not in ("num_threads", "progress", "device", "data_dir", "cache_dir")},
+             "select_by": spec.opts.select_by, "metric": base.train.valid_metric}
+    if spec.opts.trial_seeds > 1:  # absent at 1, so studies started before the option still resume
+        ident["trial_seeds"] = spec.opts.trial_seeds
+    return ident
+
+
+def check_identity(study, spec: StudySpec) -> None:
+    want = json.loads(json.dumps(identity(spec)))
+    have = study.user_attrs.get("identity")
+    if have is None:
+        study.set_user_attr("identity", want)
+        return
+    diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    if diff:
+        detail = "; ".join(f"{k}: study has {have.get(k)!r}, now {want.get(k)!r}" for k in diff)
+        raise ConfigError(f"{spec.out}: this study was started with other settings ({detail}); "
+                          "use another --out or the same settings")
+
+
+def finished_count(study) -> int:
+    optuna = optuna_module()
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+# -- reports ---------------------------------------------------------------------------------
+def complete_params(spec: StudySpec, suggested: dict[str, Any]) -> dict[str, Any]:
+    """A stored trial's values with the space's ``else`` values; a trial whose sampled keys do not
+    fit the space (a space edited under a study, or an enqueued partial trial) is shown as stored."""
+    try:
+        return {**dict(suggested), **spec.space.complete(dict(suggested))}
+    except KeyError:
+        return dict(suggested)
+
+
+class InvalidTrial(Exception):
+    """A trial whose sampled values the model refuses (e.g. a conditional key left at a config value
+    that does not go with the other keys' values): the trial is FAIL, not counted toward
+    ``--trials``, and the study goes on. Fix the space (a condition, ``if:`` / ``else:``) to stop drawing it."""
+
+
+class _Objective:
+    MAX_REFUSED = 20  # refused trials in a row that end the worker with the model's error
+
+    def __init__(self, spec: StudySpec, log: Callable[[str], None]):
+        self.spec, self.log = spec, log
+        self._refused = 0
+        self._data: dict[tuple, Any] = {}
+
+    def data(self, cfg):
+        """The dataset, read once per process (models copy the features they fine-tune, so a
+        trial never starts from what an earlier trial of this process trained)."""
+        from siger.train.trainer import load_data
+
+        key = (cfg.train.dataset, cfg.train.data_dir, tuple(cfg.train.modalities or ()))
+        if key not in self._data:
+            self._data[key] = load_data(cfg)
+        return self._data[key]
+
+    def __call__(self, trial) -> float:
+        optuna = optuna_module()
+        from siger.train.trainer import Trainer, TrainingError
+
+        spec = self.spec
+        params = spec.space.resolve(lambda p: p.suggest(trial))
+        cfg = spec.trial_config(params)
+        metric = cfg.train.valid_metric
+        # a retried trial (re-queued after its process died) inherits the user attributes of the
+        # original, so it finds the original's run folder and resumes it from its checkpoint
+        retry_of = trial.user_attrs.get("run_dir")
+        run = Path(spec.out) / (retry_of or f"trials/{trial.number:04d}")
+        trial.set_user_attr("run_dir", str(run.relative_to(spec.out)))
+        trial.set_user_attr("pruner", pruner_name(spec.opts))
+        self.log(f"== trial {trial.number}" + (f" (retry: resumes {retry_of})" if retry_of else "") + f": {params}")
+
+        warmup = cfg.train.warmup_epochs
+
+        def on_eval(epoch: int, valid: dict, replay: bool) -> bool:
+            trial.report(valid[metric], epoch)
+            return not replay and epoch >= warmup and trial.should_prune()  # no pruner reads in the warm-up
+
+        t0 = time.perf_counter()
+        try:
+            trainer = Trainer(cfg, self.data(cfg), run, log=self.log, on_eval=on_eval)
+        except (ValueError, ConfigError) as e:  # the model refuses this combination of the space's values
+            trial.set_user_attr("error", f"invalid: {e}")
+            self._refused += 1
+            if self._refused >= self.MAX_REFUSED:  # not a corner of the space: every draw is refused
+                raise ConfigError(f"the last {self._refused} trials were all refused by the model: {e}") from None
+            raise InvalidTrial(f"trial {trial.number}: the model refuses this config: {e} (to stop drawing "
+                               "such trials, give the space a condition: 'if:', and 'else:' for the value "
+                               "a conditional key takes where its condition fails)") from None
+        self._refused = 0
+        try:
+            res = trainer.fit(resume=True)
+        except TrainingError as e:  # a diverging setting: hopeless, not a crash
+            trial.set_user_attr("error", str(e))
+            raise optuna.TrialPruned(f"diverged: {e}") from None
+        for k in ("best_epoch", "epochs_run", "seconds_per_epoch"):
+            trial.set_user_attr(k, res[k])
+        trial.set_user_attr("valid", res["valid"])
+        trial.set_user_attr("test", res["test"])  # recorded for the table; never returned
+        if res["pruned"]:
+            trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+            raise optuna.TrialPruned(f"pruned at epoch {res['epochs_run'] - 1}")
+        if res["valid"] is None:
+            raise optuna.TrialPruned("no evaluation")
+        if spec.opts.trial_seeds > 1:
+            self._more_seeds(trial, cfg, run, res)
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+        return float(trial.user_attrs[spec.opts.select_by][metric])
+
+    def _more_seeds(self, trial, cfg, run: Path, first: dict[str, Any]) -> None:
+        """Train the trial's config with ``trial_seeds - 1`` more seeds (seed + 1, seed + 2, ...;
+        run folders ``<run>-seed<S>``, resumed or reused if finished) after its first run passed
+        the pruner; the trial's ``valid`` / ``test`` become the means over all its seeds and
+        ``seeds`` keeps each seed's numbers."""
+        from siger.config import apply_overrides
+        from siger.train.trainer import TrainingError
+
+        optuna = optuna_module()
+        runs = [(cfg.train.seed, first)]
+        for i in range(1, self.spec.opts.trial_seeds):
+            seed = cfg.train.seed + i
+            c = copy.deepcopy(cfg)
+            apply_overrides(c, {"seed": seed})
+            out = run.with_name(f"{run.name}-seed{seed}")
+            self.log(f"== trial {trial.number}: seed {seed} ({i + 1} of {self.spec.opts.trial_seeds})")
+            try:  # a finished seed (a resumed study) is reused if its config matches
+                res = train_or_load(c, out, log=self.log, data=self.data(c))
+            except TrainingError as e:  # the setting diverges on this seed: as hopeless as on the first
+                trial.set_user_attr("error", f"seed {seed}: {e}")
+                raise optuna.TrialPruned(f"diverged at seed {seed}: {e}") from None
+            if res["valid"] is None:
+                raise optuna.TrialPruned(f"seed {seed}: no evaluation")
+            runs.append((seed, res))
+        mean = {part: {m: float(np.mean([r[part][m] for _, r in runs])) for m in first[part]}
+                for part in ("valid", "test")}
+        trial.set_user_attr("seeds", [{"seed": sd, "valid": r["valid"], "test": r["test"],
+                                       "best_epoch": r["best_epoch"]} for sd, r in runs])
+        trial.set_user_attr("valid", mean["valid"])
+        trial.set_user_attr("test", mean["test"])
+
+
+def enqueued_params(spec: StudySpec, given: dict[str, Any]) -> dict[str, Any]:
+    """A trial to run first: ``given`` values, every other searched key at its config value
+    (``{}`` is the config's own defaults). Keys outside the space are an error."""
+    extra = sorted(set(given) - set(spec.space.params))
+    if extra:
+        raise ConfigError(f"enqueued trial sets keys that are not searched: {extra}")
+    cfg = spec.trial_config(dict(given))
+    values = {**cfg.to_dict()["train"], **cfg.to_dict()["model"]}
+    # only the sampled keys are enqueued (the else values follow from them when the trial runs)
+    resolved = spec.space.resolve(lambda p: values[p.name])
+    return {k: v for k, v in resolved.items() if spec.space.params[k].active(resolved)}
+
+
+class _StopAt:
+    """Stop a worker once finished + running trials reach ``n`` (so parallel workers do not each
+    start one more trial at the end). Queued (WAITING) trials are not counted: a worker that goes
+    on runs them first."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def count(self, study) -> int:
+        optuna = optuna_module()
+        s = optuna.trial.TrialState
+        return len(study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING)))
+
+    def __call__(self, study, trial) -> None:
+        if finished_count(study) >= self.n or self.count(study) >= self.n:
+            study.stop()
+
+
+def run_worker(spec: StudySpec, worker: int, quiet: bool) -> None:
+    """Run trials of the study until it has ``opts.trials`` finished ones."""
+    if "num_threads" not in {k.replace("-", "_") for k in spec.base_overrides()} and spec.opts.jobs > 1:
+        spec = copy.deepcopy(spec)
+        spec.overrides["num_threads"] = max(1, (os.cpu_count() or 1) // spec.opts.jobs)
+    study = open_study(spec, worker)
+    stop = _StopAt(spec.opts.trials)
+    if finished_count(study) >= spec.opts.trials or (worker > 0 and stop.count(study) >= spec.opts.trials):
+        return
+    log = (lambda s: None) if quiet else print
+    study.optimize(_Objective(spec, log), callbacks=[stop], catch=(InvalidTrial,))
