@@ -69,7 +69,8 @@ def _config(args, extra: list[str]):
 
 def cmd_train(args, extra) -> int:
     from siger.config import load_yaml
-    from siger.experiments.tune import StudySpec, TuneOptions, grid_space, run_tune, split_grid
+    from siger.config import split_grid
+    from siger.experiments.tune import StudySpec, TuneOptions, grid_space, run_tune
     from siger.train.trainer import Trainer, load_data
 
     flat = {**(load_yaml(args.config) if args.config else {}), **_overrides(args, extra)}
@@ -150,12 +151,12 @@ def cmd_tune(args, extra) -> int:
     out = args.out or f"studies/{args.model.lower()}_{args.dataset}"
     spec = StudySpec(args.model, args.dataset, overrides, args.config, space, out, opts)
     if args.report_only:  # e.g. while other processes run the study
-        from siger.experiments.tune import _open_study, checkpoint_storage, write_reports
+        from siger.experiments.tune import checkpoint_storage, open_study, write_reports
 
         if args.note:
-            _open_study(spec).set_user_attr("note", args.note)
+            open_study(spec).set_user_attr("note", args.note)
         write_reports(spec)
-        checkpoint_storage(spec)
+        checkpoint_storage(spec.opts, spec.out)
         return 0
     run_tune(spec)
     if args.confirm_top:
@@ -367,6 +368,20 @@ def cmd_prepare(args, extra) -> int:
     return 0
 
 
+def cmd_derive(args, extra) -> int:
+    import json
+
+    from siger.data.variants import derive
+
+    _no_extra(extra)
+    rec = derive(args.source, args.out, per_item=args.per_item, snr_db=args.snr_db, graph_noise=args.graph_noise,
+                 seed=args.seed)
+    print(json.dumps(rec["operations"], indent=1))
+    out = Path(args.out)
+    print(f"wrote {out}/ (train with: siger train --dataset {out.name} --data-dir {out.parent})")
+    return 0
+
+
 def _save_npy(path: str, arr) -> None:
     import numpy as np
 
@@ -570,6 +585,18 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     for col in ("user", "item", "rating", "time"):
         p.add_argument(f"--{col}-col", default=None, help=f"{col} column name (default: detected)")
     p.set_defaults(func=cmd_prepare)
+    p = sub.add_parser("derive", allow_abbrev=False,
+                       help="a variant of a dataset: thinned train, noisy features, corrupted kNN graphs")
+    p.add_argument("--from", dest="source", required=True, help="the dataset folder DIR/NAME (MMRec layout)")
+    p.add_argument("--out", required=True, help="DIR2/NAME2: the new dataset folder (NAME2 is its name)")
+    p.add_argument("--per-item", type=float, default=None, metavar="N",
+                   help="thin the train interactions to N per item on average (valid and test kept)")
+    p.add_argument("--snr-db", type=float, default=None, metavar="DB",
+                   help="add Gaussian noise to every raw feature at this signal-to-noise ratio (dB)")
+    p.add_argument("--graph-noise", type=float, default=None, metavar="P",
+                   help="replace a fraction P of each item's semantic kNN neighbours by random items")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    p.set_defaults(func=cmd_derive)
     p = sub.add_parser("features", allow_abbrev=False, help="item features: text (bundled MiniLM) or image (your ResNet weights)")
     p.add_argument("kind", choices=["text", "image"])
     p.add_argument("--out", required=True, help="output .npy, e.g. DIR/NAME/text_feat.npy")

@@ -72,7 +72,7 @@ class Config:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def _strip_optional(tp: Any) -> tuple[Any, bool]:
+def strip_optional(tp: Any) -> tuple[Any, bool]:
     """``X | None`` -> (X, True); anything else -> (tp, False)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -84,7 +84,7 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
 
 def parse_value(raw: Any, tp: Any, key: str) -> Any:
     """Convert ``raw`` (a string from the command line or a YAML scalar) to the field type ``tp``."""
-    base, optional = _strip_optional(tp)
+    base, optional = strip_optional(tp)
     if optional and (raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null", ""))):
         return None
     origin = typing.get_origin(base)
@@ -125,7 +125,7 @@ def parse_value(raw: Any, tp: Any, key: str) -> Any:
     return raw
 
 
-def _field_types(obj: Any) -> dict[str, Any]:
+def field_types(obj: Any) -> dict[str, Any]:
     hints = typing.get_type_hints(type(obj))
     return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
 
@@ -156,8 +156,8 @@ def _retire(cfg: Config, key: str, raw: Any) -> bool:
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     """Set flat ``key -> value`` overrides on ``cfg`` (train section first, then model; a key the
     model's config retired loads if its value is one it may carry, see :func:`_retire`)."""
-    train_types = _field_types(cfg.train)
-    model_types = _field_types(cfg.model)
+    train_types = field_types(cfg.train)
+    model_types = field_types(cfg.model)
     dropped = []
     for key, raw in overrides.items():
         k = key.replace("-", "_")
@@ -192,15 +192,30 @@ def _same_value(key: str, old: Any, new: Any) -> bool:
     return old == new
 
 
+def absent_values(section: Any) -> dict[str, Any]:
+    """What a saved config that lacks a key meant by it, for every field of the dataclass
+    ``section``: the field's ``metadata["absent"]`` where it has one (a key added after runs were
+    made, whose behaviour before then was not today's default), else its default."""
+    out = {}
+    for f in dataclasses.fields(section):
+        if "absent" in f.metadata:
+            out[f.name] = f.metadata["absent"]
+        elif f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
 def config_mismatch(saved: dict[str, Any], cfg: "Config", ignore: tuple[str, ...] = ()) -> list[str]:
     """Keys whose value in a saved run's config (``Config.to_dict()`` form) differs from ``cfg``.
 
-    A key the saved config lacks was added to the code after the run: the run used its default.
-    Keys in :data:`RUN_ONLY_KEYS` and in ``ignore`` are not compared; folders in :data:`PATH_KEYS`
-    are compared after resolving them (relative to the current directory).
+    A key the saved config lacks was added to the code after the run: the run used what
+    :func:`absent_values` says. Keys in :data:`RUN_ONLY_KEYS` and in ``ignore`` are not compared;
+    folders in :data:`PATH_KEYS` are compared after resolving them (relative to the current directory).
     """
     now = cfg.to_dict()
-    defaults = {"train": dataclasses.asdict(type(cfg.train)()), "model": dataclasses.asdict(type(cfg.model)())}
+    defaults = {"train": absent_values(cfg.train), "model": absent_values(cfg.model)}
     diff = []
     for section in ("train", "model"):
         old = saved.get(section) or {}
@@ -252,7 +267,7 @@ def config_help(model: str, width: int = 100) -> str:
             for k, v in getattr(cls, "TRAIN_DEFAULTS", {}).items():
                 setattr(inst, k, v)  # shown as this model's default
         for f in dataclasses.fields(dc):
-            tp, opt = _strip_optional(hints[f.name])
+            tp, opt = strip_optional(hints[f.name])
             tname = getattr(tp, "__name__", str(tp)) + (" | None" if opt else "")
             if typing.get_origin(tp) is list:
                 tname = f"list[{typing.get_args(tp)[0].__name__}]"
@@ -439,7 +454,33 @@ def config_from_dict(doc: dict[str, Any]) -> Config:
     train = doc.get("train", {})
     cls = get_model_class(train.get("model", "SIGER"))
     cfg = Config(train=TrainConfig(model=cls.name), model=cls.Config())
-    flat = dict(train)
+    # keys the saved config predates take the value they had then, not today's default
+    flat = {f.name: f.metadata["absent"] for sec, saved in ((cfg.train, train), (cfg.model, doc.get("model", {})))
+            for f in dataclasses.fields(sec) if "absent" in f.metadata and f.name not in saved}
+    flat.update(train)
     flat.update(doc.get("model", {}))
     flat.pop("model", None)
     return check_config(apply_overrides(cfg, flat))
+
+
+def split_grid(model: str, dataset: str | None, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Separate grid keys (several values for a scalar field: ``--knn_k 5,10`` or a YAML list)
+    from the fixed overrides: ``(fixed, {key: [value, ...]})``."""
+    base = build_config(model, dataset)
+    types = {**field_types(base.train), **field_types(base.model)}
+    fixed: dict[str, Any] = {}
+    grid: dict[str, list[str]] = {}
+    for key, raw in overrides.items():
+        k = key.replace("-", "_")
+        tp, _ = strip_optional(types.get(k, str))
+        scalar = typing.get_origin(tp) is not list
+        if scalar and k in types and isinstance(raw, (list, tuple)):
+            grid[k] = [str(v) for v in raw]
+        elif scalar and k in types and isinstance(raw, str) and "," in raw:
+            grid[k] = [v.strip() for v in raw.split(",") if v.strip()]
+        else:
+            fixed[key] = raw
+    for k, vals in grid.items():
+        if len(vals) != len(set(vals)):
+            raise ConfigError(f"--{k}: repeated values in the grid {vals}")
+    return fixed, grid

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from siger.data.validate import DataError, check_features, check_graph, read_inter
+from siger.data.variants import read_variant
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 _GRAPH_RE = re.compile(r"^(?P<mod>[A-Za-z0-9]+)_adj_(?P<k>\d+)(?P<rest>.*)\.npz$")
@@ -43,6 +44,8 @@ class InteractionData:
         features: modality -> float32 ``[n_items, dim]`` raw features.
         graphs: modality -> {k: normalised CSR ``[n_items, n_items]``} provided kNN graphs.
         extra_graphs: other provided item graphs by file stem (e.g. FREEDOM's ``mm_adj_...``).
+        graph_noise: ``{p, seed}`` of a derived dataset whose semantic kNN graphs are corrupted
+            (``variant.json``, :mod:`siger.data.variants`); None for real data.
     """
 
     name: str
@@ -55,6 +58,7 @@ class InteractionData:
     features: dict[str, np.ndarray] = field(default_factory=dict)
     graphs: dict[str, dict[int, sp.csr_matrix]] = field(default_factory=dict)
     extra_graphs: dict[str, sp.csr_matrix] = field(default_factory=dict)
+    graph_noise: dict | None = None  # {p, seed}: a variant's kNN corruption (siger.data.variants)
 
     @property
     def modalities(self) -> list[str]:
@@ -90,7 +94,7 @@ class InteractionData:
             self.name, self.path, self.n_users, self.n_items, self.train, self.valid, self.test,
             {m: f for m, f in self.features.items() if m in names},
             {m: g for m, g in self.graphs.items() if m in names},
-            self.extra_graphs,
+            self.extra_graphs, self.graph_noise,
         )
 
     def summary(self) -> dict[str, object]:
@@ -176,7 +180,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> InteractionDa
     return InteractionData(
         name=name, path=d, n_users=n_users, n_items=n_items,
         train=pairs[lab == 0], valid=pairs[lab == 1], test=pairs[lab == 2],
-        features=features, graphs=graphs, extra_graphs=extra,
+        features=features, graphs=graphs, extra_graphs=extra, graph_noise=read_variant(d).get("graph_noise"),
     )
 
 

@@ -312,13 +312,25 @@ class GraphStore:
         return self._cached("ui_norm", self.train_hash, lambda: bipartite_norm(self.data.train_matrix))
 
     def knn(self, modality: str, k: int, norm: str = "sym", backend: str = "exact") -> sp.csr_matrix:
-        """The modality's semantic graph S^m: built from raw features if present, else provided."""
+        """The modality's semantic graph S^m: built from raw features if present, else provided.
+
+        On a derived dataset with graph noise (``data.graph_noise``) a share of each row's
+        neighbours is replaced by random items (:func:`siger.data.variants.corrupt_knn`): before
+        normalisation for a built graph, on the provided (already normalised) graph otherwise."""
         data = self.data
+        noise = data.graph_noise
         if modality in data.features:
             f = data.features[modality]
             key = _hash(f, k, norm) if backend == "exact" else _hash(f, k, norm, backend)
+            if noise:
+                key = _hash(key, noise["p"], noise["seed"], modality)
+
+            def build() -> sp.csr_matrix:
+                g = knn_graph(f, k, backend=backend)
+                return normalize(self._corrupt(g, modality) if noise else g, norm)
+
             return self._cached(f"knn_{modality}_{k}_{norm}" + ("" if backend == "exact" else f"_{backend}"), key,
-                                lambda: normalize(knn_graph(f, k, backend=backend), norm))
+                                build)
         if modality in data.graphs:
             provided = data.graphs[modality]
             if k not in provided:
@@ -326,8 +338,17 @@ class GraphStore:
                     f"modality '{modality}' has only provided graphs for k in {sorted(provided)}, "
                     f"not knn_k={k}"
                 )
-            return provided[k]
+            return self._corrupt(provided[k], modality) if noise else provided[k]
         raise KeyError(f"unknown modality '{modality}' (have {data.modalities})")
+
+    def _corrupt(self, g: sp.csr_matrix, modality: str) -> sp.csr_matrix:
+        """``g`` with the dataset's graph noise (each modality its own seeded draw)."""
+        import zlib
+
+        from siger.data.variants import corrupt_knn
+
+        noise = self.data.graph_noise
+        return corrupt_knn(g, float(noise["p"]), int(noise["seed"]) + zlib.crc32(modality.encode()))
 
     def cooccurrence(self, k: int, weighting: str = "count", norm: str = "sym") -> sp.csr_matrix:
         key = _hash(self.train_hash, k, weighting, norm)

@@ -76,6 +76,11 @@ class Recommender(nn.Module):
         """Named loss terms for a batch of (user, positive, negative) ids, each ``[B]``."""
         raise NotImplementedError
 
+    def summary(self) -> dict[str, object]:
+        """What the model derived from the data when it was built (e.g. SIGER's infusion weights),
+        JSON-serialisable; the trainer logs it and keeps it in metrics.json and the run record."""
+        return {}
+
     def pre_epoch(self) -> None:
         """Called by the trainer before each training epoch (e.g. FREEDOM's edge pruning).
 

@@ -23,13 +23,14 @@ The backbone (steps 1, 2, 5, 6, L_align, and training at the batch's rows) is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import scipy.sparse as sp
 import torch
 from torch import nn
 
 from siger.data.graphs import blend, blend_weights
+from siger.data.holdout import holdout_infusion
 from siger.models.base import register
 from siger.models.layers import SparseGraph, lightgcn_propagate
 from siger.models.losses import anchor_info_nce
@@ -39,17 +40,19 @@ from siger.models.perturb import MODES, ROW_LOCAL, mean_norm, noise, noise_basis
 TARGETS = ("semantic", "fused", "final")  # what the perturbed views are (perturb_target)
 PERTURB_AT = ("layers", "output")  # where the noise is injected (perturb_at)
 INFUSE_AT = ("graph", "weights")  # where the co-occurrence blend happens (infuse_at)
+BETA_RULES = ("fixed", "holdout")  # where the infusion weight comes from (beta_rule)
 
 # Each ablation of the spec is a set of config overrides (siger ablate runs them all).
 ABLATIONS: dict[str, dict[str, object]] = {
     "SIGER (full)": {},
-    "no infusion (beta=0)": {"beta": 0.0},
+    "no infusion (beta=0)": {"beta_rule": "fixed", "beta": 0.0},
     "no perturbation (lambda_p=0)": {"lambda_p": 0.0},
     "uniform noise (SimGCL)": {"perturb_mode": "uniform"},
     "no anchor loss (lambda_a=0)": {"lambda_a": 0.0},
     "no behaviour<->fused loss (lambda_c=0)": {"lambda_c": 0.0},
     "anchor -> modality<->modality InfoNCE": {"anchor_mode": "pairwise"},
-    "backbone (MGCN: beta=0, lambda_p=0, lambda_a=0)": {"beta": 0.0, "lambda_p": 0.0, "lambda_a": 0.0},
+    "backbone (MGCN: beta=0, lambda_p=0, lambda_a=0)": {"beta_rule": "fixed", "beta": 0.0, "lambda_p": 0.0,
+                                                        "lambda_a": 0.0},
 }
 
 
@@ -57,7 +60,7 @@ ABLATIONS: dict[str, dict[str, object]] = {
 # that the spec fixes, whatever the defaults are now.
 SPEC_PRESET: dict[str, object] = {
     "embedding_dim": 64, "n_ui_layers": 2, "n_mm_layers": 1, "knn_k": 10, "knn_norm": "sym",
-    "cooc_k": 10, "cooc_weight": "count", "cooc_norm": "sym", "beta": 0.5, "infuse_at": "graph",
+    "cooc_k": 10, "cooc_weight": "count", "cooc_norm": "sym", "beta_rule": "fixed", "beta": 0.5, "infuse_at": "graph",
     "beta_learn": False, "finetune_features": True, "graph_only_dim": 64, "perturb_mode": "modulus",
     "perturb_target": "semantic", "perturb_at": "layers", "eps": 0.1, "tau_p": 0.2, "anchor_mode": "anchor",
     "detach_anchor": False, "detach_align": False, "tau_a": 0.2, "tau_c": 0.2, "reg_weight": 1e-4,
@@ -84,11 +87,16 @@ class SIGER(MGCN):
         cooc_k: int = 10  # k_c, neighbours per item in S^c
         cooc_weight: str = "count"  # CHOICE: count | binary | cosine
         cooc_norm: str = "sym"  # normalisation of S^c: sym | rw | none
-        beta: float = 0.56  # CHOICE: infusion weight, 0 = backbone graphs (no infusion)
+        # CHOICE: where the infusion weight of each modality comes from: fixed = `beta`; holdout =
+        # max(0, 1 - q_s / q_c) from how well S^m (q_s) and S^c (q_c) predict held-out train
+        # interactions (siger/data/holdout.py; no valid or test data). Configs saved before the
+        # key existed ran `fixed`.
+        beta_rule: str = field(default="fixed", metadata={"absent": "fixed"})
+        beta: float = 0.56  # CHOICE: infusion weight with beta_rule fixed, 0 = backbone graphs (no infusion)
         # CHOICE: where the blend happens: graph = (1-beta) S^m + beta S^c of the normalised graphs;
         # weights = normalise((1-beta) W^m + beta C) of the row-max-scaled weights (union of both top-k lists)
         infuse_at: str = "graph"
-        beta_learn: bool = True  # extension: beta per modality learned (sigmoid), starting at beta (needs infuse_at graph)
+        beta_learn: bool = True  # extension: beta per modality learned (sigmoid), starting at the rule's value (needs infuse_at graph)
         perturb_mode: str = "mean"  # CHOICE: modulus | uniform | mean | inverse
         # CHOICE: what the two noisy views are: semantic = each H^m (L_pert summed over m, the spec);
         # fused = H^s of the noisy H^m; final = H = H^b + H^s with noise also in every LightGCN layer (SimGCL)
@@ -114,7 +122,8 @@ class SIGER(MGCN):
         c = config
         if c.perturb_mode not in MODES:
             raise ValueError(f"perturb_mode must be one of {MODES}, got {c.perturb_mode!r}")
-        for key, allowed in (("perturb_target", TARGETS), ("perturb_at", PERTURB_AT), ("infuse_at", INFUSE_AT)):
+        for key, allowed in (("perturb_target", TARGETS), ("perturb_at", PERTURB_AT), ("infuse_at", INFUSE_AT),
+                             ("beta_rule", BETA_RULES)):
             if getattr(c, key) not in allowed:
                 raise ValueError(f"{key} must be one of {' | '.join(allowed)}, got {getattr(c, key)!r}")
         if c.beta_learn and c.infuse_at != "graph":
@@ -126,10 +135,12 @@ class SIGER(MGCN):
 
     # -- infusion -----------------------------------------------------------------------------
     def prepare_graphs(self, data, graphs) -> None:
-        """S^c, the co-occurrence graph every modality's infusion blends in (and the learned
-        weights' table: S~^m x = (1 - b_m) S^m x + b_m S^c x, b_m = sigmoid(beta_logit[m]))."""
+        """S^c, the co-occurrence graph every modality's infusion blends in, each modality's
+        infusion weight (:meth:`infusion_weights`), and the learned weights' table:
+        S~^m x = (1 - b_m) S^m x + b_m S^c x, b_m = sigmoid(beta_logit[m])."""
         c = self.config
-        infuse = c.beta > 0
+        self.beta0 = self.infusion_weights(data, graphs)
+        infuse = any(b > 0 for b in self.beta0.values())
         self._learn = infuse and c.beta_learn
         self._by_weights = infuse and c.infuse_at == "weights"
         self._cooc = (graphs.cooccurrence(c.cooc_k, c.cooc_weight, "none" if self._by_weights else c.cooc_norm)
@@ -137,18 +148,32 @@ class SIGER(MGCN):
         self.beta_logit = nn.ParameterDict()
         self.cooc_graph = SparseGraph(self._cooc, self.device_) if self._learn else None
 
+    def infusion_weights(self, data, graphs) -> dict[str, float]:
+        """beta_m per modality: ``beta`` for every m (``beta_rule fixed``), or measured on held-out
+        train interactions (``holdout``: :func:`siger.data.holdout.holdout_infusion` on S^m and
+        on S^c built the way this config builds it); the measurement is kept in
+        ``self.infusion_report`` (modality -> beta, q_s, q_c)."""
+        c = self.config
+        self.infusion_report: dict[str, dict[str, float]] = {}
+        if c.beta_rule == "fixed":
+            return {m: c.beta for m in self.modalities}
+        semantic = {m: MGCN.item_graph(self, m, data, graphs) for m in self.modalities}
+        self.infusion_report = holdout_infusion(data.train_matrix, semantic, c.cooc_k, c.cooc_weight, c.cooc_norm)
+        return {m: r["beta"] for m, r in self.infusion_report.items()}
+
     def item_graph(self, m: str, data, graphs) -> sp.csr_matrix:
         """S~^m: the blend of S^m and S^c (or S^m alone when it is learned, see :meth:`propagate`)."""
         c = self.config
+        beta = self.beta0[m]
         if self._by_weights:
             raw = graphs.knn(m, c.knn_k, "none", c.knn_backend) if m in data.features else graphs.knn(m, c.knn_k)
-            return blend_weights(raw, self._cooc, c.beta, c.knn_norm if m in data.features else "sym")
+            return blend_weights(raw, self._cooc, beta, c.knn_norm if m in data.features else "sym")
         s_m = super().item_graph(m, data, graphs)
         if self._learn:
-            b0 = min(max(c.beta, 1e-3), 1 - 1e-3)
+            b0 = min(max(beta, 1e-3), 1 - 1e-3)
             self.beta_logit[m] = nn.Parameter(torch.tensor(float(torch.logit(torch.tensor(b0)))))
         elif self._cooc is not None:
-            s_m = blend(s_m, self._cooc, c.beta)
+            s_m = blend(s_m, self._cooc, beta)
         return s_m
 
     # -- encoders (S~^m) ------------------------------------------------------------------------
@@ -156,7 +181,11 @@ class SIGER(MGCN):
         """The infusion weight of each modality (learned ones at their current value)."""
         if self.beta_logit:
             return {m: float(torch.sigmoid(p.detach())) for m, p in self.beta_logit.items()}
-        return {m: self.config.beta for m in self.modalities}
+        return dict(self.beta0)
+
+    def summary(self) -> dict[str, object]:
+        """The infusion weights in use (and, with ``beta_rule holdout``, what they were measured from)."""
+        return {"beta": self.betas(), **({"holdout": self.infusion_report} if self.infusion_report else {})}
 
     def propagate(self, m: str, h: torch.Tensor) -> torch.Tensor:
         """S~^m h ``[n_i, d]`` -> ``[n_i, d]`` (with a learned beta: (1 - b) S^m h + b S^c h)."""

@@ -126,6 +126,7 @@ def run_record(result: dict[str, Any], config: dict[str, Any], git: dict[str, An
         "seconds_per_eval": result.get("seconds_per_eval"),
         "peak_rss_mb": result["peak_rss_mb"],
         "n_parameters": result.get("n_parameters"),
+        **({"model_summary": result["model_summary"]} if result.get("model_summary") else {}),
         "machine": machine(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -159,6 +159,8 @@ class Trainer:
         if self.dist.enabled:
             broadcast_model(self.model)
         self.build_seconds = time.perf_counter() - t0
+        if self.model.summary():
+            self.log(f"{self.model.name}: {json.dumps(self.model.summary())}")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
         self.sampler = BPRSampler(data.train_matrix, seed=t.seed, pool=t.neg_pool)
         self.valid_m = data.matrix("valid")
@@ -368,6 +370,8 @@ class Trainer:
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "n_parameters": sum(p.numel() for p in self.model.parameters()),
         }
+        if self.model.summary():
+            result["model_summary"] = self.model.summary()
         if self.write:
             write_json(self.out / "metrics.json", result)
             self._write_record(result)
