@@ -148,8 +148,14 @@ def cmd_tune(args, extra) -> int:
                        prune_percentile=args.prune_percentile, prune_curve=args.prune_curve,
                        prune_startup=args.prune_startup, note=args.note,
                        enqueue=enqueue, trial_seeds=args.trial_seeds)
-    out = args.out or f"studies/{args.model.lower()}_{args.dataset}"
-    spec = StudySpec(args.model, args.dataset, overrides, args.config, space, out, opts)
+    datasets = []
+    if args.datasets:
+        from siger.experiments.tune.multi import parse_datasets
+
+        datasets = parse_datasets(args.datasets, overrides.pop("data_dir", None))
+    out = args.out or f"studies/{args.model.lower()}_{'_'.join(n for n, _ in datasets) or args.dataset}"
+    spec = StudySpec(args.model, args.dataset, overrides, args.config, space, out, opts, datasets=datasets,
+                     reference=args.reference, aggregate=args.aggregate)
     if args.report_only:  # e.g. while other processes run the study
         from siger.experiments.tune import checkpoint_storage, open_study, write_reports
 
@@ -494,6 +500,13 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--trial-seeds", type=int, default=1,
                    help="seeds per trial (seed, seed + 1, ...): the trial's value is the mean best-valid metric "
                         "over them; the pruner reads the first seed's run (default 1)")
+    p.add_argument("--datasets", default=None, metavar="A,B,...",
+                   help="a multi-dataset study: each trial trains on every dataset (NAME from --data-dir, or "
+                        "DIR/NAME), scored relative to --reference on each; value: --aggregate of the scores")
+    p.add_argument("--reference", default="MGCN",
+                   help="multi-dataset: the model (at its own defaults) each dataset's score is relative to")
+    p.add_argument("--aggregate", default="worst", choices=["worst", "mean"],
+                   help="multi-dataset: a trial's value is the worst (default) or the mean relative score")
     p.add_argument("--jobs", type=int, default=1, help="worker processes sharing the study (threads split among them)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///<out>/study.db)")
     p.add_argument("--study-name", default=None, help="default <model>-<dataset>")

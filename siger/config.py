@@ -47,7 +47,8 @@ class TrainConfig:
     patience: int = 20  # evaluations without improvement before stopping
     # early stopping (and a tuner's pruner) may not end a run before this epoch: models on frozen
     # kNN graphs often peak on valid at epoch 0-1, dip, and pass that peak only later; 0 = MMRec's rule
-    warmup_epochs: int = 0
+    # (configs saved before 2026-12-05 that lack the key ran with 0)
+    warmup_epochs: int = field(default=20, metadata={"absent": 0})
     eval_every: int = 1  # evaluate on valid every N epochs
     valid_metric: str = "recall@20"  # what early stopping and model choice read on valid
     topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])  # cut-offs of every metric

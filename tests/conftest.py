@@ -69,3 +69,26 @@ def write_slice(data, root: Path, name: str, n_users: int) -> Path:
         for k, g in gs.items():
             sp.save_npz(d / f"{m}_adj_{k}.npz", sp.csr_matrix(g[items][:, items]))
     return root
+
+
+def write_planted(root: Path, name: str = "planted", seed: int = 0) -> Path:
+    """60 users in two tastes: users 0-29 only ever take items 0-19, users 30-59 items 20-39 (each
+    user 10 items: 8 train, 1 valid, 1 test), so a model that learns ranks well and one that does
+    not (a tiny learning rate) ranks at random."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(60):
+        lo = 0 if u < 30 else 20
+        its = rng.choice(np.arange(lo, lo + 20), size=10, replace=False)
+        rows += [(u, int(i), 0 if j < 8 else j - 7) for j, i in enumerate(its)]
+    d = root / name
+    d.mkdir(parents=True)
+    write_inter(d / f"{name}.inter", rows)
+    np.save(d / "image_feat.npy", rng.normal(size=(40, 4)).astype(np.float32))
+    return root
+
+
+@pytest.fixture
+def planted_dir(tmp_path) -> Path:
+    """DIR with DIR/planted (see :func:`write_planted`)."""
+    return write_planted(tmp_path / "data")

@@ -106,7 +106,7 @@ def test_resume_accepts_a_key_added_later_at_its_default(tiny_dir, tmp_path):
 
 
 def test_early_stopping_respects_patience(tiny_dir, tmp_path):
-    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0), tmp_path / "es")
+    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=0), tmp_path / "es")
     assert res["stopped_early"] and res["epochs_run"] == res["best_epoch"] + 3
 
 

@@ -21,24 +21,6 @@ FAST = {"batch_size": "64", "patience": "1000", "progress": "false", "topk": "5,
         "valid_metric": "recall@5", "num_threads": "1"}
 
 
-@pytest.fixture
-def planted_dir(tmp_path):
-    """60 users in two tastes: users 0-29 only ever take items 0-19, users 30-59 items 20-39 (each
-    user 10 items: 8 train, 1 valid, 1 test), so a model that learns ranks well and one that does
-    not (a tiny learning rate) ranks at random."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(60):
-        lo = 0 if u < 30 else 20
-        its = rng.choice(np.arange(lo, lo + 20), size=10, replace=False)
-        rows += [(u, int(i), 0 if j < 8 else j - 7) for j, i in enumerate(its)]
-    d = tmp_path / "data" / "planted"
-    d.mkdir(parents=True)
-    write_inter(d / "planted.inter", rows)
-    np.save(d / "image_feat.npy", rng.normal(size=(40, 4)).astype(np.float32))
-    return tmp_path / "data"
-
-
 def _spec(data_dir, out, space, opts, model="LightGCN", **ov):
     overrides = {**FAST, "data_dir": str(data_dir), **{k: str(v) for k, v in ov.items()}}
     return StudySpec(model, "planted", overrides, None, parse_space(space, model), str(out), opts)
@@ -394,11 +376,12 @@ def test_a_trial_of_several_seeds_is_valued_by_their_mean_and_resumes(planted_di
 
 
 def test_a_config_the_model_refuses_fails_that_trial_and_the_study_goes_on(planted_dir, tmp_path):
-    # SIGER refuses beta_learn (its default) with infuse_at weights: a space that searches infuse_at
-    # but leaves beta_learn at its default draws such trials; they fail (not counted), others run
+    # SIGER refuses beta_learn with infuse_at weights: a space that searches infuse_at but leaves
+    # beta_learn at its config value (on here) draws such trials; they fail (not counted), others run
     out = tmp_path / "s"
     spec = _spec(planted_dir, out, {"infuse_at": ["graph", "weights"], "knn_k": [2, 3]},
-                 TuneOptions(trials=2, sampler="grid", pruner="none"), model="SIGER", epochs=1, cooc_k=2)
+                 TuneOptions(trials=2, sampler="grid", pruner="none"), model="SIGER", epochs=1, cooc_k=2,
+                 beta_learn="true")
     res = run_tune(spec, log=lambda s: None)
     states = {(r["params"]["infuse_at"], r["state"]) for r in res["rows"]}
     assert states == {("graph", "COMPLETE"), ("weights", "FAIL")}
@@ -408,7 +391,8 @@ def test_a_config_the_model_refuses_fails_that_trial_and_the_study_goes_on(plant
     assert "failed (invalid config)" in (out / "study.md").read_text()
     # every draw refused: the worker stops with the model's error instead of failing forever
     bad = _spec(planted_dir, tmp_path / "bad", {"infuse_at": ["weights"], "knn_k": [2, 3]},
-                TuneOptions(trials=2, sampler="random", pruner="none"), model="SIGER", epochs=1, cooc_k=2)
+                TuneOptions(trials=2, sampler="random", pruner="none"), model="SIGER", epochs=1, cooc_k=2,
+                beta_learn="true")
     with pytest.raises(ConfigError, match="were all refused by the model: beta_learn needs"):
         run_tune(bad, log=lambda s: None)
 
@@ -441,7 +425,7 @@ def test_else_gives_a_conditional_key_its_value_where_the_condition_fails(plante
                                     "beta_learn": {"choices": [True], "if": {"infuse_at": "graph"}, "else": False}},
                  TuneOptions(trials=2, sampler="random", pruner="none",
                              enqueue=[{"infuse_at": "graph"}, {"infuse_at": "weights"}]),
-                 model="SIGER", epochs=1, cooc_k=2, knn_k=2)
+                 model="SIGER", epochs=1, cooc_k=2, knn_k=2, beta_learn="true")
     res = run_tune(spec, log=lambda s: None)
     assert all(r["state"] == "COMPLETE" for r in res["rows"]), [r["error"] for r in res["rows"]]
     seen = {(r["params"]["infuse_at"], r["params"]["beta_learn"]) for r in res["rows"]}

@@ -91,12 +91,12 @@ class SIGER(MGCN):
         # max(0, 1 - q_s / q_c) from how well S^m (q_s) and S^c (q_c) predict held-out train
         # interactions (siger/data/holdout.py; no valid or test data). Configs saved before the
         # key existed ran `fixed`.
-        beta_rule: str = field(default="fixed", metadata={"absent": "fixed"})
+        beta_rule: str = field(default="holdout", metadata={"absent": "fixed"})
         beta: float = 0.56  # CHOICE: infusion weight with beta_rule fixed, 0 = backbone graphs (no infusion)
         # CHOICE: where the blend happens: graph = (1-beta) S^m + beta S^c of the normalised graphs;
         # weights = normalise((1-beta) W^m + beta C) of the row-max-scaled weights (union of both top-k lists)
         infuse_at: str = "graph"
-        beta_learn: bool = True  # extension: beta per modality learned (sigmoid), starting at the rule's value (needs infuse_at graph)
+        beta_learn: bool = False  # extension: beta per modality learned (sigmoid), starting at the rule's value (needs infuse_at graph)
         perturb_mode: str = "mean"  # CHOICE: modulus | uniform | mean | inverse
         # CHOICE: what the two noisy views are: semantic = each H^m (L_pert summed over m, the spec);
         # fused = H^s of the noisy H^m; final = H = H^b + H^s with noise also in every LightGCN layer (SimGCL)

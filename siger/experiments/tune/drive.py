@@ -3,6 +3,7 @@ and confirming its top trials over more seeds."""
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
@@ -16,8 +17,41 @@ from siger.config import ConfigError, apply_overrides
 from siger.experiments.runs import train_or_load
 from siger.experiments.tune.engine import checkpoint_storage, optuna_module, storage_url
 from siger.experiments.tune.report import write_reports
-from siger.experiments.tune.study import (StudySpec, check_identity, complete_params, enqueued_params,
-                                         finished_count, metric_name, open_study, run_worker)
+from siger.experiments.tune.multi import MultiObjective, train_references
+from siger.experiments.tune.study import (InvalidTrial, Objective, StudySpec, check_identity, complete_params,
+                                         enqueued_params, finished_count, metric_name, open_study)
+
+class _StopAt:
+    """Stop a worker once finished + running trials reach ``n`` (so parallel workers do not each
+    start one more trial at the end). Queued (WAITING) trials are not counted: a worker that goes
+    on runs them first."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def count(self, study) -> int:
+        optuna = optuna_module()
+        s = optuna.trial.TrialState
+        return len(study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING)))
+
+    def __call__(self, study, trial) -> None:
+        if finished_count(study) >= self.n or self.count(study) >= self.n:
+            study.stop()
+
+
+def run_worker(spec: StudySpec, worker: int, quiet: bool) -> None:
+    """Run trials of the study until it has ``opts.trials`` finished ones."""
+    if "num_threads" not in {k.replace("-", "_") for k in spec.base_overrides()} and spec.opts.jobs > 1:
+        spec = copy.deepcopy(spec)
+        spec.overrides["num_threads"] = max(1, (os.cpu_count() or 1) // spec.opts.jobs)
+    study = open_study(spec, worker)
+    stop = _StopAt(spec.opts.trials)
+    if finished_count(study) >= spec.opts.trials or (worker > 0 and stop.count(study) >= spec.opts.trials):
+        return
+    log = (lambda s: None) if quiet else print
+    objective = (MultiObjective if spec.datasets else Objective)(spec, log)
+    study.optimize(objective, callbacks=[stop], catch=(InvalidTrial,))
+
 
 def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers: bool = False) -> dict[str, Any]:
     """Create or resume the study in ``spec.out``, run it to ``opts.trials`` finished trials, write reports."""
@@ -34,6 +68,10 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
             spec.trial_config({p.name: p.otherwise[0]})
     if spec.opts.sampler == "grid" and any(p.when for p in spec.space.params.values()):
         raise ConfigError("a grid cannot have conditional keys ('if')")
+    if spec.datasets:
+        if spec.opts.trial_seeds > 1 or spec.opts.select_by != "valid" or spec.opts.sampler == "grid":
+            raise ConfigError("a multi-dataset study runs one seed per trial, chooses on valid and samples "
+                              "(no --trial-seeds, --select-by test or grid)")
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(spec)
     check_identity(study, spec)
@@ -45,6 +83,8 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
     if spec.opts.note:
         study.set_user_attr("note", spec.opts.note)
     optuna.storages.fail_stale_trials(study)  # trials a killed process left RUNNING, once they are stale
+    if spec.datasets:  # every relative score needs its reference run first
+        train_references(spec, [spec.trial_config({}).train.seed], log)
     log(f"study {study.study_name}: {finished_count(study)} of {spec.opts.trials} trials finished; "
         f"{spec.opts.sampler} sampler, {spec.opts.pruner} pruner, storage {storage_url(spec.opts, out)}")
     if spec.opts.jobs == 1:

@@ -20,7 +20,8 @@ def _rows(study, spec: StudySpec) -> list[dict[str, Any]]:
                      "valid": ua.get("valid"), "test": ua.get("test"), "best_epoch": ua.get("best_epoch"),
                      "epochs_run": ua.get("epochs_run"), "seconds_per_epoch": ua.get("seconds_per_epoch"),
                      "run_dir": ua.get("run_dir"), "error": ua.get("error"), "value": t.value,
-                     "seeds": ua.get("seeds")})
+                     "seeds": ua.get("seeds"), "datasets": ua.get("datasets"), "mean": ua.get("mean"),
+                     "worst": ua.get("worst")})
     return rows
 
 
@@ -28,6 +29,70 @@ def _fmt_param(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3g}"
     return str(v)
+
+
+def trial_lines(ordered: list[dict[str, Any]], spec: StudySpec, best: int, metric: str,
+                keys: list[str]) -> list[str]:
+    """The per-trial table of a one-dataset study, best valid first."""
+    lines = [
+        "| trial | state | " + " | ".join(keys) + f" | valid {metric} | test recall@20 | test ndcg@20 | "
+        "best epoch (run) | s/epoch |" + (f" valid {metric} per seed |" if spec.opts.trial_seeds > 1 else ""),
+        "|---:|---|" + "---|" * len(keys) + "---:|---:|---:|---:|---:|" + ("---|" if spec.opts.trial_seeds > 1 else ""),
+    ]
+    for r in ordered:
+        state = _state(r)
+        mark = "**" if r["number"] == best else ""
+        v = f"{mark}{r['valid'][metric]:.4f}{mark}" if r["valid"] else ""
+        te = r["test"] or {}
+        ep = f"{r['best_epoch']} ({r['epochs_run']})" if r["epochs_run"] is not None else ""
+        spe = f"{r['seconds_per_epoch']:.2f}" if r["seconds_per_epoch"] else ""
+        lines.append(f"| {r['number']} | {state} | " + " | ".join(_fmt_param(r["params"].get(k, "")) for k in keys)
+                     + f" | {v} | {te.get('recall@20', float('nan')):.4f} | {te.get('ndcg@20', float('nan')):.4f} | "
+                     f"{ep} | {spe} |"
+                     + (" " + " / ".join(f"{x['valid'][metric]:.4f}" for x in r["seeds"] or []) + " |"
+                        if spec.opts.trial_seeds > 1 else ""))
+    return lines
+
+
+def _state(r: dict[str, Any]) -> str:
+    state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(r["state"], r["state"].lower())
+    if r["error"]:
+        state += " (invalid config)" if str(r["error"]).startswith("invalid: ") else " (diverged)"
+    return state
+
+
+def multi_lines(ordered: list[dict[str, Any]], spec: StudySpec, best: int, metric: str,
+                keys: list[str]) -> list[str]:
+    """The per-trial table of a multi-dataset study (relative scores per dataset, their mean and
+    worst case, best aggregate first) and the leave-one-dataset-out table."""
+    from siger.experiments.tune.multi import leave_one_out
+
+    names = [n for n, _ in spec.datasets]
+    lines = [f"Each cell: valid {metric} relative to the reference ({spec.reference} at its defaults, same seed) "
+             f"on that dataset; the trial's value is the **{spec.aggregate}** of them. A blank cell: the trial "
+             "never reached that dataset (pruned before, or still running).", "",
+             "| trial | state | " + " | ".join(keys) + " | " + " | ".join(names) + " | mean | worst |",
+             "|---:|---|" + "---|" * len(keys) + "---:|" * (len(names) + 2)]
+    for r in ordered:
+        ds = r.get("datasets") or {}
+        mark = "**" if r["number"] == best else ""
+        cells = [f"{ds[n]['rel']:.3f}" + (" (pruned)" if ds[n].get("pruned") else "") if n in ds else ""
+                 for n in names]
+        agg = [f"{mark}{r[h]:.3f}{mark}" if r.get(h) is not None else "" for h in ("mean", "worst")]
+        lines.append(f"| {r['number']} | {_state(r)} | " + " | ".join(_fmt_param(r["params"].get(k, "")) for k in keys)
+                     + " | " + " | ".join(cells + agg) + " |")
+    lodo = leave_one_out(ordered, names, spec.aggregate)
+    if lodo:
+        lines += ["", "## Leave one dataset out", "",
+                  f"For each dataset, the trial chosen on the {spec.aggregate} relative score over the *other* "
+                  "datasets, and what it gets on the one left out (one seed; valid and test relative to the "
+                  "reference): what a dataset the choice never saw can expect.", "",
+                  "| left out | chosen trial | its score on the others | valid on the left-out | test on the left-out |",
+                  "|---|---:|---:|---:|---:|"]
+        for x in lodo:
+            lines.append(f"| {x['left_out']} | {x['trial']} | {x['chosen_on']:.3f} | {x['rel']:.3f} | "
+                         f"{x['rel_test']:.3f} |")
+    return lines
 
 
 def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -42,12 +107,15 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
     best = study.best_trial
     best_row = next(r for r in rows if r["number"] == best.number)
     confirmed = json.loads((out / "confirm.json").read_text()) if (out / "confirm.json").exists() else None
-    src = out / (confirmed["best"]["run_dir"] if confirmed else best_row["run_dir"]) / "config.yaml"
+    src = out / (confirmed["best"]["run_dir"] if confirmed else best_row["run_dir"])
+    src = src / (spec.datasets[0][0] if spec.datasets else "") / "config.yaml"
     shutil.copyfile(src, out / "best_config.yaml")
     keys = list(spec.space.params)
     sel = spec.opts.select_by
 
     def vkey(r):
+        if spec.datasets:
+            return r[spec.aggregate] if r[spec.aggregate] is not None else -1.0
         return r["valid"][metric] if r["valid"] else -1.0
 
     ordered = sorted(rows, key=lambda r: (r["state"] not in ("COMPLETE", "PRUNED"), -vkey(r)))
@@ -60,7 +128,7 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
     fixed = ", ".join(f"{k}={v}" for k, v in spec.base_overrides().items()
                       if k not in ("progress", "data_dir", "cache_dir")) or "none"
     lines = [
-        f"# Study: {base.train.model} on {base.train.dataset}",
+        f"# Study: {base.train.model} on {spec.label()}",
         "",
         f"{len(rows)} trials ({len(done)} complete, {n_pruned} pruned"
         + "".join(f", {sum(r['state'] == st for r in rows)} {st.lower()}" for st in ("FAIL", "RUNNING", "WAITING")
@@ -79,24 +147,11 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
          f"Chosen on **test {metric}** (MMRec's behaviour): **this choice has seen the test set**."),
         f" Best: trial {best.number} (`best_config.yaml`). Space: `space.yaml`.",
         "",
-        "| trial | state | " + " | ".join(keys) + f" | valid {metric} | test recall@20 | test ndcg@20 | "
-        "best epoch (run) | s/epoch |" + (f" valid {metric} per seed |" if spec.opts.trial_seeds > 1 else ""),
-        "|---:|---|" + "---|" * len(keys) + "---:|---:|---:|---:|---:|" + ("---|" if spec.opts.trial_seeds > 1 else ""),
     ]
-    for r in ordered:
-        state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(r["state"], r["state"].lower())
-        if r["error"]:
-            state += " (invalid config)" if str(r["error"]).startswith("invalid: ") else " (diverged)"
-        mark = "**" if r["number"] == best.number else ""
-        v = f"{mark}{r['valid'][metric]:.4f}{mark}" if r["valid"] else ""
-        te = r["test"] or {}
-        ep = f"{r['best_epoch']} ({r['epochs_run']})" if r["epochs_run"] is not None else ""
-        spe = f"{r['seconds_per_epoch']:.2f}" if r["seconds_per_epoch"] else ""
-        lines.append(f"| {r['number']} | {state} | " + " | ".join(_fmt_param(r["params"].get(k, "")) for k in keys)
-                     + f" | {v} | {te.get('recall@20', float('nan')):.4f} | {te.get('ndcg@20', float('nan')):.4f} | "
-                     f"{ep} | {spe} |"
-                     + (" " + " / ".join(f"{x['valid'][metric]:.4f}" for x in r["seeds"] or []) + " |"
-                        if spec.opts.trial_seeds > 1 else ""))
+    if spec.datasets:
+        lines += multi_lines(ordered, spec, best.number, metric, keys)
+    else:
+        lines += trial_lines(ordered, spec, best.number, metric, keys)
     if confirmed:
         cm = confirmed["metric"]
         lines += ["", f"## Confirmation: the top {len(confirmed['rows'])} trials over {confirmed['seeds']} seeds", "",
@@ -118,11 +173,14 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
                   + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()) + "."]
     text = "\n".join(lines) + "\n"
     atomic_write(out / "study.md", lambda p: Path(p).write_text(text))
-    write_json(out / "study.json", {"model": base.train.model, "dataset": base.train.dataset, "metric": metric,
+    write_json(out / "study.json", {"model": base.train.model, "dataset": spec.label(), "metric": metric,
+                                    **({"datasets": [n for n, _ in spec.datasets], "reference": spec.reference,
+                                        "aggregate": spec.aggregate} if spec.datasets else {}),
                                     "select_by": sel, "sampler": spec.opts.sampler, "pruner": spec.opts.pruner,
                                     "space": spec.space.to_yaml(), "best": best_row, "importances": importances,
                                     "confirmed": confirmed, "trials": rows})
-    _plot_history(rows, metric, out / "history.png", f"{base.train.model} on {base.train.dataset}")
+    _plot_history(rows, metric, out / "history.png", f"{base.train.model} on {spec.label()}", spec.aggregate
+                  if spec.datasets else None)
     if importances:
         _plot_importance(importances, out / "importance.png")
     log(text)
@@ -141,29 +199,36 @@ def _importances(study) -> dict[str, float]:
         return {}
 
 
-def _plot_history(rows, metric: str, path: Path, title: str) -> None:
+def _plot_history(rows, metric: str, path: Path, title: str, aggregate: str | None = None) -> None:
+    """Each trial's value (valid metric, or a multi-dataset study's ``aggregate`` relative score)
+    with the best so far."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def value(r):
+        if aggregate:
+            return r.get(aggregate)
+        return r["valid"][metric] if r["valid"] else None
+
     fig, ax = plt.subplots(figsize=(7, 4))
     for state, style in (("COMPLETE", dict(color="C0", marker="o", label="complete")),
                          ("PRUNED", dict(color="C7", marker="x", label="pruned (best valid before pruning)"))):
-        pts = [(r["number"], r["valid"][metric]) for r in rows if r["state"] == state and r["valid"]]
+        pts = [(r["number"], value(r)) for r in rows if r["state"] == state and value(r) is not None]
         if pts:
             ax.scatter(*zip(*pts), s=18, **style)
     best, xs, ys = -math.inf, [], []
     for r in sorted(rows, key=lambda r: r["number"]):
-        if r["state"] == "COMPLETE" and r["value"] is not None and r["valid"]:
-            best = max(best, r["valid"][metric])
+        if r["state"] == "COMPLETE" and r["value"] is not None and value(r) is not None:
+            best = max(best, value(r))
         if best > -math.inf:
             xs.append(r["number"])
             ys.append(best)
     if xs:
         ax.step(xs, ys, where="post", color="C3", label="best so far")
     ax.set_xlabel("trial")
-    ax.set_ylabel(f"valid {metric}")
+    ax.set_ylabel(f"{aggregate} relative valid {metric}" if aggregate else f"valid {metric}")
     ax.set_title(f"{title}: optimisation history")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,14 +36,29 @@ class StudySpec:
     space: Space
     out: str
     opts: TuneOptions
+    # a multi-dataset study (siger.experiments.tune.multi): (name, data_dir) of each dataset, in
+    # training order, the reference model of the relative scores and how they are aggregated
+    datasets: list[tuple[str, str | None]] = field(default_factory=list)
+    reference: str = "MGCN"
+    aggregate: str = "worst"
 
     def base_overrides(self) -> dict[str, Any]:
         return {**self.space.fixed, **self.overrides}
 
-    def trial_config(self, params: dict[str, Any]):
+    def label(self) -> str:
+        """The dataset(s) the study tunes on, for names and titles."""
+        return "+".join(n for n, _ in self.datasets) if self.datasets else str(self.dataset)
+
+    def trial_config(self, params: dict[str, Any], on: tuple[str, str | None] | None = None):
+        """The resolved config of a trial with ``params``; in a multi-dataset study on the dataset
+        ``on`` = (name, data_dir) (default: the first)."""
+        if self.datasets and on is None:
+            on = self.datasets[0]
+        dataset = on[0] if on else self.dataset
         # the study's model and dataset win over the YAML's (a run folder's config.yaml names both)
-        pinned = {"model": self.model, **({"dataset": self.dataset} if self.dataset is not None else {})}
-        return build_config(self.model, self.dataset, {**self.base_overrides(), **pinned, **params}, self.yaml_path)
+        pinned = {"model": self.model, **({"dataset": dataset} if dataset is not None else {}),
+                  **({"data_dir": on[1]} if on else {})}
+        return build_config(self.model, dataset, {**self.base_overrides(), **pinned, **params}, self.yaml_path)
 
 
 def metric_name(spec: StudySpec) -> str:
@@ -55,7 +69,7 @@ def open_study(spec: StudySpec, worker: int = 0):
     optuna = optuna_module()
     out = Path(spec.out)
     base = spec.trial_config({})
-    name = spec.opts.study_name or f"{base.train.model}-{base.train.dataset}"
+    name = spec.opts.study_name or f"{base.train.model}-{spec.label()}"
     study = optuna.create_study(
         storage=open_storage(storage_url(spec.opts, out), spec.opts.heartbeat), study_name=name,
         sampler=make_sampler(spec.opts, spec.space, worker),
@@ -76,6 +90,9 @@ def identity(spec: StudySpec) -> dict[str, Any]:
              "select_by": spec.opts.select_by, "metric": base.train.valid_metric}
     if spec.opts.trial_seeds > 1:  # absent at 1, so studies started before the option still resume
         ident["trial_seeds"] = spec.opts.trial_seeds
+    if spec.datasets:  # absent for one dataset, so earlier studies still resume
+        ident.update(dataset=spec.label(), datasets=[n for n, _ in spec.datasets], reference=spec.reference,
+                     aggregate=spec.aggregate)
     return ident
 
 
@@ -114,7 +131,9 @@ class InvalidTrial(Exception):
     ``--trials``, and the study goes on. Fix the space (a condition, ``if:`` / ``else:``) to stop drawing it."""
 
 
-class _Objective:
+class Objective:
+    """A trial of a one-dataset study (see the module docstring)."""
+
     MAX_REFUSED = 20  # refused trials in a row that end the worker with the model's error
 
     def __init__(self, spec: StudySpec, log: Callable[[str], None]):
@@ -158,13 +177,7 @@ class _Objective:
         try:
             trainer = Trainer(cfg, self.data(cfg), run, log=self.log, on_eval=on_eval)
         except (ValueError, ConfigError) as e:  # the model refuses this combination of the space's values
-            trial.set_user_attr("error", f"invalid: {e}")
-            self._refused += 1
-            if self._refused >= self.MAX_REFUSED:  # not a corner of the space: every draw is refused
-                raise ConfigError(f"the last {self._refused} trials were all refused by the model: {e}") from None
-            raise InvalidTrial(f"trial {trial.number}: the model refuses this config: {e} (to stop drawing "
-                               "such trials, give the space a condition: 'if:', and 'else:' for the value "
-                               "a conditional key takes where its condition fails)") from None
+            self.refuse(trial, e)
         self._refused = 0
         try:
             res = trainer.fit(resume=True)
@@ -184,6 +197,17 @@ class _Objective:
             self._more_seeds(trial, cfg, run, res)
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
         return float(trial.user_attrs[spec.opts.select_by][metric])
+
+    def refuse(self, trial, e: Exception) -> None:
+        """Mark a trial whose config the model refuses and raise :class:`InvalidTrial` (or, after
+        ``MAX_REFUSED`` such trials in a row, a :class:`ConfigError`: every draw is refused)."""
+        trial.set_user_attr("error", f"invalid: {e}")
+        self._refused += 1
+        if self._refused >= self.MAX_REFUSED:  # not a corner of the space: every draw is refused
+            raise ConfigError(f"the last {self._refused} trials were all refused by the model: {e}") from None
+        raise InvalidTrial(f"trial {trial.number}: the model refuses this config: {e} (to stop drawing "
+                           "such trials, give the space a condition: 'if:', and 'else:' for the value "
+                           "a conditional key takes where its condition fails)") from None
 
     def _more_seeds(self, trial, cfg, run: Path, first: dict[str, Any]) -> None:
         """Train the trial's config with ``trial_seeds - 1`` more seeds (seed + 1, seed + 2, ...;
@@ -228,34 +252,3 @@ def enqueued_params(spec: StudySpec, given: dict[str, Any]) -> dict[str, Any]:
     # only the sampled keys are enqueued (the else values follow from them when the trial runs)
     resolved = spec.space.resolve(lambda p: values[p.name])
     return {k: v for k, v in resolved.items() if spec.space.params[k].active(resolved)}
-
-
-class _StopAt:
-    """Stop a worker once finished + running trials reach ``n`` (so parallel workers do not each
-    start one more trial at the end). Queued (WAITING) trials are not counted: a worker that goes
-    on runs them first."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def count(self, study) -> int:
-        optuna = optuna_module()
-        s = optuna.trial.TrialState
-        return len(study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING)))
-
-    def __call__(self, study, trial) -> None:
-        if finished_count(study) >= self.n or self.count(study) >= self.n:
-            study.stop()
-
-
-def run_worker(spec: StudySpec, worker: int, quiet: bool) -> None:
-    """Run trials of the study until it has ``opts.trials`` finished ones."""
-    if "num_threads" not in {k.replace("-", "_") for k in spec.base_overrides()} and spec.opts.jobs > 1:
-        spec = copy.deepcopy(spec)
-        spec.overrides["num_threads"] = max(1, (os.cpu_count() or 1) // spec.opts.jobs)
-    study = open_study(spec, worker)
-    stop = _StopAt(spec.opts.trials)
-    if finished_count(study) >= spec.opts.trials or (worker > 0 and stop.count(study) >= spec.opts.trials):
-        return
-    log = (lambda s: None) if quiet else print
-    study.optimize(_Objective(spec, log), callbacks=[stop], catch=(InvalidTrial,))

@@ -1,0 +1,213 @@
+"""Multi-dataset studies: one config trained on every listed dataset, scored against a reference.
+
+``siger tune --datasets tiktok,baby,ml100k,...``: a trial trains the same sampled config on each
+dataset in the order given (same seed) into ``trials/NNNN/<dataset>/``. Its score on a dataset is
+relative: the trial's best valid metric divided by the **reference** run's on that dataset and
+seed (default: MGCN at its own defaults, MMRec's values, with the study's training protocol),
+trained once per dataset and seed into ``refs/<dataset>/seed<S>/`` before any trial. The trial's
+value aggregates the relative scores: ``worst`` (the minimum over datasets, the default: a default
+must hold on data nobody tuned it on, so it is chosen on its worst case) or ``mean``; both are
+kept with the trial.
+
+Pruning is per dataset: while a trial trains on a dataset, its best-so-far relative score is
+compared with the completed trials' best-so-far curves on that dataset at the same epoch (held
+after they stopped), and the trial dies when it falls in their bottom ``prune_percentile`` %
+(after the warm-up, once ``prune_startup`` trials have completed): one hopeless dataset ends it.
+Put the cheapest datasets first: a trial pruned there costs little.
+
+Leave-one-dataset-out (:func:`leave_one_out`): for each dataset, the trial the study would choose
+without it (the best aggregate over the others) and that trial's relative score on it: the honest
+estimate of what a dataset the choice never saw gets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from siger.config import Config, ConfigError, TrainConfig, build_config
+from siger.experiments.runs import train_or_load
+from siger.experiments.tune.engine import best_so_far, optuna_module
+from siger.experiments.tune.study import InvalidTrial, Objective, StudySpec
+
+AGGREGATES = ("worst", "mean")
+
+
+def parse_datasets(text: str, data_dir: str | None) -> list[tuple[str, str | None]]:
+    """``"tiktok,DIR/baby,..."`` -> ``[(name, data_dir), ...]``: a bare name is read from
+    ``data_dir`` (or the bundled copy), ``DIR/NAME`` from ``DIR``. At least two, each once."""
+    out: list[tuple[str, str | None]] = []
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            continue
+        if "/" in item:
+            p = Path(item.rstrip("/"))
+            out.append((p.name, str(p.parent)))
+        else:
+            out.append((item, data_dir))
+    names = [n for n, _ in out]
+    if len(names) < 2:
+        raise ConfigError(f"--datasets: a multi-dataset study needs at least two datasets, got {names}")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"--datasets: each dataset once, got {dup} twice")
+    return out
+
+
+def aggregate(rel: dict[str, float], how: str) -> float:
+    """The trial's value from its relative scores per dataset: their minimum or their mean."""
+    if how not in AGGREGATES:
+        raise ConfigError(f"--aggregate must be one of {' | '.join(AGGREGATES)}, got {how!r}")
+    vals = list(rel.values())
+    return float(min(vals)) if how == "worst" else float(np.mean(vals))
+
+
+def hopeless(mine: dict[int, float], others: list[dict[int, float]], epoch: int, horizon: int,
+             percentile: float, startup: int) -> bool:
+    """Whether a trial's curve ``{epoch: score}`` is hopeless at ``epoch`` against ``others``
+    (the completed trials' curves on the same dataset): its best so far is below the
+    ``percentile``-th percentile of the others' best-so-far values at that epoch (each held after
+    its run stopped). Never with fewer than ``startup`` others reaching that epoch."""
+    if len(others) < startup:
+        return False
+    seen = [v for e, v in mine.items() if e <= epoch and not math.isnan(v)]
+    if not seen:
+        return False
+    vals = []
+    for o in others:
+        held = best_so_far(o, horizon)
+        if epoch in held:
+            vals.append(held[epoch])
+    if len(vals) < startup:
+        return False
+    return max(seen) < float(np.percentile(vals, percentile))
+
+
+def reference_config(spec: StudySpec, name: str, data_dir: str | None, seed: int) -> Config:
+    """The reference model on one dataset: its own defaults (for MGCN: MMRec's values) under the
+    study's training protocol (the training-section keys of the space's ``fixed`` and the
+    command line, e.g. ``warmup_epochs``), at ``seed``."""
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    protocol = {k: v for k, v in spec.base_overrides().items() if k.replace("-", "_") in train_keys}
+    protocol.update({"dataset": name, "data_dir": data_dir, "seed": seed})
+    return build_config(spec.reference, name, protocol)
+
+
+def reference_dir(spec: StudySpec, name: str, seed: int) -> Path:
+    return Path(spec.out) / "refs" / name / f"seed{seed}"
+
+
+def train_references(spec: StudySpec, seeds: list[int], log: Callable[[str], None] = print) -> dict:
+    """The reference run of every dataset and seed (trained once; finished runs are reused):
+    ``{(dataset, seed): metrics}``."""
+    out = {}
+    for name, data_dir in spec.datasets:
+        for seed in seeds:
+            cfg = reference_config(spec, name, data_dir, seed)
+            run = reference_dir(spec, name, seed)
+            if not (run / "metrics.json").exists():
+                log(f"== reference {spec.reference} on {name}, seed {seed}")
+            out[(name, seed)] = train_or_load(cfg, run, log=log)
+    return out
+
+
+class MultiObjective(Objective):
+    """A trial of a multi-dataset study (see the module docstring)."""
+
+    def __call__(self, trial) -> float:
+        optuna = optuna_module()
+        from siger.train.trainer import Trainer, TrainingError
+
+        spec = self.spec
+        params = spec.space.resolve(lambda p: p.suggest(trial))
+        retry_of = trial.user_attrs.get("run_dir")
+        run = Path(spec.out) / (retry_of or f"trials/{trial.number:04d}")
+        trial.set_user_attr("run_dir", str(run.relative_to(spec.out)))
+        trial.set_user_attr("pruner", f"per dataset, bottom {spec.opts.prune_percentile:g} % of completed trials")
+        self.log(f"== trial {trial.number}" + (f" (retry: resumes {retry_of})" if retry_of else "") + f": {params}")
+        t0 = time.perf_counter()
+        per: dict[str, dict[str, Any]] = dict(trial.user_attrs.get("datasets") or {})
+        curves: dict[str, dict[str, float]] = {}
+        for name, data_dir in spec.datasets:
+            cfg = spec.trial_config(params, on=(name, data_dir))
+            metric, warmup = cfg.train.valid_metric, cfg.train.warmup_epochs
+            ref = train_or_load(reference_config(spec, name, data_dir, cfg.train.seed),
+                                reference_dir(spec, name, cfg.train.seed), log=self.log)
+            ref_valid, ref_test = ref["valid"][metric], ref["test"][metric]
+            others = self._completed_curves(trial, name)
+            curve: dict[int, float] = {}
+
+            def on_eval(epoch: int, valid: dict, replay: bool, _curve=curve, _name=name, _ref=ref_valid,
+                        _others=others, _warmup=warmup, _cap=cfg.train.epochs) -> bool:
+                _curve[epoch] = valid[metric] / _ref
+                curves[_name] = {str(e): v for e, v in _curve.items()}
+                trial.set_user_attr("curves", curves)
+                return (not replay and epoch >= _warmup
+                        and hopeless(_curve, _others, epoch, _cap, spec.opts.prune_percentile, self._startup()))
+
+            try:
+                trainer = Trainer(cfg, self.data(cfg), run / name, log=self.log, on_eval=on_eval)
+            except (ValueError, ConfigError) as e:
+                self.refuse(trial, e)
+            self._refused = 0
+            try:
+                res = trainer.fit(resume=True)
+            except TrainingError as e:
+                trial.set_user_attr("error", f"{name}: {e}")
+                raise optuna.TrialPruned(f"diverged on {name}: {e}") from None
+            if res["valid"] is None:
+                raise optuna.TrialPruned(f"no evaluation on {name}")
+            per[name] = {"valid": res["valid"], "test": res["test"], "rel": res["valid"][metric] / ref_valid,
+                         "rel_test": res["test"][metric] / ref_test, "best_epoch": res["best_epoch"],
+                         "epochs_run": res["epochs_run"], "seconds_per_epoch": res["seconds_per_epoch"],
+                         "pruned": bool(res["pruned"])}
+            trial.set_user_attr("datasets", per)
+            if res["pruned"]:
+                trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+                raise optuna.TrialPruned(f"pruned on {name} at epoch {res['epochs_run'] - 1}")
+        rel = {n: per[n]["rel"] for n, _ in spec.datasets}
+        for how in AGGREGATES:
+            trial.set_user_attr(how, aggregate(rel, how))
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+        return aggregate(rel, spec.aggregate)
+
+    def _startup(self) -> int:
+        o = self.spec.opts
+        return o.prune_startup if o.prune_startup is not None else max(1, min(o.startup_trials, 5))
+
+    def _completed_curves(self, trial, name: str) -> list[dict[int, float]]:
+        """The relative-score curves on ``name`` of the study's completed trials."""
+        optuna = optuna_module()
+        study = trial.study
+        out = []
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            c = (t.user_attrs.get("curves") or {}).get(name)
+            if c:
+                out.append({int(e): float(v) for e, v in c.items()})
+        return out
+
+
+def leave_one_out(rows: list[dict[str, Any]], names: list[str], how: str) -> list[dict[str, Any]]:
+    """For each dataset: the complete trial with the best ``how`` aggregate over the *other*
+    datasets, and its relative score on the one left out (valid and test)."""
+    done = [r for r in rows if r["state"] == "COMPLETE" and r.get("datasets")
+            and all(n in r["datasets"] for n in names)]
+    out = []
+    for left in names:
+        rest = [n for n in names if n != left]
+        if not done:
+            break
+        pick = max(done, key=lambda r: aggregate({n: r["datasets"][n]["rel"] for n in rest}, how))
+        out.append({"left_out": left, "trial": pick["number"],
+                    "chosen_on": aggregate({n: pick["datasets"][n]["rel"] for n in rest}, how),
+                    "rel": pick["datasets"][left]["rel"], "rel_test": pick["datasets"][left]["rel_test"]})
+    return out
+
+
+__all__ = ["AGGREGATES", "InvalidTrial", "MultiObjective", "aggregate", "hopeless", "leave_one_out",
+           "parse_datasets", "reference_config", "train_references"]

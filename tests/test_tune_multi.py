@@ -1,0 +1,96 @@
+"""Multi-dataset studies: relative scores against a reference, worst / mean aggregates, pruning
+per dataset, and the leave-one-dataset-out choice."""
+
+import json
+
+import pytest
+import yaml
+
+from siger.config import ConfigError
+from siger.experiments.tune import StudySpec, TuneOptions, open_study, parse_space, run_tune
+from siger.experiments.tune.multi import aggregate, hopeless, leave_one_out, parse_datasets
+
+from tests.conftest import write_planted
+
+FAST = {"batch_size": "64", "patience": "1000", "progress": "false", "topk": "5,10,20",
+        "valid_metric": "recall@5", "num_threads": "1", "epochs": "4", "warmup_epochs": "0"}
+
+
+def test_aggregate_is_the_minimum_or_the_mean():
+    rel = {"a": 1.10, "b": 0.90, "c": 1.00}
+    assert aggregate(rel, "worst") == 0.90
+    assert aggregate(rel, "mean") == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="aggregate"):
+        aggregate(rel, "median")
+
+
+def test_parse_datasets_names_and_paths():
+    assert parse_datasets("tiktok, /d/x/baby,ml100k", "/data") == [
+        ("tiktok", "/data"), ("baby", "/d/x"), ("ml100k", "/data")]
+    with pytest.raises(ConfigError, match="at least two"):
+        parse_datasets("tiktok", None)
+    with pytest.raises(ConfigError, match="each dataset once"):
+        parse_datasets("tiktok,/x/tiktok", None)
+
+
+def test_hopeless_compares_best_so_far_with_the_completed_trials_at_that_epoch():
+    # five completed trials stopped at epoch 3 with best-so-far 1.0, 0.9, 0.8, 0.7, 0.6 (held after)
+    others = [{0: 0.5, 3: v} for v in (1.0, 0.9, 0.8, 0.7, 0.6)]
+    # the 25th percentile of [0.6 .. 1.0] is 0.7: a best of 0.65 at epoch 5 is below it, 0.75 is not
+    assert hopeless({4: 0.65, 5: 0.6}, others, 5, 10, 25.0, 5)
+    assert not hopeless({4: 0.75, 5: 0.6}, others, 5, 10, 25.0, 5)
+    # at epoch 1 the others' best so far is 0.5 each: nothing is below that percentile's 0.5
+    assert not hopeless({1: 0.5}, others, 1, 10, 25.0, 5)
+    # too few completed trials to judge
+    assert not hopeless({4: 0.0}, others[:4], 5, 10, 25.0, 5)
+
+
+def test_leave_one_out_chooses_on_the_other_datasets():
+    def row(n, a, b, c):
+        return {"number": n, "state": "COMPLETE",
+                "datasets": {k: {"rel": v, "rel_test": v + 0.01} for k, v in zip("abc", (a, b, c))}}
+
+    rows = [row(0, 1.2, 0.8, 1.0), row(1, 0.9, 1.0, 1.0), row(2, 1.0, 1.1, 0.7)]
+    out = {x["left_out"]: x for x in leave_one_out(rows, ["a", "b", "c"], "worst")}
+    # without a: worst over (b, c) is 0.8, 1.0, 0.7 -> trial 1, which gets 0.9 on a
+    assert (out["a"]["trial"], out["a"]["rel"], out["a"]["chosen_on"]) == (1, 0.9, 1.0)
+    # without b: worst over (a, c) is 1.0, 0.9, 0.7 -> trial 0, which gets 0.8 on b
+    assert (out["b"]["trial"], out["b"]["rel"]) == (0, 0.8)
+    # without c: worst over (a, b) is 0.8, 0.9, 1.0 -> trial 2, which gets 0.7 on c (test 0.71)
+    assert (out["c"]["trial"], out["c"]["rel"], out["c"]["rel_test"]) == (2, 0.7, pytest.approx(0.71))
+
+
+def test_a_multi_dataset_study_scores_every_dataset_against_its_reference(tmp_path):
+    data = write_planted(tmp_path / "data", "p1", seed=0)
+    write_planted(data, "p2", seed=1)
+    space = parse_space({"learning_rate": [1e-2, 1e-6]}, "LightGCN")
+    opts = TuneOptions(trials=2, sampler="grid", pruner="none")
+    spec = StudySpec("LightGCN", None, {**FAST, "data_dir": str(data)}, None, space, str(tmp_path / "st"), opts,
+                     datasets=parse_datasets("p1,p2", str(data)), reference="MGCN", aggregate="worst")
+    with pytest.raises(ConfigError, match="multi-dataset study runs one seed"):
+        run_tune(spec)  # a grid is refused
+    spec.opts = TuneOptions(trials=2, sampler="random", pruner="none", enqueue=[{"learning_rate": 1e-2},
+                                                                               {"learning_rate": 1e-6}])
+    spec.space = parse_space({"learning_rate": {"low": 1e-6, "high": 1e-2, "log": True}}, "LightGCN")
+    run_tune(spec)
+    st = tmp_path / "st"
+    refs = {n: json.loads((st / "refs" / n / "seed999" / "metrics.json").read_text()) for n in ("p1", "p2")}
+    for n in refs:  # the reference: MGCN at its defaults, with the study's training protocol
+        ref_cfg = yaml.safe_load((st / "refs" / n / "seed999" / "config.yaml").read_text())
+        assert ref_cfg["train"]["model"] == "MGCN" and ref_cfg["train"]["epochs"] == 4
+        assert ref_cfg["model"]["reg_weight"] == 1e-4 and ref_cfg["train"]["dataset"] == n
+    trials = open_study(spec).get_trials()
+    assert len(trials) == 2
+    for t in trials:
+        per = t.user_attrs["datasets"]
+        assert set(per) == {"p1", "p2"}
+        for n in ("p1", "p2"):  # the relative score is the trial's best valid over the reference's
+            m = json.loads((st / t.user_attrs["run_dir"] / n / "metrics.json").read_text())
+            assert per[n]["rel"] == pytest.approx(m["valid"]["recall@5"] / refs[n]["valid"]["recall@5"])
+        assert t.value == pytest.approx(min(per[n]["rel"] for n in per))
+        assert t.user_attrs["mean"] == pytest.approx(sum(per[n]["rel"] for n in per) / 2)
+    fast, slow = sorted(trials, key=lambda t: -t.params["learning_rate"])
+    assert fast.value > slow.value  # a learning model beats one that barely moves, on the worst case
+    text = (st / "study.md").read_text()
+    assert "| p1 | p2 | mean | worst |" in text and "## Leave one dataset out" in text
+    assert json.loads((st / "study.json").read_text())["datasets"] == ["p1", "p2"]
