@@ -11,8 +11,9 @@ kept with the trial.
 
 Pruning is per dataset: while a trial trains on a dataset, its best-so-far relative score is
 compared with the completed trials' best-so-far curves on that dataset at the same epoch (held
-after they stopped), and the trial dies when it falls in their bottom ``prune_percentile`` %
-(after the warm-up, once ``prune_startup`` trials have completed): one hopeless dataset ends it.
+after they stopped), and the trial dies when it falls in their bottom ``prune_percentile`` % (the
+percentile pruner; 50 % for the median pruner; no other pruner prunes) after the warm-up, once
+``prune_startup`` trials have completed: one hopeless dataset ends it.
 Put the cheapest datasets first: a trial pruned there costs little.
 
 Leave-one-dataset-out (:func:`leave_one_out`): for each dataset, the trial the study would choose
@@ -128,7 +129,8 @@ class MultiObjective(Objective):
         retry_of = trial.user_attrs.get("run_dir")
         run = Path(spec.out) / (retry_of or f"trials/{trial.number:04d}")
         trial.set_user_attr("run_dir", str(run.relative_to(spec.out)))
-        trial.set_user_attr("pruner", f"per dataset, bottom {spec.opts.prune_percentile:g} % of completed trials")
+        trial.set_user_attr("pruner", f"per dataset, bottom {self._percentile():g} % of completed trials"
+                            if self._percentile() is not None else "none")
         self.log(f"== trial {trial.number}" + (f" (retry: resumes {retry_of})" if retry_of else "") + f": {params}")
         t0 = time.perf_counter()
         per: dict[str, dict[str, Any]] = dict(trial.user_attrs.get("datasets") or {})
@@ -147,8 +149,8 @@ class MultiObjective(Objective):
                 _curve[epoch] = valid[metric] / _ref
                 curves[_name] = {str(e): v for e, v in _curve.items()}
                 trial.set_user_attr("curves", curves)
-                return (not replay and epoch >= _warmup
-                        and hopeless(_curve, _others, epoch, _cap, spec.opts.prune_percentile, self._startup()))
+                return (not replay and epoch >= _warmup and self._percentile() is not None
+                        and hopeless(_curve, _others, epoch, _cap, self._percentile(), self._startup()))
 
             try:
                 trainer = Trainer(cfg, self.data(cfg), run / name, log=self.log, on_eval=on_eval)
@@ -175,6 +177,12 @@ class MultiObjective(Objective):
             trial.set_user_attr(how, aggregate(rel, how))
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
         return aggregate(rel, spec.aggregate)
+
+    def _percentile(self) -> float | None:
+        """The pruning percentile: --prune-percentile for the percentile pruner, 50 for the median,
+        None (no pruning) for any other."""
+        o = self.spec.opts
+        return {"percentile": o.prune_percentile, "median": 50.0}.get(o.pruner)
 
     def _startup(self) -> int:
         o = self.spec.opts
