@@ -203,6 +203,18 @@ def cmd_results(args, extra) -> int:
         R.add_record(rec, path)
         print(f"{path}: content baseline on {rec['dataset']} (cold test recall@20 "
               f"{rec['modes']['test']['cold']['recall@20']:.4f})")
+    elif args.action == "verify":
+        from siger.experiments.replay import verify
+
+        records, verdicts = verify(R.load_records(path), args.sample, args.epochs, args.data_dir, args.rtol,
+                                   only_stale=not args.all)
+        R.save_records(records, path)
+        bad = [v for v in verdicts if not v.ok]
+        print(f"{path}: {len(verdicts) - len(bad)} of {len(verdicts)} replayed record(s) match the current code")
+        if bad:
+            print("differ (marked stale): " + "; ".join(v.label for v in bad), file=sys.stderr)
+            return 1
+        return 0
     elif args.action == "study":
         if not args.paths:
             raise ConfigError("results study needs study folders")
@@ -530,7 +542,7 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tune)
     p = sub.add_parser("results", allow_abbrev=False,
                        help="add finished runs, MostPop or a study to the committed result records")
-    p.add_argument("action", choices=["add", "remove", "mostpop", "content", "study"])
+    p.add_argument("action", choices=["add", "remove", "mostpop", "content", "study", "verify"])
     p.add_argument("paths", nargs="*", help="add: run folders (searched for record.json); study: study folders")
     p.add_argument("--table", default="comparison", help="add / remove: the table (comparison, ablation, ...)")
     p.add_argument("--label", default=None,
@@ -543,7 +555,15 @@ def make_parser(train_epilog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--chosen", type=int, default=None,
                    help="study: the trial whose values became the defaults, when not the study's best")
     p.add_argument("--dataset", default="tiktok", help="mostpop / content: the dataset")
-    p.add_argument("--data-dir", default=None, help="mostpop / content: folder holding <dataset>/")
+    p.add_argument("--data-dir", default=None,
+                   help="mostpop / content: folder holding <dataset>/; verify: where the records' datasets are now")
+    p.add_argument("--sample", type=int, default=None, metavar="N",
+                   help="verify: replay N records chosen at random (seeded; default: every one)")
+    p.add_argument("--epochs", type=int, default=2, help="verify: epochs replayed per record (default 2)")
+    p.add_argument("--rtol", type=float, default=0.0,
+                   help="verify: relative tolerance of the comparison (default 0: exact, as on the CPU with one torch)")
+    p.add_argument("--all", action="store_true",
+                   help="verify: replay current records too, not only those the git check finds stale")
     p.add_argument("--records", default="results/records.jsonl", help="the records file (default results/records.jsonl)")
     p.set_defaults(func=cmd_results)
     p = sub.add_parser("report", allow_abbrev=False,

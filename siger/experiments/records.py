@@ -287,7 +287,10 @@ class Staleness:
         paths = self.paths(model)
         if any(path_in(p, paths) for p in rec.get("dirty_code") or []):
             return "uncommitted"
-        commit = rec.get("commit")
+        if rec.get("replay_differs"):
+            return "stale"
+        # a record whose replay matched counts from the commit it was verified at
+        commit = (rec.get("verified") or {}).get("commit") or rec.get("commit")
         if not commit:
             return "uncommitted"
         key = (commit, model)

@@ -3,7 +3,8 @@
 Every finished run writes one. ``siger results add`` appends records to the committed
 ``results/records.jsonl``, from which ``siger report`` renders every result table, so no number in
 the docs is typed by hand. The git commit and the code paths that were uncommitted at training
-time let the report mark a record whose code has changed since ("stale").
+time let the report mark a record whose code has changed since ("stale"), unless a replay of its
+first epochs on the changed code matched (``siger results verify``, :mod:`siger.experiments.replay`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-# the code whose change can change a run's numbers (model, training, evaluation, data handling)
+# the code whose change can change a run's numbers (model, training, evaluation, data handling,
+# the cold-start protocol)
 CODE_PATHS = ("siger/models", "siger/train/trainer.py", "siger/eval", "siger/data/dataset.py", "siger/data/graphs.py",
-              "siger/data/sampler.py", "siger/data/validate.py", "siger/data/bundled", "siger/config.py",
-              "siger/distributed.py")
+              "siger/data/sampler.py", "siger/data/validate.py", "siger/data/bundled", "siger/data/holdout.py",
+              "siger/data/variants.py", "siger/data/cold.py", "siger/data/prepare.py", "siger/config.py",
+              "siger/distributed.py", "siger/experiments/coldstart.py")
+HEAD_EPOCHS = 3  # epochs of a run's log kept in its record (log_head), for replays
+
+
+def log_head(history: list[dict[str, Any]], epochs: int = HEAD_EPOCHS) -> list[dict[str, Any]]:
+    """The first ``epochs`` entries of a run's history: epoch, loss terms and valid metrics."""
+    return [{"epoch": h["epoch"], "loss": h["loss"], **({"valid": h["valid"]} if "valid" in h else {})}
+            for h in history[:epochs]]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -37,7 +47,7 @@ def _git(*args: str) -> str | None:
 def model_code_paths(model: str | None, repo: Path = REPO) -> tuple[str, ...]:
     """The git pathspecs of the code a run of ``model`` depends on: :data:`CODE_PATHS` less the
     search spaces and the files of models it does not import (a change to VBPR does not make a
-    SIGER result stale; MGCN imports SIGER's file, so a change there does). ``model`` None or
+    SIGER result stale; SIGER imports MGCN's file, so a change there does). ``model`` None or
     not a model file's (MostPop, the content baseline): no model file at all."""
     mdir = repo / "siger" / "models"
     files = {p.stem: p.read_text() for p in sorted(mdir.glob("*.py")) if p.stem != "__init__"} if mdir.is_dir() else {}
@@ -104,9 +114,11 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def run_record(result: dict[str, Any], config: dict[str, Any], git: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_record(result: dict[str, Any], config: dict[str, Any], git: dict[str, Any] | None = None,
+               history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The record of a finished run from its ``metrics.json`` content and resolved config;
-    ``git``: :func:`git_state` taken when the run's code was loaded (default: now)."""
+    ``git``: :func:`git_state` taken when the run's code was loaded (default: now); ``history``:
+    the run's log, whose first epochs the record keeps (``log_head``, what a replay compares)."""
     from siger import __version__
 
     rec = {
@@ -130,6 +142,8 @@ def run_record(result: dict[str, Any], config: dict[str, Any], git: dict[str, An
         "machine": machine(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if history:
+        rec["log_head"] = log_head(history)
     rec["id"] = record_id(rec)
     return rec
 

@@ -348,7 +348,7 @@ class Trainer:
                     return
             except (OSError, ValueError):
                 pass
-        write_json(path, run_record(result, self.cfg.to_dict(), self.git))
+        write_json(path, run_record(result, self.cfg.to_dict(), self.git, self.history))
 
     def _finish(self, stop: str | None) -> dict[str, Any]:
         t = self.cfg.train

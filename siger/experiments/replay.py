@@ -1,0 +1,212 @@
+"""Replay instead of blame: is a result record still what the current code computes?
+
+A record goes stale by the cheap git check when code its model depends on changed since its
+commit; that flags every refactor. The replay settles it: the record's config is trained again for
+its first few epochs (``epochs``, default 2) on the current code, and the per-epoch loss terms and
+valid metrics are compared with the record's own first epochs (``log_head``, which every run record
+carries since 2026-12-05). A record made before then gets its head once by the same replay on the
+code of its own commit (a temporary git worktree), and keeps it. With the same torch on the CPU
+the replay is exact: the comparison asks for equal numbers (``rtol`` 0) unless told otherwise.
+
+A record whose replay matches is stamped ``verified: {commit, epochs}``; the git check then counts
+changes from that commit on, so a refactor that changes no number leaves every record current. A
+record of the cold-start protocol also replays its evaluation modes (warm / cold / all) after the
+short training. Replays run in a subprocess with a fresh graph cache: nothing a cached graph or a
+loaded module holds can hide a change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from siger.train.record import REPO, git_state, log_head
+
+
+class ReplayError(RuntimeError):
+    """A replay that could not run (missing data, a commit that is not in the repository, a crash)."""
+
+
+def _data_dir(cfg: dict[str, Any], data_dir: str | None) -> str | None:
+    """Where the record's dataset is read now: ``data_dir`` if given, else the record's own folder
+    (relative paths from the repository root), else None (bundled or $SIGER_DATA_DIR)."""
+    name = cfg["train"]["dataset"]
+    for cand in (data_dir, cfg["train"].get("data_dir")):
+        if cand is None:
+            continue
+        p = Path(cand) if Path(cand).is_absolute() else REPO / cand
+        if (p / name).is_dir():
+            return str(p)
+    if cfg["train"].get("data_dir") is None and data_dir is None:
+        return None
+    raise ReplayError(f"dataset {name!r} not found under {data_dir or cfg['train'].get('data_dir')!r} "
+                      "(give --data-dir: the folder holding it)")
+
+
+def replay(config: dict[str, Any], epochs: int, code: Path, data_dir: str | None = None,
+           modes: bool = False) -> dict[str, Any]:
+    """Train ``config`` (a saved ``Config.to_dict()``) for ``epochs`` epochs with the code checked
+    out at ``code``, in a subprocess; returns ``{"head": log_head(...), "modes": ...}`` (``modes``:
+    the cold-start evaluation of the short run, when asked)."""
+    cfg = json.loads(json.dumps(config))
+    cfg["train"].update(epochs=epochs, progress=False, data_dir=_data_dir(cfg, data_dir))
+    with tempfile.TemporaryDirectory(prefix="siger-replay-") as tmp:
+        tmp = Path(tmp)
+        cfg["train"]["cache_dir"] = str(tmp / "cache")  # a fresh graph cache: old graphs cannot hide a change
+        (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": str(cfg["train"].get("num_threads") or 1)}
+        run = tmp / "run"
+        cmds = [[sys.executable, "-m", "siger.cli", "train", "--config", str(tmp / "config.yaml"), "--out", str(run)]]
+        if modes:
+            cmds.append([sys.executable, "-m", "siger.cli", "evaluate", "--run", str(run), "--modes", "warm,cold,all"])
+        for cmd in cmds:
+            out = subprocess.run(cmd, cwd=code, env=env, capture_output=True, text=True)
+            if out.returncode != 0:
+                raise ReplayError(f"replay at {code} failed ({' '.join(cmd[3:5])}): {out.stderr.strip()[-1500:]}")
+        history = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+        res: dict[str, Any] = {"head": log_head(history, epochs)}
+        if modes:
+            rec = json.loads((run / "record.json").read_text())
+            res["modes"] = rec.get("modes")
+        return res
+
+
+def compare(want: list[dict[str, Any]], got: list[dict[str, Any]], rtol: float = 0.0) -> list[str]:
+    """The differences between two log heads (same epochs, loss terms, valid metrics), as lines;
+    [] when they agree within ``rtol`` (0: exactly)."""
+    diffs = []
+    if len(got) < len(want):
+        diffs.append(f"replay has {len(got)} epochs, the record {len(want)}")
+    for a, b in zip(want, got):
+        for part in ("loss", "valid"):
+            x, y = a.get(part) or {}, b.get(part) or {}
+            for k in sorted(set(x) | set(y)):
+                if k not in x or k not in y:
+                    diffs.append(f"epoch {a['epoch']} {part} {k}: only in {'the record' if k in x else 'the replay'}")
+                elif abs(x[k] - y[k]) > rtol * max(abs(x[k]), abs(y[k])):
+                    diffs.append(f"epoch {a['epoch']} {part} {k}: record {x[k]!r}, replay {y[k]!r}")
+    return diffs
+
+
+def _compare_modes(want: dict | None, got: dict | None, rtol: float) -> list[str]:
+    if not want:
+        return []
+    diffs = []
+    for split, modes in want.items():
+        for mode, metrics in modes.items():
+            for k, v in metrics.items():
+                w = ((got or {}).get(split) or {}).get(mode, {}).get(k)
+                if w is None or abs(v - w) > rtol * max(abs(v), abs(w)):
+                    diffs.append(f"{split} {mode} {k}: record {v!r}, replay {w!r}")
+    return diffs
+
+
+class Checkouts:
+    """Temporary git worktrees of past commits (one per commit, removed on close)."""
+
+    def __init__(self, repo: Path = REPO):
+        self.repo, self._dirs = repo, {}
+        self._root = Path(tempfile.mkdtemp(prefix="siger-commits-"))
+
+    def __call__(self, commit: str) -> Path:
+        if commit not in self._dirs:
+            path = self._root / commit[:12]
+            out = subprocess.run(["git", "-C", str(self.repo), "worktree", "add", "--detach", str(path), commit],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                raise ReplayError(f"cannot check out commit {commit}: {out.stderr.strip()}")
+            self._dirs[commit] = path
+        return self._dirs[commit]
+
+    def close(self) -> None:
+        for path in self._dirs.values():
+            subprocess.run(["git", "-C", str(self.repo), "worktree", "remove", "--force", str(path)],
+                           capture_output=True)
+        self._dirs.clear()
+
+
+@dataclass
+class Verdict:
+    """One record's replay: ``ok``, the differences, and where its head came from."""
+
+    record_id: str
+    label: str
+    ok: bool
+    diffs: list[str]
+    head_source: str
+
+
+def verify_record(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_dir: str | None = None,
+                  rtol: float = 0.0, code: Path = REPO) -> Verdict:
+    """Replay one run record on the code at ``code`` and compare (see the module docstring). A
+    record without a ``log_head`` gets one from a replay at its own commit, stored in ``rec``."""
+    modes = bool(rec.get("modes"))
+    label = f"{rec.get('table')}/{rec.get('dataset')}/{rec.get('label')}/seed {rec.get('seed')}"
+    if len(rec.get("log_head") or []) >= epochs and (not modes or rec.get("modes_head")):
+        source = rec.get("log_head_source", "the run itself")
+    else:
+        if not rec.get("commit") or rec.get("dirty_code"):
+            return Verdict(rec["id"], label, False, ["no clean commit to replay the record's own code at"], "-")
+        old = replay(rec["config"], epochs, checkouts(rec["commit"]), data_dir, modes)
+        rec["log_head"], rec["log_head_source"] = old["head"], f"replayed at {rec['commit'][:12]}"
+        if modes:
+            rec["modes_head"] = old["modes"]
+        source = rec["log_head_source"]
+    new = replay(rec["config"], epochs, code, data_dir, modes)
+    diffs = compare(rec["log_head"][:epochs], new["head"], rtol)
+    if modes:
+        diffs += _compare_modes(rec.get("modes_head"), new["modes"], rtol)
+    return Verdict(rec["id"], label, not diffs, diffs, source)
+
+
+def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, data_dir: str | None = None,
+           rtol: float = 0.0, seed: int = 0, only_stale: bool = True,
+           log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], list[Verdict]]:
+    """Replay ``sample`` run records (all when None; by default only those the git check finds
+    stale), stamp the ones that match with the current commit, and return the updated records
+    and the verdicts. Refuses to stamp while the code has uncommitted changes."""
+    from siger.experiments.records import Staleness
+
+    state = git_state()
+    if state["dirty_code"]:
+        raise ReplayError(f"uncommitted changes in {', '.join(state['dirty_code'])}: commit before verifying "
+                          "(a verified record names the commit it was replayed at)")
+    stale = Staleness()
+    by_id: dict[str, list[dict[str, Any]]] = {}  # one run may sit in several tables: replayed once
+    for r in records:
+        if r.get("kind") == "run" and (not only_stale or stale(r)):
+            by_id.setdefault(r["id"], []).append(r)
+    ids = sorted(by_id)
+    if sample is not None and sample < len(ids):
+        ids = random.Random(seed).sample(ids, sample)
+    checkouts = Checkouts()
+    verdicts = []
+    try:
+        for rid in ids:
+            rec = by_id[rid][0]
+            v = verify_record(rec, epochs, checkouts, data_dir, rtol)
+            verdicts.append(v)
+            log(f"{'ok  ' if v.ok else 'DIFF'} {v.label} (head: {v.head_source})"
+                + "".join(f"\n       {d}" for d in v.diffs[:5]))
+            for r in by_id[rid]:
+                for k in ("log_head", "log_head_source", "modes_head"):
+                    if k in rec:
+                        r[k] = rec[k]
+                if v.ok:
+                    r["verified"] = {"commit": state["commit"], "epochs": epochs}
+                    r.pop("replay_differs", None)
+                else:
+                    r.pop("verified", None)
+                    r["replay_differs"] = v.diffs[:5]
+    finally:
+        checkouts.close()
+    return records, verdicts
