@@ -429,16 +429,22 @@ def build_config(
     yaml_path: str | Path | None = None,
 ) -> Config:
     """Defaults -> preset (``preset`` key) -> YAML -> overrides, for the model registered under
-    ``model``; the result is checked (:func:`check_config`)."""
+    ``model``; the result is checked (:func:`check_config`). A YAML file that is a saved config
+    (``train:`` and ``model:`` sections, e.g. a run's config.yaml) means by a key it lacks what
+    the key meant when it was saved (:func:`absent_values`), not today's default."""
     from siger.models import get_model_class  # models register their config dataclass
 
     flat: dict[str, Any] = {}
+    saved: dict[str, Any] | None = None
     if yaml_path is not None:
         flat.update(load_yaml(yaml_path))
+        saved = saved_sections(yaml_path)
     flat.update(overrides or {})
     name = flat.pop("model", model)
     cls = get_model_class(name)
     cfg = Config(train=TrainConfig(model=cls.name), model=cls.Config())
+    if saved is not None:
+        flat = {**predated_keys(cfg, saved), **flat}
     apply_overrides(cfg, dict(getattr(cls, "TRAIN_DEFAULTS", {})))  # the model's own training defaults
     if dataset is not None:
         cfg.train.dataset = dataset
@@ -448,6 +454,21 @@ def build_config(
     return check_config(apply_overrides(cfg, flat))
 
 
+def saved_sections(path: str | Path) -> dict[str, Any] | None:
+    """The ``train`` / ``model`` sections of a YAML file that is a saved config, else None."""
+    doc = yaml.safe_load(Path(path).read_text()) or {}
+    if isinstance(doc, dict) and isinstance(doc.get("train"), dict) and isinstance(doc.get("model"), dict):
+        return doc
+    return None
+
+
+def predated_keys(cfg: Config, doc: dict[str, Any]) -> dict[str, Any]:
+    """The keys a saved config ``doc`` (``train`` / ``model`` sections) predates, with the value
+    they had then (a field's ``metadata["absent"]``)."""
+    return {f.name: f.metadata["absent"] for sec, part in ((cfg.train, "train"), (cfg.model, "model"))
+            for f in dataclasses.fields(sec) if "absent" in f.metadata and f.name not in (doc.get(part) or {})}
+
+
 def config_from_dict(doc: dict[str, Any]) -> Config:
     """Rebuild a :class:`Config` saved by :meth:`Config.save` (``train`` and ``model`` sections)."""
     from siger.models import get_model_class
@@ -455,9 +476,7 @@ def config_from_dict(doc: dict[str, Any]) -> Config:
     train = doc.get("train", {})
     cls = get_model_class(train.get("model", "SIGER"))
     cfg = Config(train=TrainConfig(model=cls.name), model=cls.Config())
-    # keys the saved config predates take the value they had then, not today's default
-    flat = {f.name: f.metadata["absent"] for sec, saved in ((cfg.train, train), (cfg.model, doc.get("model", {})))
-            for f in dataclasses.fields(sec) if "absent" in f.metadata and f.name not in saved}
+    flat = predated_keys(cfg, doc)  # keys the saved config predates take the value they had then
     flat.update(train)
     flat.update(doc.get("model", {}))
     flat.pop("model", None)

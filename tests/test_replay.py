@@ -1,0 +1,82 @@
+"""Replays: a record is stale when its first epochs, trained again, differ from its own head."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from siger.config import build_config, config_from_dict
+from siger.experiments.replay import Checkouts, compare, replay, verify_record
+from siger.train.record import REPO
+from siger.train.trainer import Trainer, load_data
+
+from tests.conftest import SHARED_DATA
+
+FAST = {"batch_size": 64, "epochs": 3, "progress": False, "num_threads": 1, "topk": [5, 10, 20],
+        "valid_metric": "recall@20", "warmup_epochs": 0, "knn_k": 3, "cooc_k": 3}
+
+
+def _record(planted_dir, tmp_path):
+    cfg = build_config("SIGER", "planted", {**FAST, "data_dir": str(planted_dir), "cache_dir": str(tmp_path / "c")})
+    Trainer(cfg, load_data(cfg), tmp_path / "run", log=lambda s: None).fit()
+    return json.loads((tmp_path / "run" / "record.json").read_text())
+
+
+def test_compare_is_exact_by_default_and_names_what_differs():
+    a = [{"epoch": 0, "loss": {"bpr": 0.5, "reg": 1e-6}, "valid": {"recall@20": 0.1}}]
+    assert compare(a, json.loads(json.dumps(a))) == []
+    b = [{"epoch": 0, "loss": {"bpr": 0.5 + 1e-12, "reg": 1e-6}, "valid": {"recall@20": 0.1}}]
+    assert compare(a, b) == [f"epoch 0 loss bpr: record 0.5, replay {0.5 + 1e-12!r}"]
+    assert compare(a, b, rtol=1e-9) == []
+    c = [{"epoch": 0, "loss": {"bpr": 0.5}, "valid": {"recall@20": 0.1}}]
+    assert compare(a, c) == ["epoch 0 loss reg: only in the record"]
+
+
+def test_a_record_replays_exactly_and_a_changed_loss_is_caught(planted_dir, tmp_path):
+    rec = _record(planted_dir, tmp_path)
+    assert [h["epoch"] for h in rec["log_head"]] == [0, 1, 2] and "bpr" in rec["log_head"][0]["loss"]
+    v = verify_record(rec, 2, Checkouts(), str(planted_dir))
+    assert v.ok and v.diffs == [] and v.head_source == "the run itself"
+    # the same record against a copy of the code whose BPR loss is scaled by 1.0001
+    code = tmp_path / "code"
+    shutil.copytree(REPO / "siger", code / "siger", ignore=shutil.ignore_patterns("__pycache__"))
+    losses = code / "siger" / "models" / "losses.py"
+    text = losses.read_text()
+    assert "def bpr_loss" in text
+    losses.write_text(text.replace("def bpr_loss(", "def _bpr_loss(") + "\n\ndef bpr_loss(*a, **k):\n"
+                      "    return 1.0001 * _bpr_loss(*a, **k)\n")
+    v = verify_record(rec, 2, Checkouts(), str(planted_dir), code=code)
+    assert not v.ok and any("loss bpr" in d for d in v.diffs)
+
+
+def test_a_saved_config_means_by_a_missing_key_what_it_meant_then(tmp_path):
+    # SIGER's beta_rule is newer than the runs recorded before it: a saved config without it ran 'fixed'
+    cfg = build_config("SIGER")
+    assert cfg.model.beta_rule == "holdout" and cfg.train.warmup_epochs == 20
+    doc = cfg.to_dict()
+    del doc["model"]["beta_rule"], doc["train"]["warmup_epochs"]
+    old = config_from_dict(doc)
+    assert old.model.beta_rule == "fixed" and old.train.warmup_epochs == 0
+    import yaml
+
+    (tmp_path / "saved.yaml").write_text(yaml.safe_dump(doc))
+    from_file = build_config("SIGER", yaml_path=tmp_path / "saved.yaml")
+    assert from_file.model.beta_rule == "fixed" and from_file.train.warmup_epochs == 0
+    (tmp_path / "flat.yaml").write_text(yaml.safe_dump({"lambda_p": 0.01}))  # a plain override file: defaults
+    assert build_config("SIGER", yaml_path=tmp_path / "flat.yaml").model.beta_rule == "holdout"
+
+
+def test_committed_records_replay_on_the_current_code():
+    """A small sample of the committed records, replayed against their heads (CI's replay check)."""
+    from siger.experiments.records import load_records
+
+    if not (SHARED_DATA / "ml100k").is_dir():
+        pytest.skip("../shared/data not present")
+    recs = [r for r in load_records(REPO / "results" / "records.jsonl")
+            if r.get("kind") == "run" and r["dataset"] == "ml100k" and len(r.get("log_head") or []) >= 1]
+    if not recs:
+        pytest.skip("no committed ml100k record carries a head yet")
+    for rec in recs[:2]:
+        v = verify_record(rec, 1, Checkouts(), str(SHARED_DATA))
+        assert v.ok, v.diffs
