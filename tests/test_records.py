@@ -76,7 +76,15 @@ def test_rendered_tables_are_computed_from_the_records():
     assert blocks["results"].startswith("# Results") and "## d" in blocks["results"]
     abl = R.render([_fake("SIGER (full)", 1, 0.10, 0.05, table="ablation"), _fake("no x", 1, 0.09, 0.06, "ablation", x=0)],
                    stale=lambda r: None)["ablation:d"]
-    assert "Δ R@20 / N@20" in abl and "| no x | 1 | 0.0450 | 0.0900 | **0.0300** | **0.0600** | -0.0100 / +0.0100 |" in abl
+    assert "Δ R@20 (paired, 95 % CI)" in abl and \
+        "| no x | 1 | 0.0450 | 0.0900 | **0.0300** | **0.0600** | -0.0100 | +0.0100 |" in abl
+    # over seeds the delta is paired: seed 1 -0.01, seed 2 -0.03, seed 3 -0.02 -> mean -0.02, sd 0.01,
+    # half width t(0.975, 2) 0.01 / sqrt(3) = 0.0248; the reference row has no delta of its own
+    recs = [_fake("SIGER (full)", s, 0.10 + s / 100, 0.05, table="ablation") for s in (1, 2, 3)]
+    recs += [_fake("no x", s, 0.10 + s / 100 - d, 0.05, "ablation", x=0) for s, d in ((1, 0.01), (2, 0.03), (3, 0.02))]
+    abl = R.render(recs, stale=lambda r: None)["ablation:d"]
+    assert "| -0.0200 [-0.0448, +0.0048] | +0.0000 [+0.0000, +0.0000] |" in abl
+    assert "| — | — |" in abl.splitlines()[2]
     with pytest.raises(R.RecordError, match="mixes runs of different settings"):
         R.render([_fake("A", 1, 0.1, 0.05), _fake("A", 2, 0.1, 0.05, lr=3)], stale=lambda r: None)
     with pytest.raises(R.RecordError, match="seed"):

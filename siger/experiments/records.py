@@ -28,12 +28,15 @@ from typing import Any
 import numpy as np
 
 from siger.artifacts import atomic_write
+from siger.experiments.stats import fmt_paired, mean_std, paired_diff
+from siger.experiments.summary import SUMMARY_METRICS as HEAD_METRICS
 from siger.train.record import REPO, model_code_paths, path_in, record_id
 
 RECORDS = Path("results/records.jsonl")
 RESULTS_DOC = Path("docs/results.md")
-HEAD_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 ABLATION_REF = "SIGER (full)"  # the row an ablation table's deltas are taken against
+COMPARISON_REF = "SIGER (defaults)"  # the row a comparison table's deltas are taken against
+DELTA_METRICS = ("recall@20", "ndcg@20")  # the paired differences a table shows
 INCIDENTAL = ("seed", "data_dir", "cache_dir", "num_threads", "progress", "device", "eval_chunk_users", "epochs")
 
 
@@ -315,11 +318,6 @@ def _setting(rec: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in sorted(cfg.items()) if k not in INCIDENTAL}, sort_keys=True)
 
 
-def _mean_std(vals: list[float]) -> tuple[float, float]:
-    a = np.array(vals, dtype=np.float64)
-    return float(a.mean()), (float(a.std(ddof=1)) if len(a) > 1 else 0.0)
-
-
 def _fmt(ms: tuple[float, float], n: int) -> str:
     return f"{ms[0]:.4f} ± {ms[1]:.4f}" if n > 1 else f"{ms[0]:.4f}"
 
@@ -348,17 +346,22 @@ VALID_TABLES = ("confirmation",)
 VALID_METRIC = "recall@20"
 
 
-def _row(label: str, rs: list[dict[str, Any]], stale: Staleness, ref: dict[str, float] | None = None,
+def _by_seed(rs: list[dict[str, Any]], metric: str) -> dict[int, float]:
+    return {r["seed"]: r["test"][metric] for r in rs if r.get("seed") is not None}
+
+
+def _row(label: str, rs: list[dict[str, Any]], stale: Staleness, ref: list[dict[str, Any]] | None = None,
          valid: bool = False) -> tuple[list[str], dict[str, float]]:
     n = len(rs)
     marks = "".join(sorted({MARKS[m] for m in (stale(r) for r in rs) if m}))
-    means = {m: _mean_std([r["test"][m] for r in rs]) for m in HEAD_METRICS}
+    means = {m: mean_std([r["test"][m] for r in rs]) for m in HEAD_METRICS}
     cells = [f"{label}{(' ' + marks) if marks else ''}", str(n) if rs[0]["kind"] == "run" else "—"]
     if valid:
-        cells.append(_fmt(_mean_std([r["valid"][VALID_METRIC] for r in rs]), n))
+        cells.append(_fmt(mean_std([r["valid"][VALID_METRIC] for r in rs]), n))
     cells += [_fmt(means[m], n) for m in HEAD_METRICS]
-    if ref is not None:
-        cells.append(" / ".join(f"{means[m][0] - ref[m]:+.4f}" for m in ("recall@20", "ndcg@20")))
+    if ref is not None:  # the paired difference to the reference row, seed by seed, with its 95 % interval
+        cells += [fmt_paired(paired_diff(_by_seed(rs, m), _by_seed(ref, m))) if rs[0]["kind"] == "run" else "—"
+                  for m in DELTA_METRICS]
     if rs[0]["kind"] == "run":
         spe = np.mean([r["seconds_per_epoch"] for r in rs])
         ep = np.mean([r["epochs_run"] for r in rs])
@@ -379,17 +382,17 @@ def run_table(records, table: str, dataset: str, stale: Staleness, ref_label: st
     first = 3 if valid else 2  # the column of the first test metric
     ref = None
     if ref_label is not None and ref_label in rows:
-        ref = {m: _mean_std([r["test"][m] for r in rows[ref_label]])[0] for m in HEAD_METRICS}
-        head.append("Δ R@20 / N@20")
+        ref = rows[ref_label]
+        head += ["Δ R@20 (paired, 95 % CI)", "Δ N@20 (paired, 95 % CI)"]
     head += ["s/epoch", "epochs (best)", "peak RSS MB"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
-    best = {m: max(_mean_std([r["test"][m] for r in rs])[0] for rs in rows.values()) for m in HEAD_METRICS}
-    best_valid = max(_mean_std([r["valid"][VALID_METRIC] for r in rs])[0] for rs in rows.values()) if valid else None
+    best = {m: max(mean_std([r["test"][m] for r in rs])[0] for rs in rows.values()) for m in HEAD_METRICS}
+    best_valid = max(mean_std([r["valid"][VALID_METRIC] for r in rs])[0] for rs in rows.values()) if valid else None
     for label, rs in rows.items():
         cells, means = _row(label, rs, stale, ref if label != ref_label else None, valid)
         if ref is not None and label == ref_label:
-            cells.insert(first + 4, "—")
-        if valid and len(rows) > 1 and math.isclose(_mean_std([r["valid"][VALID_METRIC] for r in rs])[0], best_valid):
+            cells[first + 4:first + 4] = ["—", "—"]
+        if valid and len(rows) > 1 and math.isclose(mean_std([r["valid"][VALID_METRIC] for r in rs])[0], best_valid):
             cells[2] = f"**{cells[2]}**"  # the row the choice on valid picks
         for j, m in enumerate(HEAD_METRICS):  # the best mean of each metric in bold
             if len(rows) > 1 and math.isclose(means[m], best[m]):
@@ -450,7 +453,7 @@ def cold_table(records, dataset: str, stale: Staleness) -> str:
         for mode in COLD_MODES:
             for metric in ("recall@20", "ndcg@20"):
                 vals = [r["modes"]["test"][mode][metric] for r in rs if mode in r["modes"]["test"]]
-                cells.append(_fmt(_mean_std(vals), len(vals)) if len(vals) == n else "—")
+                cells.append(_fmt(mean_std(vals), len(vals)) if len(vals) == n else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -540,7 +543,7 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
         for table in _tables(records):
             if table == "cold":
                 continue
-            ref = ABLATION_REF if table.startswith("ablation") else None
+            ref = ABLATION_REF if table.startswith("ablation") else COMPARISON_REF if table == "comparison" else None
             t = run_table(records, table, ds, stale, ref_label=ref)
             if t:
                 blocks[f"{table}:{ds}"] = t
@@ -555,8 +558,8 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
     for ds in _datasets(records):
         for label, rs in group_runs(records, "comparison", ds).items():
             n = len(rs)
-            r20 = _fmt(_mean_std([r["test"]["recall@20"] for r in rs]), n)
-            n20 = _fmt(_mean_std([r["test"]["ndcg@20"] for r in rs]), n)
+            r20 = _fmt(mean_std([r["test"]["recall@20"] for r in rs]), n)
+            n20 = _fmt(mean_std([r["test"]["ndcg@20"] for r in rs]), n)
             head.append(f"| {ds} | {label} | {n if rs[0]['kind'] == 'run' else '—'} | {r20} | {n20} |")
     blocks["headline"] = "\n".join(head) if len(head) > 2 else "No results recorded yet."
     lines = ["# Results", "",
@@ -564,7 +567,10 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
              f"({len(records)} records); do not edit by hand. Protocol: MMRec (full ranking over all items, "
              "the user's train items masked, test metrics at the best-valid epoch); mean ± sample std over "
              "seeds; s/epoch is training time per epoch on the machine of each record. "
-             "Marks: † the model, training, evaluation or data code changed since the record's commit; "
+             f"Δ columns: the row minus the reference row ({COMPARISON_REF} in a comparison, {ABLATION_REF} in an "
+             "ablation), seed by seed over the seeds both have, mean and 95 % interval (Student's t). "
+             "Marks: † the model, training, evaluation or data code changed since the record's commit and no "
+             "replay on the current code has matched it since (`siger results verify`); "
              "‡ trained with uncommitted code changes.", ""]
     for ds in _datasets(records):
         lines += [f"## {ds}", ""]
@@ -651,7 +657,7 @@ def plot_comparison(records, dataset: str, path: Path) -> None:
     w = 0.8 / len(names)
     fig, ax = plt.subplots(figsize=(2 + 1.6 * len(HEAD_METRICS), 4))
     for n, name in enumerate(names):
-        ms = [_mean_std([r["test"][m] for r in rows[name]]) for m in HEAD_METRICS]
+        ms = [mean_std([r["test"][m] for r in rows[name]]) for m in HEAD_METRICS]
         ax.bar(x + n * w - 0.4 + w / 2, [a for a, _ in ms], w, yerr=[b for _, b in ms], capsize=3, label=name)
     ax.set_xticks(x, [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in HEAD_METRICS])
     ax.set_title(f"{dataset}: test metrics at the best-valid epoch (mean ± std over seeds)")

@@ -145,22 +145,31 @@ class Verdict:
     head_source: str
 
 
+def ensure_head(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_dir: str | None = None) -> str | None:
+    """Give ``rec`` its first ``epochs`` epochs (``log_head``; ``modes_head`` for a cold-start
+    record) by a replay at its own commit if it lacks them; returns where its head came from, or
+    None when it has no clean commit to replay at."""
+    modes = bool(rec.get("modes"))
+    if len(rec.get("log_head") or []) >= epochs and (not modes or rec.get("modes_head")):
+        return rec.get("log_head_source", "the run itself")
+    if not rec.get("commit") or rec.get("dirty_code"):
+        return None
+    old = replay(rec["config"], epochs, checkouts(rec["commit"]), data_dir, modes)
+    rec["log_head"], rec["log_head_source"] = old["head"], f"replayed at {rec['commit'][:12]}"
+    if modes:
+        rec["modes_head"] = old["modes"]
+    return rec["log_head_source"]
+
+
 def verify_record(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_dir: str | None = None,
                   rtol: float = 0.0, code: Path = REPO) -> Verdict:
     """Replay one run record on the code at ``code`` and compare (see the module docstring). A
     record without a ``log_head`` gets one from a replay at its own commit, stored in ``rec``."""
     modes = bool(rec.get("modes"))
     label = f"{rec.get('table')}/{rec.get('dataset')}/{rec.get('label')}/seed {rec.get('seed')}"
-    if len(rec.get("log_head") or []) >= epochs and (not modes or rec.get("modes_head")):
-        source = rec.get("log_head_source", "the run itself")
-    else:
-        if not rec.get("commit") or rec.get("dirty_code"):
-            return Verdict(rec["id"], label, False, ["no clean commit to replay the record's own code at"], "-")
-        old = replay(rec["config"], epochs, checkouts(rec["commit"]), data_dir, modes)
-        rec["log_head"], rec["log_head_source"] = old["head"], f"replayed at {rec['commit'][:12]}"
-        if modes:
-            rec["modes_head"] = old["modes"]
-        source = rec["log_head_source"]
+    source = ensure_head(rec, epochs, checkouts, data_dir)
+    if source is None:
+        return Verdict(rec["id"], label, False, ["no clean commit to replay the record's own code at"], "-")
     new = replay(rec["config"], epochs, code, data_dir, modes)
     diffs = compare(rec["log_head"][:epochs], new["head"], rtol)
     if modes:

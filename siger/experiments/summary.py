@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from siger.config import PLACE_KEYS
+from siger.experiments.stats import mean_std
 
 SUMMARY_METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
@@ -21,7 +22,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         if m not in results[0]["test"]:
             raise ValueError(f"summaries need {m}: run with topk including 10 and 20")
         vals = np.array([r["test"][m] for r in results])
-        row[m] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0)
+        row[m] = mean_std(vals)
     row["seconds_per_epoch"] = float(np.mean([r["seconds_per_epoch"] for r in results]))
     row["epochs"] = float(np.mean([r["epochs_run"] for r in results]))
     row["best_epoch"] = float(np.mean([r["best_epoch"] for r in results]))

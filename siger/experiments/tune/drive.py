@@ -15,6 +15,7 @@ import yaml
 from siger.artifacts import atomic_write, write_json
 from siger.config import ConfigError, apply_overrides
 from siger.experiments.runs import train_or_load
+from siger.experiments.stats import mean_std
 from siger.experiments.tune.engine import checkpoint_storage, optuna_module, storage_url
 from siger.experiments.tune.report import write_reports
 from siger.experiments.tune.multi import MultiObjective, train_references
@@ -154,7 +155,7 @@ def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Calla
         runs = [{"valid": t.user_attrs["valid"], "test": t.user_attrs["test"]}] + [by[(t.number, s)] for s in seed_list[1:]]
         vals = [float(r[sel][metric]) for r in runs]
         rows.append({"number": t.number, "params": complete_params(spec, t.params), "run_dir": t.user_attrs["run_dir"], "valid": vals,
-                     "valid_mean": float(np.mean(vals)), "valid_std": float(np.std(vals, ddof=1)),
+                     "valid_mean": mean_std(vals)[0], "valid_std": mean_std(vals)[1],
                      "test_recall@20": float(np.mean([r["test"]["recall@20"] for r in runs])),
                      "test_ndcg@20": float(np.mean([r["test"]["ndcg@20"] for r in runs]))})
     best = max(rows, key=lambda r: r["valid_mean"])
