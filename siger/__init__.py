@@ -1,6 +1,7 @@
 """siger: multimodal graph recommendation with SIGER, faithful to the MMRec protocol."""
 
-__version__ = "0.1.0"
+from siger.version import __version__
+
 __all__ = ["load_run", "__version__"]
 
 

@@ -68,8 +68,7 @@ def _config(args, extra: list[str]):
 
 
 def cmd_train(args, extra) -> int:
-    from siger.config import load_yaml
-    from siger.config import split_grid
+    from siger.config import load_yaml, split_grid
     from siger.experiments.tune import StudySpec, TuneOptions, grid_space, run_tune
     from siger.train.trainer import Trainer, load_data
 
@@ -242,8 +241,8 @@ def cmd_report(args, extra) -> int:
 
 
 def cmd_evaluate(args, extra) -> int:
-    from siger.eval.ranking import evaluate
     from siger.artifacts import metrics_table
+    from siger.eval.ranking import evaluate
     from siger.train.trainer import load_model
 
     if extra:

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from siger.keys import NON_NEGATIVE, POSITIVE_INT, RETIRED_ANY, key, rule_text, violations
+
 
 class ConfigError(ValueError):
     """A configuration key or value that cannot be used (unknown key, value of the wrong type)."""
@@ -39,22 +41,22 @@ class TrainConfig:
     dataset: str = "tiktok"  # dataset name: a folder <data_dir>/<dataset>/, or the bundled tiktok
     data_dir: str | None = None  # folder holding <dataset>/; None: the bundled dataset
     modalities: list[str] | None = None  # subset of the dataset's modalities; None: all
-    seed: int = 999  # seeds the model initialisation, the sampler and the noise
-    epochs: int = 1000  # most training epochs
-    batch_size: int = 2048  # (user, positive, negative) triples per step
-    learning_rate: float = 1e-3  # Adam step size
-    neg_pool: str = "train"  # BPR negatives from: train (items occurring in train, as MMRec) | all
-    patience: int = 20  # evaluations without improvement before stopping
+    seed: int = key(999, NON_NEGATIVE)  # seeds the model initialisation, the sampler and the noise
+    epochs: int = key(1000, POSITIVE_INT)  # most training epochs
+    batch_size: int = key(2048, POSITIVE_INT)  # (user, positive, negative) triples per step
+    learning_rate: float = key(1e-3, NON_NEGATIVE)  # Adam step size
+    neg_pool: str = key("train", choices=("train", "all"))  # BPR negatives from: train (items occurring in train, as MMRec) | all
+    patience: int = key(20, POSITIVE_INT)  # evaluations without improvement before stopping
     # early stopping (and a tuner's pruner) may not end a run before this epoch: models on frozen
     # kNN graphs often peak on valid at epoch 0-1, dip, and pass that peak only later; 0 = MMRec's rule
     # (configs saved before 2026-12-05 that lack the key ran with 0)
-    warmup_epochs: int = field(default=20, metadata={"absent": 0})
-    eval_every: int = 1  # evaluate on valid every N epochs
+    warmup_epochs: int = key(20, NON_NEGATIVE, absent=0)
+    eval_every: int = key(1, POSITIVE_INT)  # evaluate on valid every N epochs
     valid_metric: str = "recall@20"  # what early stopping and model choice read on valid
     topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])  # cut-offs of every metric
-    eval_chunk_users: int = 4096  # users scored at once during full ranking
+    eval_chunk_users: int = key(4096, POSITIVE_INT)  # users scored at once during full ranking
     device: str = "cpu"  # cpu | cuda[:N] | mps
-    num_threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    num_threads: int = key(0, NON_NEGATIVE)  # torch intra-op threads; 0 keeps torch's default
     cache_dir: str | None = None  # graph cache; None: $SIGER_CACHE_DIR or ~/.cache/siger
     progress: bool = True  # tqdm progress bars
 
@@ -131,10 +133,6 @@ def field_types(obj: Any) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
 
 
-# In a model config's ``RETIRED`` map (keys an earlier version of the model had): any value loads.
-RETIRED_ANY = object()
-
-
 def _retire(cfg: Config, key: str, raw: Any) -> bool:
     """True if ``key`` is one the model's config retired (its ``RETIRED`` class attribute) and
     ``raw`` is a value it may still carry (the caller drops it); an error if the value would
@@ -160,8 +158,8 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     train_types = field_types(cfg.train)
     model_types = field_types(cfg.model)
     dropped = []
-    for key, raw in overrides.items():
-        k = key.replace("-", "_")
+    for name, raw in overrides.items():
+        k = name.replace("-", "_")
         if k in train_types:
             setattr(cfg.train, k, parse_value(raw, train_types[k], k))
         elif k in model_types:
@@ -172,7 +170,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
             known = sorted(set(train_types) | set(model_types))
             near = difflib.get_close_matches(k, known, n=3)
             hint = f" (did you mean {', '.join('--' + n for n in near)}?)" if near else ""
-            raise ConfigError(f"unknown config key --{key} for model {cfg.train.model}{hint}")
+            raise ConfigError(f"unknown config key --{name} for model {cfg.train.model}{hint}")
     if dropped:
         warnings.warn(f"model {cfg.train.model} no longer has these keys (an earlier version's config; "
                       f"inert at the values given), dropped: {', '.join(dropped)}", stacklevel=2)
@@ -274,11 +272,9 @@ def config_help(model: str, width: int = 100) -> str:
                 tname = f"list[{typing.get_args(tp)[0].__name__}]"
             head = f"  --{f.name} {tname} = {getattr(inst, f.name)!r}"
             text = docs.get(f.name, "")
-            rng = RANGES.get(f.name)
-            if rng is not None:
-                text += f" [{rng.text()}]"
-            if f.name in CHOICES and not all(c in text for c in CHOICES[f.name]):
-                text += f" [{' | '.join(CHOICES[f.name])}]"
+            rule = rule_text(f)
+            if rule and not ("choices" in f.metadata and all(c in text for c in f.metadata["choices"])):
+                text += f" [{rule}]"
             first = f"{head:<44} {text}".rstrip() if len(head) < 44 else head + "\n" + " " * 45 + text
             lines += textwrap.wrap(first, width=width, subsequent_indent=" " * 45, replace_whitespace=False) or [first]
         lines.append("")
@@ -335,73 +331,14 @@ def _is_number(s: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class Range:
-    """Allowed values of a numeric key: ``lo``..``hi`` (None = unbounded), ends open or closed."""
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    hi_open: bool = False
-
-    def ok(self, v: float) -> bool:
-        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
-            return False
-        if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi):
-            return False
-        return True
-
-    def text(self) -> str:
-        if self.hi is None:
-            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
-        lo = "(" if self.lo_open else "["
-        hi = ")" if self.hi_open else "]"
-        return f"in {lo}{self.lo:g}, {self.hi:g}{hi}"
-
-
-POSITIVE_INT, NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN_TOP = (Range(1), Range(0), Range(0, lo_open=True),
-                                                             Range(0, 1), Range(0, 1, hi_open=True))
-# natural ranges of config keys, shared by every model that has the key
-RANGES: dict[str, Range] = {
-    **{k: POSITIVE_INT for k in ("epochs", "batch_size", "patience", "eval_every", "eval_chunk_users",
-                                 "embedding_dim", "feat_embed_dim", "knn_k", "cooc_k", "graph_only_dim",
-                                 "hyper_num")},
-    **{k: NON_NEGATIVE for k in ("seed", "warmup_epochs", "num_threads", "n_ui_layers", "n_mm_layers", "n_layers",
-                                 "n_hyper_layer", "cl_batch", "reg_weight", "lambda_p", "lambda_a", "lambda_c",
-                                 "eps", "cl_weight")},
-    **{k: POSITIVE for k in ("tau", "tau_p", "tau_a", "tau_c")},
-    "learning_rate": NON_NEGATIVE,  # 0 freezes the model (used to test early stopping)
-    **{k: UNIT for k in ("beta", "mm_image_weight")},
-    "alpha": NON_NEGATIVE,
-    "dropout": UNIT_OPEN_TOP,
-    "keep_rate": Range(0, 1, lo_open=True),
-}
-# allowed values of choice keys
-CHOICES: dict[str, tuple[str, ...]] = {
-    "neg_pool": ("train", "all"),
-    "knn_norm": ("sym", "rw", "none"),
-    "cooc_norm": ("sym", "rw", "none"),
-    "knn_backend": ("exact", "faiss"),
-    "cooc_weight": ("count", "binary", "cosine"),
-    "perturb_mode": ("modulus", "uniform", "mean", "inverse"),
-    "perturb_target": ("semantic", "fused", "final"),
-    "perturb_at": ("layers", "output"),
-    "infuse_at": ("graph", "weights"),
-    "anchor_mode": ("anchor", "multi_positive", "pairwise"),
-}
-
-
 def check_config(cfg: Config) -> Config:
-    """Every numeric key in its natural range and every choice key among its values, else a
+    """Every key within what its field declares (:mod:`siger.keys`: a range, or choices), else a
     :class:`ConfigError` naming the key and what it allows."""
     for section in (cfg.train, cfg.model):
-        for f in dataclasses.fields(section):
-            v = getattr(section, f.name)
-            if f.name in RANGES and isinstance(v, (int, float)) and not isinstance(v, bool):
-                if not RANGES[f.name].ok(v):
-                    raise ConfigError(f"--{f.name}: must be {RANGES[f.name].text()}, got {v!r}")
-            if f.name in CHOICES and v not in CHOICES[f.name]:
-                raise ConfigError(f"--{f.name}: must be one of {' | '.join(CHOICES[f.name])}, got {v!r}")
+        bad = violations(section)
+        if bad:
+            name, msg = bad[0]
+            raise ConfigError(f"--{name}: {msg}")
     t = cfg.train
     if any(k < 1 for k in t.topk):
         raise ConfigError(f"--topk: every K must be >= 1, got {t.topk}")
@@ -490,8 +427,8 @@ def split_grid(model: str, dataset: str | None, overrides: dict[str, Any]) -> tu
     types = {**field_types(base.train), **field_types(base.model)}
     fixed: dict[str, Any] = {}
     grid: dict[str, list[str]] = {}
-    for key, raw in overrides.items():
-        k = key.replace("-", "_")
+    for name, raw in overrides.items():
+        k = name.replace("-", "_")
         tp, _ = strip_optional(types.get(k, str))
         scalar = typing.get_origin(tp) is not list
         if scalar and k in types and isinstance(raw, (list, tuple)):
@@ -499,7 +436,7 @@ def split_grid(model: str, dataset: str | None, overrides: dict[str, Any]) -> tu
         elif scalar and k in types and isinstance(raw, str) and "," in raw:
             grid[k] = [v.strip() for v in raw.split(",") if v.strip()]
         else:
-            fixed[key] = raw
+            fixed[name] = raw
     for k, vals in grid.items():
         if len(vals) != len(set(vals)):
             raise ConfigError(f"--{k}: repeated values in the grid {vals}")

@@ -6,8 +6,7 @@ import pytest
 import yaml
 
 from siger.cli import main
-from siger.config import ConfigError
-from siger.config import split_grid
+from siger.config import ConfigError, split_grid
 
 BASE = ["--epochs", "2", "--batch_size", "4", "--progress", "false", "--topk", "5,10,20",
         "--valid_metric", "recall@20"]
@@ -102,8 +101,8 @@ def test_compare_model_config_applies_a_grid_winner_and_refuses_stale_runs(tiny_
 
 
 def test_train_or_load_checks_real_folders_and_takes_symlinks_as_given(tmp_path):
-    from siger.experiments.runs import train_or_load
     from siger.config import build_config
+    from siger.experiments.runs import train_or_load
 
     run = tmp_path / "run"
     run.mkdir()

@@ -8,7 +8,13 @@ import scipy.sparse as sp
 
 from siger.data.dataset import load_dataset
 from siger.data.graphs import (
-    GraphStore, bipartite_norm, blend, cooccurrence_graph, knn_graph, sym_normalize, topk_per_row,
+    GraphStore,
+    bipartite_norm,
+    blend,
+    cooccurrence_graph,
+    knn_graph,
+    sym_normalize,
+    topk_per_row,
     ui_adjacency,
 )
 

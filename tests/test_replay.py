@@ -2,15 +2,13 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from siger.config import build_config, config_from_dict
-from siger.experiments.replay import Checkouts, compare, replay, verify_record
+from siger.experiments.replay import Checkouts, compare, verify_record
 from siger.train.record import REPO
 from siger.train.trainer import Trainer, load_data
-
 from tests.conftest import SHARED_DATA
 
 FAST = {"batch_size": 64, "epochs": 3, "progress": False, "num_threads": 1, "topk": [5, 10, 20],

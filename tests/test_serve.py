@@ -19,12 +19,12 @@ from tests.conftest import TINY_ROWS, write_inter
 
 
 def _hand_rec():
-    # 3 users, 4 items, 1-d embeddings: score(u, i) = U[u] * I[i]
+    # 3 users, 4 items, 1-d embeddings: score(u, i) = U[u] * V[i]
     U = torch.tensor([[1.0], [-1.0], [2.0]])
-    I = torch.tensor([[0.5], [3.0], [-2.0], [1.0]])
+    V = torch.tensor([[0.5], [3.0], [-2.0], [1.0]])
     seen = sp.csr_matrix(np.array([[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float32))
     pop = np.array([5.0, 9.0, 1.0, 7.0])
-    return RunRecommender(U, I, seen, pop, ["a", "b", "c"], ["w", "x", "y", "z"], ["W", "X", "Y", "Z"],
+    return RunRecommender(U, V, seen, pop, ["a", "b", "c"], ["w", "x", "y", "z"], ["W", "X", "Y", "Z"],
                           history=np.array([3, 2, 0]))
 
 

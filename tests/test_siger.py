@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from torch.utils._pytree import tree_flatten
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from siger.data.dataset import load_dataset
 from siger.data.graphs import GraphStore, sym_normalize
@@ -411,10 +411,9 @@ def test_lightgcn_noise_goes_after_every_propagated_layer():
 
 def _full_table_pert(model, users, pn, target):
     """The 'fused' / 'final' perturbation loss on the full tables (plain reading)."""
+    import siger.models.siger as siger_mod
     from siger.models.layers import lightgcn_propagate
     from siger.models.losses import info_nce
-
-    import siger.models.siger as siger_mod
 
     c = model.config
     z = model.encode()

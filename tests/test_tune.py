@@ -7,15 +7,12 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import yaml
 
 from siger.cli import main
 from siger.config import ConfigError
 from siger.experiments.tune import StudySpec, TuneOptions, load_space, parse_space, run_tune
-
-from tests.conftest import write_inter
 
 FAST = {"batch_size": "64", "patience": "1000", "progress": "false", "topk": "5,10,20",
         "valid_metric": "recall@5", "num_threads": "1"}

@@ -9,7 +9,6 @@ import yaml
 from siger.config import ConfigError
 from siger.experiments.tune import StudySpec, TuneOptions, open_study, parse_space, run_tune
 from siger.experiments.tune.multi import aggregate, hopeless, leave_one_out, parse_datasets
-
 from tests.conftest import write_planted
 
 FAST = {"batch_size": "64", "patience": "1000", "progress": "false", "topk": "5,10,20",

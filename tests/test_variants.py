@@ -10,7 +10,6 @@ from siger.cli import main
 from siger.data.dataset import load_dataset
 from siger.data.graphs import GraphStore, knn_graph
 from siger.data.variants import corrupt_knn, derive
-
 from tests.conftest import write_planted
 
 

@@ -12,11 +12,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from siger.config import Config, apply_overrides
-from siger.models.siger import ABLATIONS
 from siger.artifacts import atomic_write
+from siger.config import Config, apply_overrides
 from siger.experiments.runs import slug, train_or_load
 from siger.experiments.summary import seeds_phrase, summarize, summary_table
+from siger.models.siger import ABLATIONS
 
 
 def resolve_variants(names: list[str] | None) -> list[str]:

@@ -8,11 +8,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from siger.experiments.runs import train_or_load
-from siger.config import PLACE_KEYS, RUN_ONLY_KEYS, Config, ConfigError, apply_overrides, build_config, load_yaml
 from siger.artifacts import atomic_write
+from siger.config import PLACE_KEYS, RUN_ONLY_KEYS, Config, ConfigError, apply_overrides, build_config, load_yaml
+from siger.experiments.runs import train_or_load
 from siger.experiments.summary import SUMMARY_METRICS, seeds_phrase, summarize, summary_table
-
 
 # keys of a per-model YAML (e.g. a grid's best_config.yaml) that describe the run, not the model's setting
 RUN_IDENTITY_KEYS = ("model", "dataset", "seed", *PLACE_KEYS, *(k for k in RUN_ONLY_KEYS if k != "epochs"))

@@ -474,9 +474,8 @@ def choices_table(records) -> str:
     study's best trial and importance for the key (studies chose on valid)."""
     import dataclasses
 
-    from siger.models.siger import SIGER, SPEC_PRESET
-
     from siger.config import build_config
+    from siger.models.siger import SIGER, SPEC_PRESET
 
     cfg = build_config(SIGER.name)  # what a user gets with no flags (model and training defaults)
     default = {**dataclasses.asdict(cfg.model), "learning_rate": cfg.train.learning_rate}

@@ -16,6 +16,7 @@ from torch import nn
 
 from siger.data.dataset import InteractionData
 from siger.data.graphs import GraphStore
+from siger.keys import check
 
 _REGISTRY: dict[str, type["Recommender"]] = {}
 
@@ -63,6 +64,7 @@ class Recommender(nn.Module):
 
     def __init__(self, data: InteractionData, config, graphs: GraphStore, device: str | torch.device = "cpu"):
         super().__init__()
+        check(config)  # every key within what its field declares (siger.keys)
         self.config = config
         self.n_users = data.n_users
         self.n_items = data.n_items

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from siger.keys import NON_NEGATIVE, POSITIVE_INT, UNIT_OPEN_TOP, key
 from siger.models.base import Recommender, register
 from siger.models.layers import SparseGraph, item_input_table, lightgcn_propagate
 from siger.models.losses import emb_norm_loss
@@ -33,13 +34,13 @@ class BM3(Recommender):
 
     @dataclass
     class Config:
-        embedding_dim: int = 64
-        feat_embed_dim: int = 64
-        n_layers: int = 1
-        dropout: float = 0.5  # target-view dropout
-        reg_weight: float = 0.1
-        cl_weight: float = 2.0
-        graph_only_dim: int = 64
+        embedding_dim: int = key(64, POSITIVE_INT)
+        feat_embed_dim: int = key(64, POSITIVE_INT)
+        n_layers: int = key(1, NON_NEGATIVE)
+        dropout: float = key(0.5, UNIT_OPEN_TOP)  # target-view dropout
+        reg_weight: float = key(0.1, NON_NEGATIVE)
+        cl_weight: float = key(2.0, NON_NEGATIVE)
+        graph_only_dim: int = key(64, POSITIVE_INT)
 
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)

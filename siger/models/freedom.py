@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from siger.data.graphs import ui_adjacency
+from siger.keys import NON_NEGATIVE, POSITIVE_INT, UNIT, UNIT_OPEN_TOP, key
 from siger.models.base import Recommender, register
 from siger.models.layers import SparseGraph, item_input_table, lightgcn_propagate
 from siger.models.losses import bpr_loss
@@ -55,15 +56,15 @@ class FREEDOM(Recommender):
 
     @dataclass
     class Config:
-        embedding_dim: int = 64
-        feat_embed_dim: int = 64
-        knn_k: int = 10
-        mm_image_weight: float = 0.1
-        n_mm_layers: int = 1
-        n_ui_layers: int = 2
-        dropout: float = 0.8  # fraction of train edges pruned each epoch
-        reg_weight: float = 0.0  # weight of the modality BPR terms (MMRec grid 0, 1e-5, 1e-4, 1e-3)
-        graph_only_dim: int = 64
+        embedding_dim: int = key(64, POSITIVE_INT)
+        feat_embed_dim: int = key(64, POSITIVE_INT)
+        knn_k: int = key(10, POSITIVE_INT)
+        mm_image_weight: float = key(0.1, UNIT)
+        n_mm_layers: int = key(1, NON_NEGATIVE)
+        n_ui_layers: int = key(2, NON_NEGATIVE)
+        dropout: float = key(0.8, UNIT_OPEN_TOP)  # fraction of train edges pruned each epoch
+        reg_weight: float = key(0.0, NON_NEGATIVE)  # weight of the modality BPR terms (MMRec grid 0, 1e-5, 1e-4, 1e-3)
+        graph_only_dim: int = key(64, POSITIVE_INT)
 
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from siger.keys import NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT_OPEN_BOTTOM, key
 from siger.models.base import Recommender, register
 from siger.models.layers import SparseGraph, item_input_table, lightgcn_propagate
 from siger.models.losses import bpr_loss, emb_norm_loss, keyed_info_nce_rows
@@ -56,18 +57,18 @@ class LGMRec(Recommender):
 
     @dataclass
     class Config:
-        embedding_dim: int = 64
-        feat_embed_dim: int = 64
-        n_ui_layers: int = 2
-        n_mm_layers: int = 2
-        n_hyper_layer: int = 1
-        hyper_num: int = 4
-        keep_rate: float = 0.5
-        alpha: float = 0.3
-        tau: float = 0.2
-        cl_weight: float = 1e-4
-        reg_weight: float = 1e-6
-        graph_only_dim: int = 64
+        embedding_dim: int = key(64, POSITIVE_INT)
+        feat_embed_dim: int = key(64, POSITIVE_INT)
+        n_ui_layers: int = key(2, NON_NEGATIVE)
+        n_mm_layers: int = key(2, NON_NEGATIVE)
+        n_hyper_layer: int = key(1, NON_NEGATIVE)
+        hyper_num: int = key(4, POSITIVE_INT)
+        keep_rate: float = key(0.5, UNIT_OPEN_BOTTOM)
+        alpha: float = key(0.3, NON_NEGATIVE)
+        tau: float = key(0.2, POSITIVE)
+        cl_weight: float = key(1e-4, NON_NEGATIVE)
+        reg_weight: float = key(1e-6, NON_NEGATIVE)
+        graph_only_dim: int = key(64, POSITIVE_INT)
 
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from siger.keys import NON_NEGATIVE, POSITIVE_INT, key
 from siger.models.base import Recommender, register
 from siger.models.layers import SparseGraph, lightgcn_propagate
 from siger.models.losses import bpr_loss, l2_reg
@@ -24,9 +25,9 @@ class LightGCN(Recommender):
 
     @dataclass
     class Config:
-        embedding_dim: int = 64
-        n_layers: int = 2
-        reg_weight: float = 1e-4
+        embedding_dim: int = key(64, POSITIVE_INT)
+        n_layers: int = key(2, NON_NEGATIVE)
+        reg_weight: float = key(1e-4, NON_NEGATIVE)
 
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)

@@ -152,6 +152,9 @@ def info_nce_reference(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Te
     return -torch.diagonal(torch.log_softmax(x @ y.t(), dim=1)).mean()
 
 
+ANCHOR_MODES = ("anchor", "multi_positive", "pairwise")  # the forms of :func:`anchor_info_nce`
+
+
 def anchor_info_nce(
     anchor: torch.Tensor,
     views: list[torch.Tensor],
@@ -180,8 +183,8 @@ def anchor_info_nce(
         scalar.
     """
     a = anchor.detach() if detach_anchor else anchor
-    if mode not in ("anchor", "multi_positive", "pairwise"):
-        raise ValueError(f"unknown anchor mode {mode!r} (anchor | multi_positive | pairwise)")
+    if mode not in ANCHOR_MODES:
+        raise ValueError(f"unknown anchor mode {mode!r} ({' | '.join(ANCHOR_MODES)})")
 
     if idx is not None and counts is not None:
         raise ValueError("give idx or counts, not both")

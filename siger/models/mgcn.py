@@ -21,7 +21,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from siger.config import RETIRED_ANY
+from siger.keys import NON_NEGATIVE, POSITIVE, POSITIVE_INT, RETIRED_ANY, key
 from siger.models.base import Recommender, register
 from siger.models.layers import AttentionFusion, GatedProjection, SparseGraph, item_input_table, lightgcn_propagate
 from siger.models.losses import bpr_loss, counted_info_nce, l2_reg
@@ -65,21 +65,22 @@ class MGCN(Recommender):
 
     @dataclass
     class Config:
-        embedding_dim: int = 64  # d, the width of every representation
-        n_ui_layers: int = 2  # L_b, behaviour LightGCN layers
-        n_mm_layers: int = 1  # L_s, semantic graph layers (last layer kept)
-        knn_k: int = 10  # neighbours per item in S^m
-        knn_norm: str = "sym"  # sym | rw | none (ignored for provided graphs: already normalised)
-        knn_backend: str = "exact"  # exact | faiss (faiss-cpu IndexFlatIP, same neighbours)
+        embedding_dim: int = key(64, POSITIVE_INT)  # d, the width of every representation
+        n_ui_layers: int = key(2, NON_NEGATIVE)  # L_b, behaviour LightGCN layers
+        n_mm_layers: int = key(1, NON_NEGATIVE)  # L_s, semantic graph layers (last layer kept)
+        knn_k: int = key(10, POSITIVE_INT)  # neighbours per item in S^m
+        # normalisation of S^m (ignored for provided graphs: already normalised)
+        knn_norm: str = key("sym", choices=("sym", "rw", "none"))
+        knn_backend: str = key("exact", choices=("exact", "faiss"))  # faiss: faiss-cpu IndexFlatIP, same neighbours
         finetune_features: bool = True  # raw features are trainable, as in MGCN's MMRec code
-        graph_only_dim: int = 64  # learnable item input dim for graph-only modalities
+        graph_only_dim: int = key(64, POSITIVE_INT)  # learnable item input dim for graph-only modalities
         detach_align: bool = False  # extension (not in MGCN): no L_align gradient into H^b
-        tau_c: float = 0.2  # temperature of the behaviour<->fused InfoNCE (MMRec MGCN)
-        reg_weight: float = 1e-4  # L2 on the batch's final embeddings (MMRec MGCN.yaml reg_weight)
-        lambda_c: float = 0.01  # weight of the behaviour<->fused InfoNCE (MMRec MGCN.yaml cl_loss)
+        tau_c: float = key(0.2, POSITIVE)  # temperature of the behaviour<->fused InfoNCE (MMRec MGCN)
+        reg_weight: float = key(1e-4, NON_NEGATIVE)  # L2 on the batch's final embeddings (MMRec MGCN.yaml reg_weight)
+        lambda_c: float = key(0.01, NON_NEGATIVE)  # weight of the behaviour<->fused InfoNCE (MMRec MGCN.yaml cl_loss)
         # extension: the contrastive terms read only the first cl_batch interactions of each
         # (shuffled) batch; 0 = the whole batch (MMRec's MGCN)
-        cl_batch: int = 0
+        cl_batch: int = key(0, NON_NEGATIVE)
 
         # Keys MGCN's config carried until 2026-12-02, when MGCN was SIGER with its mechanisms
         # switched off: configs saved then (run folders, tuner trials) still load. A key mapped
@@ -95,8 +96,6 @@ class MGCN(Recommender):
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)
         c = config
-        if c.cl_batch < 0:
-            raise ValueError(f"cl_batch must be >= 0 (0 = the whole batch), got {c.cl_batch}")
         self.modalities = data.modalities
         if not self.modalities:
             raise ValueError(f"{self.name} needs at least one modality; dataset {data.name} has none")

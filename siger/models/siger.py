@@ -23,7 +23,7 @@ The backbone (steps 1, 2, 5, 6, L_align, and training at the batch's rows) is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import scipy.sparse as sp
 import torch
@@ -31,9 +31,10 @@ from torch import nn
 
 from siger.data.graphs import blend, blend_weights
 from siger.data.holdout import holdout_infusion
+from siger.keys import NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT, key
 from siger.models.base import register
 from siger.models.layers import SparseGraph, lightgcn_propagate
-from siger.models.losses import anchor_info_nce
+from siger.models.losses import ANCHOR_MODES, anchor_info_nce
 from siger.models.mgcn import MGCN, BatchRows, ContrastiveRows
 from siger.models.perturb import MODES, ROW_LOCAL, mean_norm, noise, noise_basis, perturb
 
@@ -84,52 +85,44 @@ class SIGER(MGCN):
     # The backbone's keys keep MGCN's meaning; SIGER's defaults differ for four of them.
     @dataclass
     class Config(MGCN.Config):
-        cooc_k: int = 10  # k_c, neighbours per item in S^c
-        cooc_weight: str = "count"  # CHOICE: count | binary | cosine
-        cooc_norm: str = "sym"  # normalisation of S^c: sym | rw | none
+        cooc_k: int = key(10, POSITIVE_INT)  # k_c, neighbours per item in S^c
+        cooc_weight: str = key("count", choices=("count", "binary", "cosine"))  # CHOICE: the weights of S^c
+        cooc_norm: str = key("sym", choices=("sym", "rw", "none"))  # normalisation of S^c
         # CHOICE: where the infusion weight of each modality comes from: fixed = `beta`; holdout =
         # max(0, 1 - q_s / q_c) from how well S^m (q_s) and S^c (q_c) predict held-out train
         # interactions (siger/data/holdout.py; no valid or test data). Configs saved before the
         # key existed ran `fixed`.
-        beta_rule: str = field(default="holdout", metadata={"absent": "fixed"})
-        beta: float = 0.56  # CHOICE: infusion weight with beta_rule fixed, 0 = backbone graphs (no infusion)
+        beta_rule: str = key("holdout", choices=BETA_RULES, absent="fixed")
+        beta: float = key(0.56, UNIT)  # CHOICE: infusion weight with beta_rule fixed, 0 = backbone graphs (no infusion)
         # CHOICE: where the blend happens: graph = (1-beta) S^m + beta S^c of the normalised graphs;
         # weights = normalise((1-beta) W^m + beta C) of the row-max-scaled weights (union of both top-k lists)
-        infuse_at: str = "graph"
+        infuse_at: str = key("graph", choices=INFUSE_AT)
         beta_learn: bool = False  # extension: beta per modality learned (sigmoid), starting at the rule's value (needs infuse_at graph)
-        perturb_mode: str = "mean"  # CHOICE: modulus | uniform | mean | inverse
+        perturb_mode: str = key("mean", choices=MODES)  # CHOICE: the noise size's rule (siger/models/perturb.py)
         # CHOICE: what the two noisy views are: semantic = each H^m (L_pert summed over m, the spec);
         # fused = H^s of the noisy H^m; final = H = H^b + H^s with noise also in every LightGCN layer (SimGCL)
-        perturb_target: str = "semantic"
+        perturb_target: str = key("semantic", choices=TARGETS)
         # CHOICE: where the noise goes: layers = after each item propagation and after the user
         # aggregation (the spec; noise flows through the encoder); output = added once to the
         # target representation at the batch rows (cheapest; 'mean'/'inverse' scale by the batch's mean norm)
-        perturb_at: str = "layers"
-        eps: float = 0.89  # noise strength (its meaning per perturb_mode: see siger/models/perturb.py)
-        tau_p: float = 0.27  # temperature of the perturbation InfoNCE
-        anchor_mode: str = "anchor"  # CHOICE: anchor | multi_positive | pairwise
+        perturb_at: str = key("layers", choices=PERTURB_AT)
+        eps: float = key(0.89, NON_NEGATIVE)  # noise strength (its meaning per perturb_mode: see siger/models/perturb.py)
+        tau_p: float = key(0.27, POSITIVE)  # temperature of the perturbation InfoNCE
+        anchor_mode: str = key("anchor", choices=ANCHOR_MODES)  # CHOICE: how the anchor InfoNCE pairs views
         detach_anchor: bool = False  # CHOICE: behaviour anchor as a fixed reference (no anchor-loss gradient into H^b)
-        tau_a: float = 0.13  # temperature of the anchor InfoNCE
-        lambda_p: float = 2.3e-3  # weight of the perturbation InfoNCE (0: no perturbation)
-        lambda_a: float = 3.9e-4  # weight of the anchor InfoNCE (0: no anchor loss)
+        tau_a: float = key(0.13, POSITIVE)  # temperature of the anchor InfoNCE
+        lambda_p: float = key(2.3e-3, NON_NEGATIVE)  # weight of the perturbation InfoNCE (0: no perturbation)
+        lambda_a: float = key(3.9e-4, NON_NEGATIVE)  # weight of the anchor InfoNCE (0: no anchor loss)
         # the backbone's keys at SIGER's defaults
-        tau_c: float = 0.14  # temperature of the behaviour<->fused InfoNCE
-        reg_weight: float = 2e-5  # lambda_reg, L2 on the batch's final embeddings
-        lambda_c: float = 4.2e-3  # weight of the behaviour<->fused InfoNCE (0: none)
-        cl_batch: int = 256  # the contrastive terms (pert, anchor, align) on the batch's first 256 interactions
+        tau_c: float = key(0.14, POSITIVE)  # temperature of the behaviour<->fused InfoNCE
+        reg_weight: float = key(2e-5, NON_NEGATIVE)  # lambda_reg, L2 on the batch's final embeddings
+        lambda_c: float = key(4.2e-3, NON_NEGATIVE)  # weight of the behaviour<->fused InfoNCE (0: none)
+        cl_batch: int = key(256, NON_NEGATIVE)  # the contrastive terms (pert, anchor, align) on the batch's first 256 interactions
 
     def __init__(self, data, config, graphs, device="cpu"):
         c = config
-        if c.perturb_mode not in MODES:
-            raise ValueError(f"perturb_mode must be one of {MODES}, got {c.perturb_mode!r}")
-        for key, allowed in (("perturb_target", TARGETS), ("perturb_at", PERTURB_AT), ("infuse_at", INFUSE_AT),
-                             ("beta_rule", BETA_RULES)):
-            if getattr(c, key) not in allowed:
-                raise ValueError(f"{key} must be one of {' | '.join(allowed)}, got {getattr(c, key)!r}")
         if c.beta_learn and c.infuse_at != "graph":
             raise ValueError("beta_learn needs infuse_at graph (the blend of the normalised graphs is linear in beta)")
-        if not 0.0 <= c.beta <= 1.0:
-            raise ValueError(f"beta must be in [0, 1], got {c.beta}")
         super().__init__(data, config, graphs, device)
         self._cooc = None  # only needed while the item graphs are built
 

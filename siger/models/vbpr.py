@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from siger.keys import NON_NEGATIVE, POSITIVE_INT, UNIT_OPEN_TOP, key
 from siger.models.base import Recommender, register
 from siger.models.layers import item_input_table
 from siger.models.losses import bpr_loss, emb_norm_loss
@@ -26,10 +27,10 @@ class VBPR(Recommender):
 
     @dataclass
     class Config:
-        embedding_dim: int = 64
-        reg_weight: float = 1e-4
-        dropout: float = 0.0
-        graph_only_dim: int = 64
+        embedding_dim: int = key(64, POSITIVE_INT)
+        reg_weight: float = key(1e-4, NON_NEGATIVE)
+        dropout: float = key(0.0, UNIT_OPEN_TOP)
+        graph_only_dim: int = key(64, POSITIVE_INT)
 
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)

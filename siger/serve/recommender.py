@@ -22,9 +22,7 @@ import scipy.sparse as sp
 import torch
 
 from siger.data.dataset import read_mapping, read_titles
-
 from siger.eval.ranking import topk_items
-
 
 
 class UnknownUserError(KeyError):

@@ -119,7 +119,7 @@ def run_record(result: dict[str, Any], config: dict[str, Any], git: dict[str, An
     """The record of a finished run from its ``metrics.json`` content and resolved config;
     ``git``: :func:`git_state` taken when the run's code was loaded (default: now); ``history``:
     the run's log, whose first epochs the record keeps (``log_head``, what a replay compares)."""
-    from siger import __version__
+    from siger.version import __version__
 
     rec = {
         "kind": "run",

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from siger.artifacts import atomic_write, compact_table, plot_curves, write_json
 from siger.config import Config, ConfigError, config_from_dict, config_mismatch
 from siger.data.dataset import InteractionData, load_dataset
 from siger.data.graphs import GraphStore
@@ -27,7 +28,6 @@ from siger.data.sampler import BPRSampler
 from siger.distributed import DistContext, all_keys, allreduce_grads, allreduce_sum, broadcast_model, rank_bounds
 from siger.eval.ranking import evaluate
 from siger.models.base import Recommender, get_model_class
-from siger.artifacts import atomic_write, compact_table, plot_curves, write_json
 from siger.train.record import loaded_code_state
 
 

@@ -17,10 +17,20 @@ from siger.config import ConfigError, apply_overrides
 from siger.experiments.runs import train_or_load
 from siger.experiments.stats import mean_std
 from siger.experiments.tune.engine import checkpoint_storage, optuna_module, storage_url
-from siger.experiments.tune.report import write_reports
 from siger.experiments.tune.multi import MultiObjective, train_references
-from siger.experiments.tune.study import (InvalidTrial, Objective, StudySpec, check_identity, complete_params,
-                                         enqueued_params, finished_count, metric_name, open_study)
+from siger.experiments.tune.report import write_reports
+from siger.experiments.tune.study import (
+    InvalidTrial,
+    Objective,
+    StudySpec,
+    check_identity,
+    complete_params,
+    enqueued_params,
+    finished_count,
+    metric_name,
+    open_study,
+)
+
 
 class _StopAt:
     """Stop a worker once finished + running trials reach ``n`` (so parallel workers do not each

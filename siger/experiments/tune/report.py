@@ -12,6 +12,7 @@ from siger.artifacts import atomic_write, write_json
 from siger.experiments.tune.engine import optuna_module
 from siger.experiments.tune.study import StudySpec, complete_params, metric_name, open_study
 
+
 def _rows(study, spec: StudySpec) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):

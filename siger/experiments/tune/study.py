@@ -20,9 +20,17 @@ import numpy as np
 
 from siger.config import ConfigError, build_config
 from siger.experiments.runs import train_or_load
-from siger.experiments.tune.engine import (TuneOptions, make_pruner, make_sampler, optuna_module, pruner_name,
-                                          open_storage, storage_url)
+from siger.experiments.tune.engine import (
+    TuneOptions,
+    make_pruner,
+    make_sampler,
+    open_storage,
+    optuna_module,
+    pruner_name,
+    storage_url,
+)
 from siger.experiments.tune.space import Space
+
 
 # -- one study -------------------------------------------------------------------------------
 @dataclass
