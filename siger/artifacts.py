@@ -91,3 +91,25 @@ def plot_curves(history: list[dict[str, Any]], path: str | Path, metric: str = "
     plt.close(fig)
 
 
+def plot_bars(rows: dict[str, dict[str, tuple[float, float]]], metrics: tuple[str, ...] | list[str],
+              path: str | Path, title: str) -> None:
+    """Grouped bars: one group per metric, one bar per row label at its (mean, std)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(rows)
+    x = np.arange(len(metrics))
+    w = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(metrics), 4))
+    for n, name in enumerate(names):
+        ax.bar(x + n * w - 0.4 + w / 2, [rows[name][m][0] for m in metrics], w,
+               yerr=[rows[name][m][1] for m in metrics], capsize=3, label=name)
+    ax.set_xticks(x, [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in metrics])
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    plt.close(fig)

@@ -178,6 +178,7 @@ def cmd_tune(args, extra) -> int:
 
 
 def cmd_results(args, extra) -> int:
+    from siger.experiments import baselines as B
     from siger.experiments import records as R
 
     _no_extra(extra)
@@ -194,11 +195,11 @@ def cmd_results(args, extra) -> int:
         n = R.remove_rows(args.table, args.label, path)
         print(f"{path}: removed row {args.label!r} from table {args.table!r} ({n} record(s))")
     elif args.action == "mostpop":
-        rec = R.mostpop_record(args.dataset, args.data_dir)
+        rec = B.mostpop_record(args.dataset, args.data_dir)
         R.add_record(rec, path)
         print(f"{path}: MostPop on {rec['dataset']} (test recall@20 {rec['test']['recall@20']:.4f})")
     elif args.action == "content":
-        rec = R.content_record(args.dataset, args.data_dir)
+        rec = B.content_record(args.dataset, args.data_dir)
         R.add_record(rec, path)
         print(f"{path}: content baseline on {rec['dataset']} (cold test recall@20 "
               f"{rec['modes']['test']['cold']['recall@20']:.4f})")
@@ -226,7 +227,7 @@ def cmd_results(args, extra) -> int:
 
 
 def cmd_report(args, extra) -> int:
-    from siger.experiments.records import report
+    from siger.experiments.report import report
 
     _no_extra(extra)
     differ = report(args.root, args.records, check=args.check, plots=not args.no_plots)

@@ -9,6 +9,9 @@ import pytest
 
 from siger.cli import main
 from siger.experiments import records as R
+from siger.experiments import report as P
+from siger.experiments import staleness as S
+from siger.train.record import record_id
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--batch_size", "4", "--patience", "100", "--progress", "false", "--topk", "5,10,20"]
@@ -25,7 +28,7 @@ def _fake(label, seed, r20, n20, table="comparison", dataset="d", **cfg):
            "model": dict(cfg)}, "valid": test, "test": test, "best_epoch": 3, "epochs_run": 5,
            "seconds_per_epoch": 2.0, "peak_rss_mb": 100.0, "table": table, "label": label, "note": None,
            "commit": "x", "dirty_code": [], "date": f"2026-01-0{seed % 9 + 1}"}
-    rec["id"] = R.record_id(rec)
+    rec["id"] = record_id(rec)
     return rec
 
 
@@ -67,14 +70,14 @@ def test_results_add_appends_replaces_and_refuses_bad_input(tiny_dir, tmp_path, 
 
 def test_rendered_tables_are_computed_from_the_records():
     recs = [_fake("A", 1, 0.10, 0.05), _fake("A", 2, 0.12, 0.07), _fake("B", 1, 0.08, 0.04, lr=2)]
-    blocks = R.render(recs, stale=lambda r: None)
+    blocks = P.render(recs, stale=lambda r: None)
     table = blocks["comparison:d"]
     # A: mean 0.11, sample std of (0.10, 0.12) = 0.0141; B: one seed, no std
     assert "| A | 2 | **0.0550 ± 0.0071** | **0.1100 ± 0.0141** | **0.0300 ± 0.0071** | **0.0600 ± 0.0141** |" in table
     assert "| B | 1 | 0.0400 | 0.0800 | 0.0200 | 0.0400 | 2.0 | 5 (3) | 100 |" in table
     assert "| d | A | 2 | 0.1100 ± 0.0141 | 0.0600 ± 0.0141 |" in blocks["headline"]
     assert blocks["results"].startswith("# Results") and "## d" in blocks["results"]
-    abl = R.render([_fake("SIGER (full)", 1, 0.10, 0.05, table="ablation"), _fake("no x", 1, 0.09, 0.06, "ablation", x=0)],
+    abl = P.render([_fake("SIGER (full)", 1, 0.10, 0.05, table="ablation"), _fake("no x", 1, 0.09, 0.06, "ablation", x=0)],
                    stale=lambda r: None)["ablation:d"]
     assert "Δ R@20 (paired, 95 % CI)" in abl and \
         "| no x | 1 | 0.0450 | 0.0900 | **0.0300** | **0.0600** | -0.0100 | +0.0100 |" in abl
@@ -82,14 +85,14 @@ def test_rendered_tables_are_computed_from_the_records():
     # half width t(0.975, 2) 0.01 / sqrt(3) = 0.0248; the reference row has no delta of its own
     recs = [_fake("SIGER (full)", s, 0.10 + s / 100, 0.05, table="ablation") for s in (1, 2, 3)]
     recs += [_fake("no x", s, 0.10 + s / 100 - d, 0.05, "ablation", x=0) for s, d in ((1, 0.01), (2, 0.03), (3, 0.02))]
-    abl = R.render(recs, stale=lambda r: None)["ablation:d"]
+    abl = P.render(recs, stale=lambda r: None)["ablation:d"]
     assert "| -0.0200 [-0.0448, +0.0048] | +0.0000 [+0.0000, +0.0000] |" in abl
     assert "| — | — |" in abl.splitlines()[2]
     with pytest.raises(R.RecordError, match="mixes runs of different settings"):
-        R.render([_fake("A", 1, 0.1, 0.05), _fake("A", 2, 0.1, 0.05, lr=3)], stale=lambda r: None)
+        P.render([_fake("A", 1, 0.1, 0.05), _fake("A", 2, 0.1, 0.05, lr=3)], stale=lambda r: None)
     with pytest.raises(R.RecordError, match="seed"):
-        R.render([_fake("A", 1, 0.1, 0.05), {**_fake("A", 1, 0.2, 0.05), "id": "other"}], stale=lambda r: None)
-    marked = R.render([_fake("A", 1, 0.1, 0.05)], stale=lambda r: "stale")["comparison:d"]
+        P.render([_fake("A", 1, 0.1, 0.05), {**_fake("A", 1, 0.2, 0.05), "id": "other"}], stale=lambda r: None)
+    marked = P.render([_fake("A", 1, 0.1, 0.05)], stale=lambda r: "stale")["comparison:d"]
     assert "| A † |" in marked
 
 
@@ -108,11 +111,11 @@ def test_staleness_follows_git(tmp_path):
     rec = {"kind": "run", "commit": first, "dirty_code": []}
     (repo / "README.md").write_text("docs only\n")
     subprocess.run(git + ["commit", "-qam", "docs"], check=True)
-    assert R.Staleness(repo)(rec) is None  # a docs change does not make a result stale
+    assert S.Staleness(repo)(rec) is None  # a docs change does not make a result stale
     (repo / "siger" / "models" / "m.py").write_text("x = 2\n")
     subprocess.run(git + ["commit", "-qam", "model"], check=True)
-    assert R.Staleness(repo)(rec) == "stale"
-    assert R.Staleness(repo)({**rec, "dirty_code": ["siger/models/m.py"]}) == "uncommitted"
+    assert S.Staleness(repo)(rec) == "stale"
+    assert S.Staleness(repo)({**rec, "dirty_code": ["siger/models/m.py"]}) == "uncommitted"
 
 
 def test_staleness_is_judged_on_the_code_the_model_depends_on(tmp_path):
@@ -134,13 +137,13 @@ def test_staleness_is_judged_on_the_code_the_model_depends_on(tmp_path):
     (models / "spaces" / "a.yaml").write_text("lr: [2]\n")  # a search space: no result changes
     (models / "c.py").write_text('class C:\n    name = "C"\n    x = 1\n')
     subprocess.run(git + ["commit", "-qam", "c"], check=True)
-    st = R.Staleness(repo)
+    st = S.Staleness(repo)
     assert [st(rec[m]) for m in "ABC"] == [None, None, "stale"]
     assert st({**rec["A"], "dirty_code": ["siger/models/c.py"]}) is None  # another model's edit
     assert st({**rec["B"], "dirty_code": ["siger/models/a.py"]}) == "uncommitted"  # B imports a
     (models / "a.py").write_text('class A:\n    name = "A"\n    y = 2\n')
     subprocess.run(git + ["commit", "-qam", "a2"], check=True)
-    st = R.Staleness(repo)
+    st = S.Staleness(repo)
     assert [st(rec[m]) for m in "ABC"] == ["stale", "stale", "stale"]  # B imports A's file
     mostpop = {"kind": "mostpop", "model": "MostPop", "commit": first, "dirty_code": []}
     assert st(mostpop) is None  # no model file at all
@@ -148,17 +151,17 @@ def test_staleness_is_judged_on_the_code_the_model_depends_on(tmp_path):
 
 def test_blocks_in_docs_are_filled_and_unknown_blocks_are_errors():
     text = "intro\n<!-- report:headline -->\nold numbers\n<!-- /report -->\nend\n"
-    out = R.fill_blocks(text, {"headline": "| new |"}, "X.md")
+    out = P.fill_blocks(text, {"headline": "| new |"}, "X.md")
     assert out == "intro\n<!-- report:headline -->\n| new |\n<!-- /report -->\nend\n"
     with pytest.raises(R.RecordError, match="nothing to render"):
-        R.fill_blocks(text.replace("headline", "nope"), {"headline": "x"}, "X.md")
+        P.fill_blocks(text.replace("headline", "nope"), {"headline": "x"}, "X.md")
 
 
 def test_committed_docs_are_what_the_committed_records_render_to():
     """docs/results.md and every report block of README.md and docs/*.md come from results/records.jsonl."""
     if not (ROOT / ".git").exists() or shutil.which("git") is None:
         pytest.skip("needs the git checkout (staleness marks are computed from git)")
-    differ = R.report(ROOT, check=True)
+    differ = P.report(ROOT, check=True)
     assert differ == [], f"run `siger report`: {differ}"
 
 
@@ -172,7 +175,7 @@ def test_study_record_keeps_the_chosen_trial_and_the_choices_table_shows_it(tmp_
     (tmp_path / "study.json").write_text(json.dumps(study))
     rec = R.study_record(tmp_path, chosen=0)
     assert rec["chosen"]["number"] == 0 and rec["chosen"]["params"] == {"beta": 0.2}
-    table = R.choices_table([rec])
+    table = P.choices_table([rec])
     row = [line for line in table.splitlines() if line.startswith("| `beta`")][0]
     assert "chosen on d: trial 0" in table and row.split(" | ")[3:5] == ["0.9", "0.2"]  # best, chosen
     with pytest.raises(R.RecordError, match="no complete trial 2"):
@@ -186,16 +189,16 @@ def test_a_cold_table_is_rendered_once_in_its_own_section():
         m = {"recall@20": 0.1 * seed, "ndcg@20": 0.05 * seed}
         r["modes"] = {"test": {"warm": m, "cold": m, "all": m}, "valid": {"warm": m, "cold": m, "all": m}}
         recs.append(r)
-    blocks = R.render(recs, stale=lambda r: None)
+    blocks = P.render(recs, stale=lambda r: None)
     assert "| M | 2 | 0.1500 ± 0.0707 |" in blocks["cold:d"]
     assert blocks["results"].count("warm R@20") == 1 and "Cold-start items" in blocks["results"]
 
 
 def test_one_run_can_sit_in_two_tables_and_a_readd_replaces_only_its_own_table():
     run = _fake("SIGER (full)", 1, 0.1, 0.05)
-    recs = R._merge([], [run, {**run, "table": "ablation"}])
+    recs = R.merge_records([], [run, {**run, "table": "ablation"}])
     assert [r["table"] for r in recs] == ["comparison", "ablation"]
-    recs = R._merge(recs, [{**run, "table": "ablation", "label": "again"}])
+    recs = R.merge_records(recs, [{**run, "table": "ablation", "label": "again"}])
     assert [(r["table"], r["label"]) for r in recs] == [("comparison", "SIGER (full)"), ("ablation", "again")]
 
 
@@ -224,15 +227,15 @@ def test_a_confirmation_table_shows_and_marks_the_valid_score_the_choice_read():
         a["valid"] = {**a["valid"], "recall@20": va}
         b["valid"] = {**b["valid"], "recall@20": vb}
         recs += [a, b]
-    lines = R.run_table(recs, "confirmation", "d", lambda r: None).splitlines()
+    lines = P.run_table(recs, "confirmation", "d", lambda r: None).splitlines()
     assert lines[0].split(" | ")[2] == "valid Recall@20"
     row_a, row_b = (ln.split(" | ") for ln in lines[2:4])
     assert row_a[2] == "**0.3100 ± 0.0141**" and row_b[2] == "0.2100 ± 0.0141"
     assert row_a[4] == "0.1000 ± 0.0000" and row_b[4] == "**0.1200 ± 0.0000**"  # test: best in bold, not chosen
-    other = R.run_table([{**r, "table": "comparison"} for r in recs], "comparison", "d", lambda r: None)
+    other = P.run_table([{**r, "table": "comparison"} for r in recs], "comparison", "d", lambda r: None)
     assert "trial a" in other and "valid Recall@20" not in other
     # a per-model confirmation table (confirmation_<model>) reads valid the same way
-    own = R.run_table([{**r, "table": "confirmation_siger"} for r in recs], "confirmation_siger", "d",
+    own = P.run_table([{**r, "table": "confirmation_siger"} for r in recs], "confirmation_siger", "d",
                       lambda r: None).splitlines()
     assert own[0].split(" | ")[2] == "valid Recall@20" and own[2].split(" | ")[2] == "**0.3100 ± 0.0141**"
 
@@ -262,10 +265,10 @@ def test_replace_keeps_the_rows_note_and_order_unless_a_note_is_given():
     a1, a2, b = _fake("A", 1, 0.1, 0.05), _fake("A", 2, 0.1, 0.05), _fake("B", 1, 0.2, 0.06)
     a1["note"] = a2["note"] = "how A was tuned"
     new = [_fake("A", 7, 0.5, 0.1), _fake("A", 8, 0.5, 0.1)]
-    out = R._replace_rows([a1, b, a2], new, "comparison", keep_note=True)
+    out = R.replace_rows([a1, b, a2], new, "comparison", keep_note=True)
     assert [(r["label"], r["seed"]) for r in out] == [("A", 7), ("A", 8), ("B", 1)]
     assert all(r["note"] == "how A was tuned" for r in out[:2])
     new = [_fake("A", 7, 0.5, 0.1)]
-    assert R._replace_rows([a1, b, a2], new, "comparison", keep_note=False)[0]["note"] is None
+    assert R.replace_rows([a1, b, a2], new, "comparison", keep_note=False)[0]["note"] is None
     with pytest.raises(R.RecordError, match="no row 'A' on d in table 'ablation'"):
-        R._replace_rows([a1, b, a2], new, "ablation", keep_note=True)
+        R.replace_rows([a1, b, a2], new, "ablation", keep_note=True)

@@ -8,7 +8,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from siger.artifacts import atomic_write
+from siger.artifacts import atomic_write, plot_bars
 from siger.config import PLACE_KEYS, RUN_ONLY_KEYS, Config, ConfigError, apply_overrides, build_config, load_yaml
 from siger.experiments.runs import train_or_load
 from siger.experiments.summary import SUMMARY_METRICS, seeds_phrase, summarize, summary_table
@@ -65,32 +65,5 @@ def _write(rows, cfgs, dataset: str, out: Path, seeds: int, model_configs: dict[
             f"ranking), {seeds_phrase(seed0, seeds)}; {setting} (configs: `{out}/<model>/seed*/config.yaml`).\n\n"
             + summary_table(rows, label="model") + "\n")
     atomic_write(out / "comparison.md", lambda p: Path(p).write_text(text))
-    plot_comparison(rows, out / "comparison.png", f"{dataset}: test metrics")
+    plot_bars(rows, SUMMARY_METRICS, out / "comparison.png", f"{dataset}: test metrics")
     return text
-
-
-def plot_comparison(rows: dict[str, dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    names = list(rows)
-    x = np.arange(len(SUMMARY_METRICS))
-    w = 0.8 / max(1, len(names))
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(SUMMARY_METRICS), 4))
-    for n, name in enumerate(names):
-        means = [rows[name][m][0] for m in SUMMARY_METRICS]
-        stds = [rows[name][m][1] for m in SUMMARY_METRICS]
-        ax.bar(x + n * w - 0.4 + w / 2, means, w, yerr=stds, capsize=3, label=name)
-    ax.set_xticks(x, [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in SUMMARY_METRICS])
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-
-    def save(p: str) -> None:
-        fig.savefig(p, format="png", dpi=110)
-
-    atomic_write(path, save)
-    plt.close(fig)

@@ -183,7 +183,7 @@ def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, d
     """Replay ``sample`` run records (all when None; by default only those the git check finds
     stale), stamp the ones that match with the current commit, and return the updated records
     and the verdicts. Refuses to stamp while the code has uncommitted changes."""
-    from siger.experiments.records import Staleness
+    from siger.experiments.staleness import Staleness
 
     state = git_state()
     if state["dirty_code"]:
