@@ -10,8 +10,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-METRIC_ORDER = ("recall", "ndcg", "precision", "map")
-
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -43,7 +41,8 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def metrics_table(results: dict[str, dict[str, float]], ks: list[int]) -> str:
     """Markdown table: one row per split/label, columns metric@K."""
-    cols = [f"{m}@{k}" for k in ks for m in METRIC_ORDER]
+    names = list(dict.fromkeys(c.split("@")[0] for res in results.values() for c in res if "@" in c))
+    cols = [f"{m}@{k}" for k in ks for m in names]  # the metrics in the evaluator's order
     lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for label, res in results.items():
         lines.append(f"| {label} | " + " | ".join(f"{res[c]:.4f}" if c in res else "" for c in cols) + " |")

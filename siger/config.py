@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from siger.eval.metrics import METRICS
 from siger.keys import NON_NEGATIVE, POSITIVE_INT, RETIRED_ANY, key, rule_text, violations
 
 
@@ -58,7 +59,9 @@ class TrainConfig:
     device: str = "cpu"  # cpu | cuda[:N] | mps
     num_threads: int = key(0, NON_NEGATIVE)  # torch intra-op threads; 0 keeps torch's default
     cache_dir: str | None = None  # graph cache; None: $SIGER_CACHE_DIR or ~/.cache/siger
-    progress: bool = True  # tqdm progress bars
+    # tqdm progress bars: None = only when stderr is a terminal (a log file gets one line per
+    # epoch, not the bars' redraws); true = always; false = never
+    progress: bool | None = None
 
 
 @dataclass
@@ -284,8 +287,18 @@ def config_help(model: str, width: int = 100) -> str:
     return "\n".join(lines)
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config into flat overrides. Accepts ``train:``/``model:`` sections or flat keys."""
+@dataclass(frozen=True)
+class ConfigFile:
+    """A YAML config file, read once: its keys flattened (``flat``), and its ``train`` / ``model``
+    sections when it is a saved config (``saved``; e.g. a run's config.yaml), else None."""
+
+    path: str
+    flat: dict[str, Any]
+    saved: dict[str, Any] | None = None
+
+
+def read_config_file(path: str | Path) -> ConfigFile:
+    """Read a YAML config (``train:``/``model:`` sections or flat keys) once."""
     p = Path(path)
     try:
         doc = yaml.safe_load(p.read_text()) or {}
@@ -299,7 +312,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
             flat.update(v)
         else:
             flat[k] = v
-    return flat
+    saved = doc if isinstance(doc.get("train"), dict) and isinstance(doc.get("model"), dict) else None
+    return ConfigFile(str(p), flat, saved)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config's keys, flattened (:func:`read_config_file`)."""
+    return read_config_file(path).flat
 
 
 def parse_cli_overrides(tokens: list[str]) -> dict[str, str]:
@@ -343,7 +362,7 @@ def check_config(cfg: Config) -> Config:
     if any(k < 1 for k in t.topk):
         raise ConfigError(f"--topk: every K must be >= 1, got {t.topk}")
     metric, _, k = t.valid_metric.partition("@")
-    if metric not in ("recall", "ndcg", "precision", "map") or not k.isdigit() or int(k) not in t.topk:
+    if metric not in METRICS or not k.isdigit() or int(k) not in t.topk:
         raise ConfigError(f"--valid_metric: must be recall|ndcg|precision|map@K with K in --topk {t.topk}, "
                           f"got {t.valid_metric!r}")
     return cfg
@@ -363,19 +382,21 @@ def build_config(
     model: str,
     dataset: str | None = None,
     overrides: dict[str, Any] | None = None,
-    yaml_path: str | Path | None = None,
+    yaml_path: str | Path | ConfigFile | None = None,
 ) -> Config:
     """Defaults -> preset (``preset`` key) -> YAML -> overrides, for the model registered under
-    ``model``; the result is checked (:func:`check_config`). A YAML file that is a saved config
-    (``train:`` and ``model:`` sections, e.g. a run's config.yaml) means by a key it lacks what
-    the key meant when it was saved (:func:`absent_values`), not today's default."""
+    ``model``; the result is checked (:func:`check_config`). ``yaml_path``: a file, or a
+    :class:`ConfigFile` already read. A YAML file that is a saved config (``train:`` and
+    ``model:`` sections, e.g. a run's config.yaml) means by a key it lacks what the key meant when
+    it was saved (:func:`absent_values`), not today's default."""
     from siger.models import get_model_class  # models register their config dataclass
 
     flat: dict[str, Any] = {}
     saved: dict[str, Any] | None = None
     if yaml_path is not None:
-        flat.update(load_yaml(yaml_path))
-        saved = saved_sections(yaml_path)
+        file = yaml_path if isinstance(yaml_path, ConfigFile) else read_config_file(yaml_path)
+        flat.update(file.flat)
+        saved = file.saved
     flat.update(overrides or {})
     name = flat.pop("model", model)
     cls = get_model_class(name)
@@ -389,14 +410,6 @@ def build_config(
     if preset is not None and not (isinstance(preset, str) and preset.lower() in ("none", "null", "")):
         apply_overrides(cfg, _preset(cls, str(preset)))  # the preset first: YAML and --key values win
     return check_config(apply_overrides(cfg, flat))
-
-
-def saved_sections(path: str | Path) -> dict[str, Any] | None:
-    """The ``train`` / ``model`` sections of a YAML file that is a saved config, else None."""
-    doc = yaml.safe_load(Path(path).read_text()) or {}
-    if isinstance(doc, dict) and isinstance(doc.get("train"), dict) and isinstance(doc.get("model"), dict):
-        return doc
-    return None
 
 
 def predated_keys(cfg: Config, doc: dict[str, Any]) -> dict[str, Any]:
@@ -441,3 +454,12 @@ def split_grid(model: str, dataset: str | None, overrides: dict[str, Any]) -> tu
         if len(vals) != len(set(vals)):
             raise ConfigError(f"--{k}: repeated values in the grid {vals}")
     return fixed, grid
+
+
+def expand_grid(grid: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Every combination of a grid (``{key: [value, ...]}``, as :func:`split_grid` gives it), in
+    order: the last key varies fastest."""
+    import itertools
+
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]

@@ -27,17 +27,17 @@ def test_grid_search_trains_every_combination_and_saves_the_winner(tiny_dir, tmp
     argv = ["train", "--model", "LightGCN", "--dataset", "tiny", "--data-dir", str(tiny_dir), "--out", str(out),
             "--learning_rate", "0.05,0.001", "--n_layers", "1,2", "--select-by", select_by] + BASE
     assert main(argv) == 0
-    res = json.loads((out / "study.json").read_text())  # the grid is a study on the tuner's engine
-    rows = [r for r in res["trials"] if r["state"] == "COMPLETE"]
-    assert len(rows) == 4 and res["select_by"] == select_by and res["sampler"] == "grid"
+    res = json.loads((out / "grid.json").read_text())
+    rows = res["rows"]
+    assert len(rows) == 4 and res["select_by"] == select_by
     assert {(r["params"]["learning_rate"], r["params"]["n_layers"]) for r in rows} == \
-        {(0.05, 1), (0.05, 2), (0.001, 1), (0.001, 2)}
+        {("0.05", "1"), ("0.05", "2"), ("0.001", "1"), ("0.001", "2")}
     best = max(rows, key=lambda r: r[select_by]["recall@20"])
     assert res["best"]["params"] == best["params"]
     saved = yaml.safe_load((out / "best_config.yaml").read_text())
-    assert saved["train"]["learning_rate"] == best["params"]["learning_rate"]
-    assert saved["model"]["n_layers"] == best["params"]["n_layers"]
-    md = (out / "study.md").read_text()
+    assert saved["train"]["learning_rate"] == float(best["params"]["learning_rate"])
+    assert saved["model"]["n_layers"] == int(best["params"]["n_layers"])
+    md = (out / "grid.md").read_text()
     assert ("seen the test set" in md) == (select_by == "test")
     # finished combinations are reused, not retrained
     stamps = [p.stat().st_mtime for p in sorted(out.rglob("metrics.json"))]

@@ -120,3 +120,44 @@ def test_command_line_model_and_dataset_win_over_a_config_file(tiny_dir, tmp_pat
     spec = StudySpec("LightGCN", "other", {"data_dir": str(tiny_dir)}, conf,
                      parse_space({"learning_rate": [0.01]}, "LightGCN"), str(tmp_path / "s"), None)
     assert spec.trial_config({}).train.dataset == "other"
+
+
+def test_a_command_reads_its_config_file_once(tiny_dir, tmp_path, monkeypatch):
+    """siger train resolves its config once: one read of the --config file, whatever the model and
+    dataset pinning, the override parsing and the config building need."""
+    import pathlib
+
+    from siger.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model: LightGCN\ndataset: tiny\nn_layers: 1\nepochs: 1\nbatch_size: 4\nprogress: false\n"
+                   "topk: [5, 10, 20]\n")
+    reads = []
+    real = pathlib.Path.read_text
+
+    def counting(self, *a, **k):
+        if self.resolve() == cfg.resolve():
+            reads.append(self)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", counting)
+    assert main(["train", "--config", str(cfg), "--data-dir", str(tiny_dir), "--out", str(tmp_path / "r")]) == 0
+    assert len(reads) == 1
+    reads.clear()  # a grid of two runs from the same file: still one read
+    assert main(["train", "--config", str(cfg), "--data-dir", str(tiny_dir), "--out", str(tmp_path / "g"),
+                 "--n_layers", "1,2"]) == 0
+    assert len(reads) == 1
+
+
+def test_train_and_its_grid_use_nothing_of_the_tuner(tiny_dir, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from siger.cli import main; "
+            f"rc = main(['train', '--model', 'LightGCN', '--dataset', 'tiny', '--data-dir', {str(tiny_dir)!r}, "
+            f"'--out', {str(tmp_path / 'g')!r}, '--n_layers', '1,2', '--epochs', '1', '--batch_size', '4', "
+            "'--progress', 'false', '--topk', '5,10,20']); "
+            "print(rc, sorted(m for m in sys.modules if m.startswith('siger.experiments.tune') or m == 'optuna'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "0 []"

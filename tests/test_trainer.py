@@ -310,3 +310,20 @@ def test_a_run_saved_on_another_device_loads_where_that_device_is_missing(tiny_d
     model, cfg, _ = load_model(out, device="cpu")
     assert cfg.train.device == "cpu"
     assert main(["evaluate", "--run", str(out)]) == 0
+
+
+def test_a_log_file_gets_one_line_per_epoch_and_no_progress_bar_frames(tiny_dir, tmp_path):
+    """Progress bars draw only on a terminal (progress None, the default): stderr redirected to a
+    file holds no bar redraws, and stdout one line per evaluated epoch."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "train.log"
+    with open(log, "w") as fh:
+        r = subprocess.run([sys.executable, "-m", "siger.cli", "train", "--model", "LightGCN", "--dataset", "tiny",
+                            "--data-dir", str(tiny_dir), "--epochs", "3", "--batch_size", "2", "--topk", "5,10,20",
+                            "--out", str(tmp_path / "run")], stdout=fh, stderr=subprocess.STDOUT)
+    assert r.returncode == 0
+    text = log.read_text()
+    assert "\r" not in text and "it/s" not in text
+    assert [ln.split()[1] for ln in text.splitlines() if ln.startswith("epoch ")] == ["0", "1", "2"]

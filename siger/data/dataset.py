@@ -140,6 +140,17 @@ def _load_npy(path: Path) -> np.ndarray:
         raise DataError(path, f"cannot read array: {e}") from None
 
 
+def read_feature_files(paths: list[str | Path]) -> dict[str, np.ndarray]:
+    """Feature files named ``<modality>_feat.npy`` -> {modality: array}; a badly named or unreadable
+    file is a :class:`DataError` naming it."""
+    out = {}
+    for f in map(Path, paths):
+        if not f.name.endswith("_feat.npy"):
+            raise DataError(f, "feature files are named <modality>_feat.npy")
+        out[f.name[: -len("_feat.npy")]] = _load_npy(f)
+    return out
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None) -> InteractionData:
     """Read and validate ``<data_dir>/<name>`` (see the module docstring for the layout)."""
     d = resolve_dataset_dir(name, data_dir)

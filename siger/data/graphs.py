@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from siger.artifacts import atomic_write
 from siger.data.dataset import InteractionData
 
 GRAPH_CACHE_VERSION = "1"
@@ -293,15 +293,12 @@ class GraphStore:
             except (OSError, ValueError):
                 pass  # a corrupt cache entry is rebuilt below
         g = build()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        os.close(fd)
-        try:
-            sp.save_npz(tmp, g)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as fh:  # a file object: save_npz would add .npz to a name
+                sp.save_npz(fh, g)
+
+        atomic_write(path, save)
         return g
 
     # -- graphs by meaning -------------------------------------------------------------------

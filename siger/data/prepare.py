@@ -173,6 +173,26 @@ def read_table(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, s
     return header, rows
 
 
+def read_new_items(mapping: str | Path, items: str | Path | None = None) -> tuple[list[str], list[str] | None]:
+    """New items to add to a trained run: their original ids, one per row of the ``mapping``
+    table (its item-id column, else its first), and with an ``items`` table (id column + title,
+    name or text) their titles in the same order (an id the table lacks gets "")."""
+    header, rows = read_table(mapping)
+    keys = {_norm(h): h for h in header}
+    col = next((keys[c] for c in ITEM_COLUMNS if c in keys), header[0])  # item_id (original) before itemID
+    ids = [row.get(col, "").strip() for _, row in rows]
+    if items is None:
+        return ids, None
+    iheader, irows = read_table(items)
+    ikeys = {_norm(h): h for h in iheader}
+    icol = next((ikeys[c] for c in ITEM_COLUMNS if c in ikeys), iheader[0])
+    tcol = next((ikeys[c] for c in ("title", "name", "text") if c in ikeys), None)
+    if tcol is None:
+        raise DataError(items, "no title column (title, name or text)")
+    by_id = {row.get(icol, "").strip(): row.get(tcol, "") for _, row in irows}
+    return ids, [by_id.get(i, "") for i in ids]
+
+
 def _natural_order(ids: np.ndarray) -> np.ndarray:
     """Unique ids sorted numerically when all are integers, else as strings."""
     uniq = np.unique(ids)

@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from siger.artifacts import atomic_write, plot_bars
-from siger.config import PLACE_KEYS, RUN_ONLY_KEYS, Config, ConfigError, apply_overrides, build_config, load_yaml
+from siger.config import (
+    PLACE_KEYS,
+    RUN_ONLY_KEYS,
+    Config,
+    ConfigError,
+    ConfigFile,
+    apply_overrides,
+    build_config,
+    load_yaml,
+)
 from siger.experiments.runs import train_or_load
 from siger.experiments.summary import SUMMARY_METRICS, seeds_phrase, summarize, summary_table
 
@@ -23,7 +32,7 @@ def model_settings(path: str | Path) -> dict[str, Any]:
 
 
 def run_compare(models: list[str], dataset: str, overrides: dict[str, Any], out: Path, seeds: int = 1,
-                yaml_path: str | None = None, log=print, model_configs: dict[str, str] | None = None,
+                yaml_path: str | ConfigFile | None = None, log=print, model_configs: dict[str, str] | None = None,
                 modes: list[str] | None = None) -> str:
     """Train ``models`` over ``seeds`` seeds into ``out/<model>/seed<S>`` and write the report.
 

@@ -19,7 +19,13 @@ from torch import nn
 
 from siger.keys import NON_NEGATIVE, POSITIVE_INT, UNIT_OPEN_TOP, key
 from siger.models.base import Recommender, register
-from siger.models.layers import SparseGraph, item_input_table, lightgcn_propagate
+from siger.models.layers import (
+    SparseGraph,
+    frozen_inputs,
+    id_embeddings,
+    lightgcn_propagate,
+    linear_maps,
+)
 from siger.models.losses import emb_norm_loss
 
 
@@ -49,15 +55,11 @@ class BM3(Recommender):
             raise ValueError("BM3 shares one predictor: feat_embed_dim must equal embedding_dim")
         self.modalities = data.modalities
         d = c.embedding_dim
-        self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.item_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
+        self.user_emb, self.item_emb = id_embeddings(self.n_users, self.n_items, d)
         self.predictor = nn.Linear(d, d)
         nn.init.xavier_normal_(self.predictor.weight)
-        self.item_inputs = nn.ParameterDict(
-            {m: item_input_table(data, m, trainable=False, graph_only_dim=c.graph_only_dim) for m in self.modalities})
-        self.trs = nn.ModuleDict({m: nn.Linear(self.item_inputs[m].shape[1], d) for m in self.modalities})
-        for lin in self.trs.values():
-            nn.init.xavier_normal_(lin.weight)
+        self.item_inputs = frozen_inputs(data, self.modalities, c.graph_only_dim)
+        self.trs = linear_maps(self.item_inputs, d)
         self.adj = SparseGraph(graphs.ui_adjacency(), device, symmetric=True)
         self.to(self.device_)
 

@@ -18,12 +18,17 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch import nn
 
 from siger.data.graphs import ui_adjacency
 from siger.keys import NON_NEGATIVE, POSITIVE_INT, UNIT, UNIT_OPEN_TOP, key
 from siger.models.base import Recommender, register
-from siger.models.layers import SparseGraph, item_input_table, lightgcn_propagate
+from siger.models.layers import (
+    SparseGraph,
+    frozen_inputs,
+    id_embeddings,
+    lightgcn_propagate,
+    linear_maps,
+)
 from siger.models.losses import bpr_loss
 
 
@@ -69,17 +74,11 @@ class FREEDOM(Recommender):
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)
         c = config
-        if not 0.0 <= c.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {c.dropout}")
         self.modalities = data.modalities
         d = c.embedding_dim
-        self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.item_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
-        self.item_inputs = nn.ParameterDict(
-            {m: item_input_table(data, m, trainable=False, graph_only_dim=c.graph_only_dim) for m in self.modalities})
-        self.trs = nn.ModuleDict({m: nn.Linear(self.item_inputs[m].shape[1], c.feat_embed_dim) for m in self.modalities})
-        for lin in self.trs.values():
-            nn.init.xavier_normal_(lin.weight)
+        self.user_emb, self.item_emb = id_embeddings(self.n_users, self.n_items, d)
+        self.item_inputs = frozen_inputs(data, self.modalities, c.graph_only_dim)
+        self.trs = linear_maps(self.item_inputs, c.feat_embed_dim)
         self.train_r = data.train_matrix
         self.full_adj = SparseGraph(graphs.ui_adjacency(), device, symmetric=True)
         self.train_adj = self.full_adj

@@ -134,6 +134,27 @@ def item_input_table(data, modality: str, trainable: bool, graph_only_dim: int) 
     return nn.Parameter(nn.init.xavier_uniform_(torch.empty(data.n_items, graph_only_dim)))
 
 
+def id_embeddings(n_users: int, n_items: int, dim: int) -> tuple[nn.Parameter, nn.Parameter]:
+    """Xavier-uniform ID tables: users ``[n_users, dim]`` (drawn first), items ``[n_items, dim]``."""
+    users = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_users, dim)))
+    items = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_items, dim)))
+    return users, items
+
+
+def frozen_inputs(data, modalities: list[str], graph_only_dim: int) -> nn.ParameterDict:
+    """Each modality's item input, raw features frozen (a graph-only modality: a learnable table)."""
+    return nn.ParameterDict({m: item_input_table(data, m, trainable=False, graph_only_dim=graph_only_dim)
+                             for m in modalities})
+
+
+def linear_maps(inputs: nn.ParameterDict, out_dim: int) -> nn.ModuleDict:
+    """A linear map per modality from its input width to ``out_dim``, weights Xavier-normal."""
+    maps = nn.ModuleDict({m: nn.Linear(x.shape[1], out_dim) for m, x in inputs.items()})
+    for lin in maps.values():
+        nn.init.xavier_normal_(lin.weight)
+    return maps
+
+
 class GatedProjection(nn.Module):
     """Behaviour-gated projection of an item input: x_i = e_i * sigmoid(W_g (W_p f_i + b_p) + b_g).
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from siger.keys import NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT_OPEN_BOTTOM, key
 from siger.models.base import Recommender, register
-from siger.models.layers import SparseGraph, item_input_table, lightgcn_propagate
+from siger.models.layers import SparseGraph, frozen_inputs, id_embeddings, lightgcn_propagate
 from siger.models.losses import bpr_loss, emb_norm_loss, keyed_info_nce_rows
 
 
@@ -61,7 +61,7 @@ class LGMRec(Recommender):
         feat_embed_dim: int = key(64, POSITIVE_INT)
         n_ui_layers: int = key(2, NON_NEGATIVE)
         n_mm_layers: int = key(2, NON_NEGATIVE)
-        n_hyper_layer: int = key(1, NON_NEGATIVE)
+        n_hyper_layer: int = key(1, POSITIVE_INT)
         hyper_num: int = key(4, POSITIVE_INT)
         keep_rate: float = key(0.5, UNIT_OPEN_BOTTOM)
         alpha: float = key(0.3, NON_NEGATIVE)
@@ -75,15 +75,11 @@ class LGMRec(Recommender):
         c = config
         if c.feat_embed_dim != c.embedding_dim:
             raise ValueError("LGMRec adds modality and ID embeddings: feat_embed_dim must equal embedding_dim")
-        if c.n_hyper_layer < 1:
-            raise ValueError("n_hyper_layer must be >= 1")
         self.modalities = data.modalities
         d = c.embedding_dim
-        self.user_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
-        self.item_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
+        self.user_emb, self.item_emb = id_embeddings(self.n_users, self.n_items, d)
         # raw features are frozen in LGMRec; graph-only modalities get a learnable table
-        self.item_inputs = nn.ParameterDict(
-            {m: item_input_table(data, m, trainable=False, graph_only_dim=c.graph_only_dim) for m in self.modalities})
+        self.item_inputs = frozen_inputs(data, self.modalities, c.graph_only_dim)
         self.trs = nn.ParameterDict()
         self.hyper = nn.ParameterDict()
         for m in self.modalities:

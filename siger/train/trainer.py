@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from siger.artifacts import atomic_write, compact_table, plot_curves, write_json
-from siger.config import Config, ConfigError, config_from_dict, config_mismatch
+from siger.config import Config, ConfigError, check_config, config_from_dict, config_mismatch
 from siger.data.dataset import InteractionData, load_dataset
 from siger.data.graphs import GraphStore
 from siger.data.sampler import BPRSampler
@@ -41,6 +41,11 @@ def _saved_value(saved: dict, key: str) -> Any:
         if key in (saved.get(section) or {}):
             return saved[section][key]
     return "(default)"
+
+
+def show_progress(setting: bool | None) -> bool:
+    """Whether to draw progress bars: as set, or (None) only when stderr is a terminal."""
+    return sys.stderr.isatty() if setting is None else bool(setting)
 
 
 def peak_rss_mb() -> float:
@@ -149,9 +154,7 @@ class Trainer:
         t = cfg.train
         if t.num_threads > 0:
             torch.set_num_threads(t.num_threads)
-        if t.valid_metric.split("@")[0] not in ("recall", "ndcg", "precision", "map") or \
-                int(t.valid_metric.split("@")[1]) not in t.topk:
-            raise ValueError(f"valid_metric {t.valid_metric!r} must be metric@K with K in topk {t.topk}")
+        check_config(cfg)  # a config built in code gets the checks a loaded one gets
         t0 = time.perf_counter()
         self.store = GraphStore(data, t.cache_dir)
         self.model = build_model(cfg, data, self.store)
@@ -180,7 +183,7 @@ class Trainer:
         n = len(users)
         sums: dict[str, float] = {}
         n_batches = math.ceil(n / t.batch_size)
-        bar = tqdm(range(n_batches), desc=f"epoch {epoch}", leave=False, disable=not t.progress,
+        bar = tqdm(range(n_batches), desc=f"epoch {epoch}", leave=False, disable=not show_progress(t.progress),
                    file=sys.stderr, dynamic_ncols=True)
         for b in bar:
             lo, hi = b * t.batch_size, min((b + 1) * t.batch_size, n)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from siger.config import ConfigError, build_config
+from siger.config import ConfigError, ConfigFile, build_config
 from siger.experiments.runs import train_or_load
 from siger.experiments.tune.engine import (
     TuneOptions,
@@ -40,7 +40,7 @@ class StudySpec:
     model: str
     dataset: str | None
     overrides: dict[str, Any]  # command-line overrides, applied after the space's fixed keys
-    yaml_path: str | None
+    yaml_path: str | ConfigFile | None  # the --config file (read once)
     space: Space
     out: str
     opts: TuneOptions
