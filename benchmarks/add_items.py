@@ -9,12 +9,12 @@ so they are realistic; the run folder is copied to a temporary folder first and 
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import harness
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,11 +22,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import siger
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = harness.parser(__doc__)
     ap.add_argument("--run", required=True)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--record", action="store_true")
     ap.add_argument("--note", default="", help="appended to the record's setting (e.g. what else ran)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,15 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         assert again.n_items == rec.n_items
     res = {"run": args.run, "model": rec.model_name, "dataset": rec.dataset, "n": args.n, "add_s": round(add_s, 3),
            "load_s": round(load_s, 2), "reload_with_added_s": round(reload_s, 2), "items_after": rec.n_items}
-    print(json.dumps(res))
-    if args.record:
-        from siger.experiments.records import add_record, bench_record
-
-        add_record(bench_record(f"add {args.n} items to a trained {rec.model_name} run on {rec.dataset}",
-                                "RunRecommender.add_items (validate, place, atomic write)"
-                                + (f"; {args.note}" if args.note else ""),
-                                f"{add_s:.2f} s to add; the run loads in {load_s:.1f} s "
-                                f"({reload_s:.1f} s with the added items)", res))
+    harness.report(args, res, f"add {args.n} items to a trained {rec.model_name} run on {rec.dataset}",
+                   "RunRecommender.add_items (validate, place, atomic write)" + (f"; {args.note}" if args.note else ""),
+                   f"{add_s:.2f} s to add; the run loads in {load_s:.1f} s ({reload_s:.1f} s with the added items)")
     return 0
 
 

@@ -14,12 +14,13 @@ graph cache (a temporary ``cache_dir``), so it includes the kNN and co-occurrenc
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import tempfile
 import time
+
+from benchmarks import harness
 
 
 def machine() -> str:
@@ -88,30 +89,26 @@ def bench(model: str, dataset: str, data_dir: str | None, epochs: int, overrides
 def main(argv: list[str] | None = None) -> int:
     from siger.config import parse_cli_overrides
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 allow_abbrev=False)  # extra --key value pairs are config keys
+    ap = harness.parser(__doc__)  # extra --key value pairs are config keys
     ap.add_argument("--model", default="SIGER")
     ap.add_argument("--dataset", default="tiktok")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--steps", type=int, default=0, help="also time this many single training steps (median)")
     ap.add_argument("--jsonl", default=None, help="append the result line here")
-    ap.add_argument("--record", action="store_true", help="also append a benchmark record to results/records.jsonl")
     args, extra = ap.parse_known_args(argv)
     res = bench(args.model, args.dataset, args.data_dir, args.epochs, parse_cli_overrides(extra), args.steps)
     line = json.dumps(res)
-    print(line)
+    if not args.record:
+        print(line)
     if args.jsonl:
         with open(args.jsonl, "a") as fh:
             fh.write(line + "\n")
     if args.record:
-        from siger.experiments.records import add_record, bench_record
-
         setting = " ".join(f"--{k} {v}" for k, v in parse_cli_overrides(extra).items()) or "defaults"
-        add_record(bench_record(f"{res['model']} on {res['dataset']}: cost", setting,
-                                f"{res['epoch_s']} s/epoch (best of {args.epochs}), eval {res['eval_s']} s, "
-                                f"graphs {res['graph_build_s']} s, peak RSS {res['peak_rss_mb']:.0f} MB, "
-                                f"{res['threads']} threads", res))
+        harness.report(args, res, f"{res['model']} on {res['dataset']}: cost", setting,
+                       f"{res['epoch_s']} s/epoch (best of {args.epochs}), eval {res['eval_s']} s, "
+                       f"graphs {res['graph_build_s']} s, peak RSS {res['peak_rss_mb']:.0f} MB, {res['threads']} threads")
     return 0
 
 

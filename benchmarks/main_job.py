@@ -9,7 +9,6 @@ its wall time, epochs and test Recall@20. Run it on an otherwise idle machine.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -18,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import harness
+
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--record", action="store_true")
-    args, extra = ap.parse_known_args(argv)
+    args, extra = harness.parser(__doc__).parse_known_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "siger", "train", "--model", "SIGER", "--dataset", "tiktok", "--out", str(out),
@@ -35,13 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     res = {"wall_s": round(wall, 1), "epochs_run": m["epochs_run"], "best_epoch": m["best_epoch"],
            "seconds_per_epoch": m["seconds_per_epoch"], "test_recall@20": m["test"]["recall@20"],
            "threads": os.cpu_count(), "extra": extra, "model": "SIGER", "dataset": "tiktok"}
-    print(json.dumps(res))
-    if args.record:
-        from siger.experiments.records import add_record, bench_record
-
-        add_record(bench_record("main job (README's first command)", " ".join(extra) or "defaults",
-                                f"{wall / 60:.1f} min for {m['epochs_run']} epochs "
-                                f"({m['seconds_per_epoch']:.1f} s/epoch training)", res))
+    harness.report(args, res, "main job (README's first command)", " ".join(extra) or "defaults",
+                   f"{wall / 60:.1f} min for {m['epochs_run']} epochs ({m['seconds_per_epoch']:.1f} s/epoch training)")
     return 0
 
 

@@ -10,10 +10,10 @@ s/epoch of each and the ratio SIGER / MGCN. SIGER runs at its defaults unless ke
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
+
+from benchmarks import harness
 
 
 def measure(dataset: str, data_dir: str | None, epochs: int, threads: int, siger_overrides: dict[str, str]) -> dict:
@@ -47,25 +47,19 @@ def measure(dataset: str, data_dir: str | None, epochs: int, threads: int, siger
 def main(argv: list[str] | None = None) -> int:
     from siger.config import parse_cli_overrides
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 allow_abbrev=False)
+    ap = harness.parser(__doc__)
     ap.add_argument("--dataset", default="tiktok")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per model (after one warm-up epoch)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--record", action="store_true", help="append a benchmark record to results/records.jsonl")
     args, extra = ap.parse_known_args(argv)
     ov = parse_cli_overrides(extra)
     res = measure(args.dataset, args.data_dir, args.epochs, args.threads, ov)
-    print(json.dumps(res))
-    if args.record:
-        from siger.experiments.records import add_record, bench_record
-
-        setting = (" ".join(f"--{k} {v}" for k, v in ov.items()) or "SIGER at its defaults") + \
-            f", {args.threads} thread(s), median of {args.epochs} interleaved epochs"
-        add_record(bench_record(f"SIGER vs MGCN training time on {args.dataset}", setting,
-                                f"SIGER {res['siger_s_per_epoch']:.2f} s/epoch, MGCN {res['mgcn_s_per_epoch']:.2f} "
-                                f"s/epoch: {res['ratio']:.2f}x", res))
+    setting = (" ".join(f"--{k} {v}" for k, v in ov.items()) or "SIGER at its defaults") + \
+        f", {args.threads} thread(s), median of {args.epochs} interleaved epochs"
+    harness.report(args, res, f"SIGER vs MGCN training time on {args.dataset}", setting,
+                   f"SIGER {res['siger_s_per_epoch']:.2f} s/epoch, MGCN {res['mgcn_s_per_epoch']:.2f} s/epoch: "
+                   f"{res['ratio']:.2f}x")
     return 0
 
 

@@ -13,12 +13,12 @@ call costs outside its trials (opening the storage, writing the reports and plot
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import harness
 
 
 def measure(model: str, dataset: str, data_dir: str | None, epochs: int, repeats: int, threads: int) -> dict:
@@ -62,27 +62,21 @@ def measure(model: str, dataset: str, data_dir: str | None, epochs: int, repeats
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = harness.parser(__doc__)
     ap.add_argument("--model", default="LightGCN")
     ap.add_argument("--dataset", default="tiktok")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--record", action="store_true")
     args = ap.parse_args(argv)
     res = measure(args.model, args.dataset, args.data_dir, args.epochs, args.repeats, args.threads)
-    print(json.dumps(res))
-    if args.record:
-        from siger.experiments.records import add_record, bench_record
-
-        add_record(bench_record(
-            f"tuner overhead per trial ({args.model} on {args.dataset})",
-            f"{args.epochs} epochs per run, {args.repeats} plain runs vs a {args.repeats}-trial study, "
-            f"{args.threads} thread(s)",
-            f"plain run {res['plain_s']:.1f} s, trial {res['trial_s']:.1f} s: {100 * res['overhead']:+.1f} % "
-            f"(first trial, loading the data: {100 * res['first_trial_overhead']:+.1f} %); study set-up and "
-            f"reports {res['study_fixed_s']:.1f} s once", res))
+    harness.report(args, res, f"tuner overhead per trial ({args.model} on {args.dataset})",
+                   f"{args.epochs} epochs per run, {args.repeats} plain runs vs a {args.repeats}-trial study, "
+                   f"{args.threads} thread(s)",
+                   f"plain run {res['plain_s']:.1f} s, trial {res['trial_s']:.1f} s: {100 * res['overhead']:+.1f} % "
+                   f"(first trial, loading the data: {100 * res['first_trial_overhead']:+.1f} %); study set-up and "
+                   f"reports {res['study_fixed_s']:.1f} s once")
     return 0
 
 

@@ -15,7 +15,7 @@ from siger.data.graphs import GraphStore
 from siger.eval.cold import content_embeddings, evaluate_modes
 from siger.models.newitems import NewItemsUnsupported
 from siger.models.siger import SIGER
-from tests.conftest import write_inter
+from tests.conftest import write_planted
 
 FAST = ["--batch_size", "16", "--patience", "100", "--progress", "false", "--topk", "5,10,20",
         "--knn_k", "3", "--cooc_k", "3"]
@@ -138,16 +138,8 @@ def test_split_cold_keeps_warm_an_item_no_evaluable_user_has():
 def _cold_dataset(root: Path):
     """A planted cold-start dataset: two tastes; items 0-19 (taste A, feature +e1) and 20-39
     (taste B, feature +e2); users 0-29 take A items, 30-59 B items."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(60):
-        lo = 0 if u < 30 else 20
-        its = rng.choice(np.arange(lo, lo + 20), size=10, replace=False)
-        rows += [(u, int(i), 0 if j < 8 else j - 7) for j, i in enumerate(its)]
-    d = root / "src" / "taste"
-    d.mkdir(parents=True)
-    write_inter(d / "taste.inter", rows)
-    f = rng.normal(scale=0.1, size=(40, 4)).astype(np.float32)
+    d = write_planted(root / "src", "taste") / "taste"  # the planted interactions (tests/conftest.py)
+    f = 0.1 * np.load(d / "image_feat.npy")
     f[:20, 0] += 1.0
     f[20:, 1] += 1.0
     np.save(d / "image_feat.npy", f)

@@ -4,12 +4,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from siger.models.losses import (
     anchor_info_nce,
     bpr_loss,
     info_nce,
-    info_nce_reference,
     info_nce_rows,
     keyed_info_nce,
     keyed_info_nce_rows,
@@ -30,6 +30,13 @@ def loop_info_nce(x, y, tau):
         total += -math.log(num / den)
     return total / len(x)
 
+
+
+def info_nce_reference(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
+    """Plain-autograd InfoNCE (log_softmax); the fused ``info_nce`` must equal it."""
+    x = F.normalize(x, dim=-1) / tau
+    y = F.normalize(y, dim=-1)
+    return -torch.diagonal(torch.log_softmax(x @ y.t(), dim=1)).mean()
 
 def test_bpr_hand_value_and_no_double_scaling():
     u = torch.tensor([[1.0, 0.0], [0.0, 2.0]])

@@ -145,13 +145,6 @@ def emb_norm_loss(*embs: torch.Tensor) -> torch.Tensor:
     return sum(e.norm() for e in embs) / embs[-1].shape[0]
 
 
-def info_nce_reference(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
-    """Plain-autograd InfoNCE (log_softmax); the fused :func:`info_nce` must equal it."""
-    x = F.normalize(x, dim=-1) / tau
-    y = F.normalize(y, dim=-1)
-    return -torch.diagonal(torch.log_softmax(x @ y.t(), dim=1)).mean()
-
-
 ANCHOR_MODES = ("anchor", "multi_positive", "pairwise")  # the forms of :func:`anchor_info_nce`
 
 

@@ -76,9 +76,12 @@ class SIGER(MGCN):
 
     name = "SIGER"
     PRESETS = {"spec": SPEC_PRESET}
-    # Defaults: chosen on valid Recall@20 by the SIGER TikTok study (results/studies/siger_tiktok,
-    # trial 43: the best trial with modulus-guided noise and the spec's semantic perturbation
-    # target; values rounded to two digits). The spec's values are the preset "spec"; docs/siger.md
+    # Defaults: the infusion weight measured on held-out train interactions (beta_rule holdout,
+    # 2026-12-05: a weight learned from the training loss favours the in-sample co-occurrence
+    # graph); the other keys from the SIGER TikTok study's trial 43 (results/studies/siger_tiktok,
+    # chosen on valid Recall@20: the best trial whose noise follows each embedding's modulus, as
+    # perturb_mode 'mean' = eps ||h_n|| / mean ||h||, with the spec's semantic perturbation target;
+    # values rounded to two digits). The spec's values are the preset "spec"; docs/siger.md
     # tabulates each choice against the spec's guess and the study evidence.
     TRAIN_DEFAULTS = {"learning_rate": 1.4e-3}
 
