@@ -39,7 +39,7 @@ def cmd_results(args, extra) -> int:
         from siger.experiments.replay import verify
 
         records, verdicts = verify(R.load_records(path), args.sample, args.epochs, args.data_dir, args.rtol,
-                                   only_stale=not args.all)
+                                   only_stale=not args.all, save=lambda recs: R.save_records(recs, path))
         R.save_records(records, path)
         bad = [v for v in verdicts if not v.ok]
         print(f"{path}: {len(verdicts) - len(bad)} of {len(verdicts)} replayed record(s) match the current code")

@@ -178,11 +178,12 @@ def verify_record(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_d
 
 
 def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, data_dir: str | None = None,
-           rtol: float = 0.0, seed: int = 0, only_stale: bool = True,
-           log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], list[Verdict]]:
+           rtol: float = 0.0, seed: int = 0, only_stale: bool = True, log: Callable[[str], None] = print,
+           save: Callable[[list[dict[str, Any]]], None] | None = None) -> tuple[list[dict[str, Any]], list[Verdict]]:
     """Replay ``sample`` run records (all when None; by default only those the git check finds
     stale), stamp the ones that match with the current commit, and return the updated records
-    and the verdicts. Refuses to stamp while the code has uncommitted changes."""
+    and the verdicts (``save``: called with the records after each one, so a stopped
+    verification keeps what it did). Refuses to stamp while the code has uncommitted changes."""
     from siger.experiments.staleness import Staleness
 
     state = git_state()
@@ -216,6 +217,8 @@ def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, d
                 else:
                     r.pop("verified", None)
                     r["replay_differs"] = v.diffs[:5]
+            if save is not None:
+                save(records)
     finally:
         checkouts.close()
     return records, verdicts
