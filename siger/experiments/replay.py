@@ -46,8 +46,8 @@ def _data_dir(cfg: dict[str, Any], data_dir: str | None) -> str | None:
         p = Path(cand) if Path(cand).is_absolute() else REPO / cand
         if (p / name).is_dir():
             return str(p)
-    if cfg["train"].get("data_dir") is None and data_dir is None:
-        return None
+    if cfg["train"].get("data_dir") is None:
+        return None  # the record read the bundled (or $SIGER_DATA_DIR) copy
     raise ReplayError(f"dataset {name!r} not found under {data_dir or cfg['train'].get('data_dir')!r} "
                       "(give --data-dir: the folder holding it)")
 
