@@ -272,3 +272,24 @@ def test_replace_keeps_the_rows_note_and_order_unless_a_note_is_given():
     assert R.replace_rows([a1, b, a2], new, "comparison", keep_note=False)[0]["note"] is None
     with pytest.raises(R.RecordError, match="no row 'A' on d in table 'ablation'"):
         R.replace_rows([a1, b, a2], new, "ablation", keep_note=True)
+
+
+def test_robustness_records_render_a_paired_table_per_noise_level(tmp_path):
+    recs = []
+    for level, drop in ((0.0, 0.00), (0.5, 0.02)):
+        for s in (1, 2, 3):
+            full = _fake("SIGER (full)", s, 0.20 - level / 10 + s / 100, 0.1, table="robustness",
+                         dataset=f"d_g{int(level * 100)}")
+            abl = _fake("no perturbation (lambda_p=0)", s, 0.20 - level / 10 + s / 100 - drop, 0.1, table="robustness",
+                        dataset=f"d_g{int(level * 100)}", lambda_p=0)
+            for r in (full, abl):
+                r["noise"] = {"base": "d", "kind": "graph", "level": level}
+            recs += [full, abl]
+    blocks = P.render(recs, stale=lambda r: None)
+    table = blocks["robustness:d:graph"]
+    lines = table.splitlines()
+    assert lines[0] == "| noise | SIGER (full) | no perturbation (lambda_p=0) | Δ no perturbation (lambda_p=0) |"
+    assert lines[2].startswith("| 0 | 0.2200 ± 0.0100 | 0.2200 ± 0.0100 | +0.0000 [+0.0000, +0.0000] |")
+    assert lines[3].startswith("| 0.5 | 0.1700 ± 0.0100 | 0.1500 ± 0.0100 | -0.0200 [-0.0200, -0.0200] |")
+    assert "robustness_d_graph.png" in table
+    assert "## d_g0" not in blocks["results"]  # noise variants are not datasets of their own in results.md

@@ -235,9 +235,70 @@ def choices_table(records) -> str:
     return "\n".join(lines)
 
 
+def robustness_runs(records) -> dict[tuple[str, str], dict[str, dict[float, list[dict[str, Any]]]]]:
+    """The robustness benchmark's run records: (base dataset, noise kind) -> setting -> level -> runs."""
+    out: dict[tuple[str, str], dict[str, dict[float, list[dict[str, Any]]]]] = {}
+    for r in records:
+        if r.get("kind") == "run" and r.get("table") == "robustness" and r.get("noise"):
+            nz = r["noise"]
+            out.setdefault((nz["base"], nz["kind"]), {}).setdefault(r["label"], {}).setdefault(
+                float(nz["level"]), []).append(r)
+    return out
+
+
+ROBUSTNESS_REF = "SIGER (full)"
+
+
+def robustness_table(by_setting: dict[str, dict[float, list[dict[str, Any]]]], kind: str) -> str:
+    """Test Recall@20 per noise level (rows) and setting (columns, mean ± std over seeds), and each
+    setting's paired difference to SIGER (full) at that level with its 95 % interval."""
+    settings = list(by_setting)
+    levels = sorted({lv for s in by_setting.values() for lv in s}, reverse=(kind == "features"))
+    others = [s for s in settings if s != ROBUSTNESS_REF]
+    head = ["noise" if kind == "graph" else "SNR (dB)", *settings, *(f"Δ {s}" for s in others)]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for lv in levels:
+        cells = [f"{lv:g}"]
+        for s in settings:
+            rs = by_setting[s].get(lv, [])
+            cells.append(_fmt(mean_std([r["test"]["recall@20"] for r in rs]), len(rs)) if rs else "—")
+        ref = by_setting.get(ROBUSTNESS_REF, {}).get(lv, [])
+        for s in others:
+            rs = by_setting[s].get(lv, [])
+            cells.append(fmt_paired(paired_diff(_by_seed(rs, "recall@20"), _by_seed(ref, "recall@20")))
+                         if rs and ref else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_robustness(by_setting: dict[str, dict[float, list[dict[str, Any]]]], base: str, kind: str,
+                    path: Path) -> None:
+    """Test Recall@20 against the noise level, one line per setting (mean ± std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for s, by_level in by_setting.items():
+        lv = sorted(by_level)
+        ms = [mean_std([r["test"]["recall@20"] for r in by_level[x]]) for x in lv]
+        xs = [x if math.isfinite(x) else max((v for v in lv if math.isfinite(v)), default=0) + 10 for x in lv]
+        ax.errorbar(xs, [m for m, _ in ms], yerr=[e for _, e in ms], marker="o", capsize=3, label=s)
+    ax.set_xlabel("share of kNN neighbours replaced" if kind == "graph" else "feature SNR (dB; right: clean)")
+    ax.set_ylabel("test Recall@20")
+    ax.set_title(f"{base}: robustness to {'graph' if kind == 'graph' else 'feature'} noise")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    plt.close(fig)
+
+
 def _datasets(records) -> list[str]:
     seen: list[str] = []
     for r in records:
+        if r.get("table") == "robustness":  # rendered by noise level, not as a dataset of its own
+            continue
         if r.get("kind") in ("run", "mostpop", "content") and r["dataset"] not in seen:
             seen.append(r["dataset"])
     return seen
@@ -246,6 +307,8 @@ def _datasets(records) -> list[str]:
 def _tables(records) -> list[str]:
     seen: list[str] = []
     for r in records:
+        if r.get("table") == "robustness":
+            continue
         if r.get("kind") in ("run", "mostpop") and r.get("table") and r["table"] not in seen:
             seen.append(r["table"])
     return seen
@@ -277,6 +340,9 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
     blocks["studies"] = study_table(records)
     blocks["siger_choices"] = choices_table(records)
     blocks["benchmarks"] = bench_table(records)
+    for (base, kind), by_setting in robustness_runs(records).items():
+        blocks[f"robustness:{base}:{kind}"] = (robustness_table(by_setting, kind) + "\n\n"
+                                               f"![robustness on {base}](results/robustness_{base}_{kind}.png)")
     main_job = [r for r in records if r.get("kind") == "bench" and r["label"].startswith("main job")]
     blocks["main_job"] = (f"How long it takes: {main_job[-1]['summary']} ({main_job[-1]['machine']}; "
                           f"measured {main_job[-1]['date'][:10]} by `python -m benchmarks.main_job --record`)."
@@ -367,6 +433,8 @@ def report(root: str | Path = ".", records_path: str | Path | None = None, check
     if plots:
         for ds in _datasets(records):
             plot_comparison(records, ds, root / "docs" / "results" / f"{ds}_comparison.png")
+        for (base, kind), by_setting in robustness_runs(records).items():
+            plot_robustness(by_setting, base, kind, root / "docs" / "results" / f"robustness_{base}_{kind}.png")
     return differ
 
 
