@@ -78,3 +78,28 @@ def test_committed_records_replay_on_the_current_code():
     for rec in recs[:2]:
         v = verify_record(rec, 1, Checkouts(), str(SHARED_DATA))
         assert v.ok, v.diffs
+
+
+def test_per_setting_replays_one_seed_and_stamps_the_others_by_it(planted_dir, tmp_path, monkeypatch):
+    from siger.experiments import replay as rp
+
+    recs = []
+    for seed in (1, 2):
+        cfg = build_config("LightGCN", "planted", {**{k: v for k, v in FAST.items() if not k.endswith("_k")},
+                                                    "data_dir": str(planted_dir), "seed": seed})
+        Trainer(cfg, load_data(cfg), tmp_path / f"s{seed}", log=lambda s: None).fit()
+        recs.append(json.loads((tmp_path / f"s{seed}" / "record.json").read_text()))
+    calls = []
+    real = rp.verify_record
+
+    def counting(rec, *a, **k):
+        calls.append(rec["seed"])
+        return real(rec, *a, **k)
+
+    monkeypatch.setattr(rp, "verify_record", counting)
+    monkeypatch.setattr(rp, "git_state", lambda: {"commit": "c0ffee", "dirty_code": []})
+    out, verdicts = rp.verify(recs, None, epochs=1, data_dir=str(planted_dir), only_stale=False, per_setting=True,
+                              log=lambda s: None)
+    assert calls == [1] and len(verdicts) == 1 and verdicts[0].ok
+    assert out[0]["verified"] == {"commit": "c0ffee", "epochs": 1}
+    assert out[1]["verified"] == {"commit": "c0ffee", "epochs": 1, "by": recs[0]["id"]}

@@ -39,7 +39,8 @@ def cmd_results(args, extra) -> int:
         from siger.experiments.replay import verify
 
         records, verdicts = verify(R.load_records(path), args.sample, args.epochs, args.data_dir, args.rtol,
-                                   only_stale=not args.all, save=lambda recs: R.save_records(recs, path))
+                                   only_stale=not args.all, save=lambda recs: R.save_records(recs, path),
+                                   per_setting=args.per_setting)
         R.save_records(records, path)
         bad = [v for v in verdicts if not v.ok]
         print(f"{path}: {len(verdicts) - len(bad)} of {len(verdicts)} replayed record(s) match the current code")
@@ -97,6 +98,8 @@ def register(sub, train_epilog: str | None = None) -> None:
     p.add_argument("--epochs", type=int, default=2, help="verify: epochs replayed per record (default 2)")
     p.add_argument("--rtol", type=float, default=0.0,
                    help="verify: relative tolerance of the comparison (default 0: exact, as on the CPU with one torch)")
+    p.add_argument("--per-setting", action="store_true",
+                   help="verify: replay one seed of each setting (made at one commit) and stamp its other seeds by it")
     p.add_argument("--all", action="store_true",
                    help="verify: replay current records too, not only those the git check finds stale")
     p.add_argument("--records", default="results/records.jsonl", help="the records file (default results/records.jsonl)")

@@ -28,6 +28,17 @@ class RecordError(ValueError):
 
 
 # -- reading and writing ------------------------------------------------------------------------
+# config keys that say where and how fast a run ran, or which seed: runs differing only in them
+# share a setting (one table row)
+INCIDENTAL = ("seed", "data_dir", "cache_dir", "num_threads", "progress", "device", "eval_chunk_users", "epochs")
+
+
+def setting_key(rec: dict[str, Any]) -> str:
+    """A run record's setting: its config less the incidental keys, as a canonical string."""
+    cfg = {**rec["config"].get("train", {}), **rec["config"].get("model", {})}
+    return json.dumps({k: v for k, v in sorted(cfg.items()) if k not in INCIDENTAL}, sort_keys=True)
+
+
 def load_records(path: str | Path = RECORDS) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.exists():

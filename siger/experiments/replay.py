@@ -179,11 +179,17 @@ def verify_record(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_d
 
 def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, data_dir: str | None = None,
            rtol: float = 0.0, seed: int = 0, only_stale: bool = True, log: Callable[[str], None] = print,
-           save: Callable[[list[dict[str, Any]]], None] | None = None) -> tuple[list[dict[str, Any]], list[Verdict]]:
+           save: Callable[[list[dict[str, Any]]], None] | None = None,
+           per_setting: bool = False) -> tuple[list[dict[str, Any]], list[Verdict]]:
     """Replay ``sample`` run records (all when None; by default only those the git check finds
     stale), stamp the ones that match with the current commit, and return the updated records
     and the verdicts (``save``: called with the records after each one, so a stopped
-    verification keeps what it did). Refuses to stamp while the code has uncommitted changes."""
+    verification keeps what it did). Refuses to stamp while the code has uncommitted changes.
+
+    ``per_setting``: replay one run (the lowest seed) of each setting made at one commit on one
+    dataset, and stamp the setting's other seeds by it (``verified.by``): the seeds of a setting
+    run the same code, only their random draws differ."""
+    from siger.experiments.records import setting_key
     from siger.experiments.staleness import Staleness
 
     state = git_state()
@@ -195,7 +201,17 @@ def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, d
     for r in records:
         if r.get("kind") == "run" and (not only_stale or stale(r)):
             by_id.setdefault(r["id"], []).append(r)
-    ids = sorted(by_id)
+    groups: dict[str, list[str]] = {rid: [rid] for rid in by_id}
+    if per_setting:
+        keyed: dict[tuple, list[str]] = {}
+        for rid, rs in by_id.items():
+            r = rs[0]
+            keyed.setdefault((setting_key(r), r.get("commit"), r["dataset"], bool(r.get("modes"))), []).append(rid)
+        groups = {}
+        for members in keyed.values():
+            members.sort(key=lambda i: (by_id[i][0].get("seed") or 0, i))
+            groups[members[0]] = members
+    ids = sorted(groups)
     if sample is not None and sample < len(ids):
         ids = random.Random(seed).sample(ids, sample)
     checkouts = Checkouts()
@@ -207,12 +223,14 @@ def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, d
             verdicts.append(v)
             log(f"{'ok  ' if v.ok else 'DIFF'} {v.label} (head: {v.head_source})"
                 + "".join(f"\n       {d}" for d in v.diffs[:5]))
-            for r in by_id[rid]:
-                for k in ("log_head", "log_head_source", "modes_head"):
-                    if k in rec:
-                        r[k] = rec[k]
+            for r in (r for member in groups[rid] for r in by_id[member]):
+                if r["id"] == rid:
+                    for k in ("log_head", "log_head_source", "modes_head"):
+                        if k in rec:
+                            r[k] = rec[k]
                 if v.ok:
-                    r["verified"] = {"commit": state["commit"], "epochs": epochs}
+                    r["verified"] = {"commit": state["commit"], "epochs": epochs,
+                                     **({"by": rid} if r["id"] != rid else {})}
                     r.pop("replay_differs", None)
                 else:
                     r.pop("verified", None)

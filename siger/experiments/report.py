@@ -9,7 +9,6 @@ records render to (a CI test runs it). A record the code has moved past is marke
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from siger.artifacts import atomic_write, plot_bars
-from siger.experiments.records import RECORDS, RecordError, load_records
+from siger.experiments.records import RECORDS, RecordError, load_records, setting_key
 from siger.experiments.staleness import MARKS, Staleness
 from siger.experiments.stats import fmt_paired, mean_std, paired_diff
 from siger.experiments.summary import SUMMARY_METRICS as HEAD_METRICS
@@ -35,15 +34,9 @@ COMPARISON_REF = "SIGER (defaults)"  # the row a comparison table's deltas are t
 DELTA_METRICS = ("recall@20", "ndcg@20")  # the paired differences a table shows
 
 
-INCIDENTAL = ("seed", "data_dir", "cache_dir", "num_threads", "progress", "device", "eval_chunk_users", "epochs")
 
 
 # -- rendering -------------------------------------------------------------------------------
-def _setting(rec: dict[str, Any]) -> str:
-    cfg = {**rec["config"].get("train", {}), **rec["config"].get("model", {})}
-    return json.dumps({k: v for k, v in sorted(cfg.items()) if k not in INCIDENTAL}, sort_keys=True)
-
-
 def _fmt(ms: tuple[float, float], n: int) -> str:
     return f"{ms[0]:.4f} ± {ms[1]:.4f}" if n > 1 else f"{ms[0]:.4f}"
 
@@ -57,7 +50,7 @@ def group_runs(records: list[dict[str, Any]], table: str, dataset: str) -> dict[
             rows.setdefault(r["label"], []).append(r)
     for label, rs in rows.items():
         runs = [r for r in rs if r["kind"] == "run"]
-        if len({_setting(r) for r in runs}) > 1:
+        if len({setting_key(r) for r in runs}) > 1:
             raise RecordError(f"table {table!r} on {dataset}: row {label!r} mixes runs of different settings; "
                               "give each setting its own --label")
         seeds = [r["seed"] for r in runs]
@@ -173,7 +166,7 @@ def cold_table(records, dataset: str, stale: Staleness) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for label, rs in rows.items():
         runs = [r for r in rs if r["kind"] == "run"]
-        if len({_setting(r) for r in runs}) > 1:
+        if len({setting_key(r) for r in runs}) > 1:
             raise RecordError(f"table 'cold' on {dataset}: row {label!r} mixes settings")
         marks = "".join(sorted({MARKS[m] for m in (stale(r) for r in rs) if m}))
         n = len(rs)
