@@ -159,3 +159,53 @@ def test_bounded_load_has_no_errors(server):
     stats = run_load(server, users=["u0", "u1", "u2", "u3"], n_requests=200, concurrency=8, k=3)
     assert stats["errors"] == 0 and stats["requests"] == 200 and stats["p99_ms"] >= stats["p50_ms"] > 0
     json.dumps(stats)
+
+
+def test_new_users_from_a_history_python_and_cli(trained_run, capsys):
+    import siger
+    from siger.serve.recommender import HistoryError
+
+    rec = siger.load_run(trained_run)
+    r = rec.recommend_history(["sku0", "sku2"], k=3)
+    assert r["fallback"] is None and len(r["items"]) == 3
+    assert not {"sku0", "sku2"} & {it["item"] for it in r["items"]}  # the history is not recommended back
+    assert rec.recommend_history([], k=2)["fallback"] == "popularity"
+    with pytest.raises(HistoryError, match="unknown item ids \\['nope'\\]") as e:
+        rec.recommend_history(["sku0", "nope"])
+    assert e.value.unknown == ["nope"]
+    with pytest.raises(HistoryError, match="at most"):
+        rec.recommend_history(["sku0"] * 10_000)
+    # a trained user folded in from its train items with its own layer-0 vector is the trained user
+    u = rec.index_of("u1")
+    again = rec._fold([rec.train_items(u)], rec.free[u:u + 1])[0]
+    assert torch.allclose(again, rec.user_emb[u], atol=1e-6)
+    # appending interactions: the items are not recommended to the user again
+    before = {it["item"] for it in rec.recommend(["u2"], k=6)[0]["items"]}
+    assert rec.append_history("u2", sorted(before)) > 0
+    assert rec.recommend(["u2"], k=6)[0]["items"] == []  # u2 has now seen every item
+    capsys.readouterr()
+    assert main(["recommend", "--run", str(trained_run), "--history", "sku0,sku2", "--k", "2"]) == 0
+    assert "user (new user)" in capsys.readouterr().out
+    assert main(["recommend", "--run", str(trained_run), "--history", "sku0,ghost"]) == 2
+    assert "ghost" in capsys.readouterr().err
+
+
+def test_http_new_users_and_bad_input(server):
+    import httpx
+
+    r = httpx.post(server + "/recommend", json={"history": ["sku0", "sku3"], "k": 2})
+    assert r.status_code == 200 and r.json()["fallback"] is None and len(r.json()["items"]) == 2
+    r = httpx.post(server + "/recommend", json={"history": ["sku0", "nope", "gone"]})
+    assert r.status_code == 422 and "nope" in r.json()["detail"] and "gone" in r.json()["detail"]
+    assert httpx.post(server + "/recommend", json={"history": []}).json()["fallback"] == "popularity"
+    assert httpx.post(server + "/recommend", json={"history": ["sku0"] * 10_000}).status_code == 422
+    assert httpx.post(server + "/recommend", json={"history": ["sku0"], "k": 0}).status_code == 422
+    assert httpx.post(server + "/recommend", json={"history": ["sku0"], "users": ["u1"]}).status_code == 422
+    r = httpx.post(server + "/recommend", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    r = httpx.post(server + "/users/u2/history", json={"items": ["sku5"]})
+    assert r.status_code == 200 and r.json()["history"] >= 1
+    assert "sku5" not in {it["item"] for it in httpx.get(server + "/recommend/u2", params={"k": 6}).json()["items"]}
+    assert httpx.post(server + "/users/ghost/history", json={"items": ["sku1"]}).status_code == 404
+    assert httpx.post(server + "/users/u2/history", json={"items": ["zzz"]}).status_code == 422
+    assert httpx.get(server + "/health").status_code == 200  # still serving after every bad request

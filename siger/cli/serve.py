@@ -10,16 +10,28 @@ def cmd_recommend(args, extra) -> int:
     from siger.serve.recommender import load_run
 
     no_extra(extra)
-    if args.all == bool(args.users):
-        raise ConfigError("give either --users ID,ID,... or --all --out FILE")
+    if sum(map(bool, (args.all, args.users, args.history is not None))) != 1:
+        raise ConfigError("give one of --users ID,ID,..., --history ITEM,ITEM,... (a new user) or --all --out FILE")
     rec = load_run(args.run)
+    if args.history is not None:
+        from siger.serve.recommender import HistoryError
+
+        try:
+            r = rec.recommend_history([i for i in args.history.split(",") if i.strip()], args.k)
+        except HistoryError as e:
+            raise ConfigError(f"--history: {e}") from None
+        return _print([{**r, "user": "(new user)"}])
     if args.all:
         if not args.out:
             raise ConfigError("--all needs --out FILE.tsv")
         rows = rec.export_all(args.out, args.k)
         print(f"wrote {args.out}: {rows:,} rows for {rec.n_users:,} users")
         return 0
-    for r in rec.recommend([u.strip() for u in args.users.split(",")], args.k):
+    return _print(rec.recommend([u.strip() for u in args.users.split(",")], args.k))
+
+
+def _print(recs) -> int:
+    for r in recs:
         flag = f"  ({r['fallback']} fallback: no history)" if r["fallback"] else ""
         print(f"user {r['user']}{flag}")
         for rank, it in enumerate(r["items"], start=1):
@@ -64,6 +76,8 @@ def register(sub, train_epilog: str | None = None) -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--users", default=None, help="comma-separated original user ids")
     p.add_argument("--all", action="store_true", help="every user, written to --out")
+    p.add_argument("--history", default=None, metavar="ITEM,ITEM,...",
+                   help="a user the model was not trained on: its items (original ids), folded in without retraining")
     p.add_argument("--out", default=None, help="TSV for --all")
     p.add_argument("--k", type=int, default=10)
     p.set_defaults(func=cmd_recommend)

@@ -98,6 +98,15 @@ class Recommender(nn.Module):
 
         raise NewItemsUnsupported(f"{self.name} cannot embed an item it was not trained on from features alone")
 
+    def fold_in(self, data: InteractionData):
+        """New users from their histories (:mod:`siger.models.newusers`): computed once from the
+        trained parameters, a function ``(history [n, n_items] binary CSR, free=None) -> [n, d]``
+        giving representations comparable with ``embeddings()[0]`` (``free``: a trained user's
+        own layer-0 vector, for checks). Models that cannot raise :class:`NewUsersUnsupported`."""
+        from siger.models.newusers import NewUsersUnsupported
+
+        raise NewUsersUnsupported(f"{self.name} cannot represent a user it was not trained on from a history")
+
     @torch.no_grad()
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final embeddings for ranking, computed in eval mode."""

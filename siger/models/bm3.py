@@ -72,6 +72,20 @@ class BM3(Recommender):
         u, i = self.encode()
         return self.predictor(u), self.predictor(i)
 
+    def fold_in(self, data):
+        """A new user's representation: the predictor over BM3's online LightGCN user, folded in
+        from the history (:mod:`siger.models.newusers`)."""
+        from siger.models.newusers import LightGCNFoldIn, item_degrees
+
+        lg = LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_layers,
+                                  item_degrees(data.train_matrix))
+
+        @torch.no_grad()
+        def users(history, free=None):
+            return self.predictor(lg(history, free))
+
+        return users
+
     def loss(self, users, pos, neg):
         c = self.config
         u_all, i_all = self.encode()

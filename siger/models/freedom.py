@@ -122,6 +122,14 @@ class FREEDOM(Recommender):
         out = lightgcn_propagate(adj, torch.cat([self.user_emb, self.item_emb]), self.config.n_ui_layers)
         return out[: self.n_users], out[self.n_users :] + h
 
+    def fold_in(self, data):
+        """A new user's representation: FREEDOM's users are the LightGCN part alone (on the full
+        graph at inference), folded in from the history (:mod:`siger.models.newusers`)."""
+        from siger.models.newusers import LightGCNFoldIn, item_degrees
+
+        return LightGCNFoldIn.build(self.full_adj, self.user_emb, self.item_emb, self.config.n_ui_layers,
+                                    item_degrees(data.train_matrix))
+
     @torch.no_grad()
     def embed_new_items(self, features, data, graphs) -> torch.Tensor:
         """A new item's row of the mixed item graph: per modality its binary kNN row over the

@@ -46,6 +46,13 @@ class LightGCN(Recommender):
         out = lightgcn_propagate(self.adj, ego, self.config.n_layers)
         return out[: self.n_users], out[self.n_users :]
 
+    def fold_in(self, data):
+        """A new user's LightGCN representation from its history (:mod:`siger.models.newusers`)."""
+        from siger.models.newusers import LightGCNFoldIn, item_degrees
+
+        return LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_layers,
+                                    item_degrees(data.train_matrix))
+
     def loss(self, users, pos, neg):
         u, i = self.forward()
         reg = l2_reg(self.user_emb[users], self.item_emb[pos], self.item_emb[neg])

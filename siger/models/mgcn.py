@@ -223,6 +223,30 @@ class MGCN(Recommender):
             self.train(was)
 
 
+    def fold_in(self, data):
+        """New users from their histories (:mod:`siger.models.newusers`): the behaviour part as
+        LightGCN folds a user in, each modality's semantic part the user aggregation R_hat H_I^m
+        of the trained item tables, then the fusion, as for a trained user: H = H^b + H^s."""
+        from siger.models.newusers import LightGCNFoldIn, item_degrees
+
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                z = self.encode()
+                items = {m: z["hm"][m][self.n_users:] for m in self.modalities}
+                lg = LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_ui_layers,
+                                          item_degrees(data.train_matrix))
+        finally:
+            self.train(was)
+
+        @torch.no_grad()
+        def users(history, free=None):
+            hb = lg(history, free)
+            return hb + self.fusion([lg.aggregate(history, items[m]) for m in self.modalities], hb)
+
+        return users
+
     # -- training objective -----------------------------------------------------------------
     def contrastive_weights(self) -> dict[str, float]:
         """The weight of each contrastive term (a term with weight 0 is not computed)."""

@@ -2,7 +2,12 @@
 
 - ``GET /health`` -> model, dataset, users, items;
 - ``GET /recommend/{user_id}?k=10`` -> one recommendation; unknown user 404, bad k 422;
-- ``POST /recommend`` with ``{"users": [...], "k": 10}`` -> a list, in request order;
+- ``POST /recommend`` with ``{"users": [...], "k": 10}`` -> a list, in request order; with
+  ``{"history": ["item", ...], "k": 10}`` instead -> one recommendation for a user the model was
+  not trained on, folded in from those items (unknown item ids 422 naming them, an empty history
+  popularity, a model without fold-in 501);
+- ``POST /users/{user_id}/history`` with ``{"items": [...]}`` -> appends interactions to a known
+  user's history (in memory): its recommendations follow them from then on;
 - ``POST /items`` with ``{"items": [{"id": "x", "features": {"image": [...], ...}, "title": "..."}]}``
   -> adds new items from their features (as ``siger add-items``: persisted in the run folder,
   ranked from then on); only when the server was started with ``allow_add_items`` (403 otherwise),
@@ -11,7 +16,7 @@
 
 # No `from __future__ import annotations` here: FastAPI must see the real (locally defined)
 # request/response classes, not strings it cannot resolve.
-from siger.serve.recommender import RunRecommender, UnknownUserError
+from siger.serve.recommender import MAX_HISTORY, HistoryError, RunRecommender, UnknownUserError
 
 MAX_K = 1000
 MAX_BATCH = 10_000
@@ -46,8 +51,12 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False):
         items: list[NewItem] = Field(..., min_length=1, max_length=MAX_BATCH)
 
     class BatchRequest(BaseModel):
-        users: list[str] = Field(..., min_length=1, max_length=MAX_BATCH)
+        users: list[str] | None = Field(None, min_length=1, max_length=MAX_BATCH)
+        history: list[str] | None = Field(None, max_length=MAX_HISTORY, description="a new user's items")
         k: int = Field(10, ge=1, le=max_k)
+
+    class Append(BaseModel):
+        items: list[str] = Field(..., min_length=1, max_length=MAX_HISTORY)
 
     app = FastAPI(title="siger recommendations", version="1",
                   description=f"{rec.model_name} on {rec.dataset}: top-k unseen items per user.")
@@ -65,12 +74,42 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False):
         except UnknownUserError as e:
             raise HTTPException(status_code=404, detail=e.args[0]) from None
 
-    @app.post("/recommend", response_model=list[Rec], response_model_exclude_unset=True)
+    class NewUserRec(BaseModel):
+        user: str | None = None
+        items: list[Item]
+        fallback: str | None = None
+
+    @app.post("/recommend", response_model=list[Rec] | NewUserRec, response_model_exclude_unset=True)
     def recommend_batch(req: BatchRequest):
+        from siger.models.newusers import NewUsersUnsupported
+
+        if (req.users is None) == (req.history is None):
+            raise HTTPException(status_code=422, detail="give either 'users' (known users) or 'history' (a new user)")
+        if req.history is not None:
+            try:
+                return rec.recommend_history(req.history, req.k)
+            except HistoryError as e:
+                raise HTTPException(status_code=422, detail=str(e)) from None
+            except NewUsersUnsupported as e:
+                raise HTTPException(status_code=501, detail=str(e)) from None
         unknown = [u for u in req.users if u not in rec.user_index]
         if unknown:
             raise HTTPException(status_code=404, detail=f"unknown users {unknown[:20]}")
         return rec.recommend(req.users, req.k)
+
+    @app.post("/users/{user_id}/history")
+    def append_history(user_id: str, req: Append):
+        from siger.models.newusers import NewUsersUnsupported
+
+        try:
+            n = rec.append_history(user_id, req.items)
+        except UnknownUserError as e:
+            raise HTTPException(status_code=404, detail=e.args[0]) from None
+        except HistoryError as e:
+            raise HTTPException(status_code=422, detail=str(e)) from None
+        except NewUsersUnsupported as e:
+            raise HTTPException(status_code=501, detail=str(e)) from None
+        return {"user": user_id, "history": n}
 
     @app.post("/items")
     def add_items(req: AddItems):

@@ -29,6 +29,17 @@ class UnknownUserError(KeyError):
     """A user id that is not in the run's dataset."""
 
 
+class HistoryError(ValueError):
+    """A history that cannot be used: unknown item ids (``unknown``), or too long."""
+
+    def __init__(self, message: str, unknown: list[str] | None = None):
+        super().__init__(message)
+        self.unknown = unknown or []
+
+
+MAX_HISTORY = 5000  # items in one history (a longer one is refused, not truncated)
+
+
 @dataclass
 class Recommendation:
     user: str
@@ -64,6 +75,86 @@ class RunRecommender:
         # interactions the model learned from per user (train); 0 = cold user -> popularity
         self.history = np.diff(self.seen.indptr) if history is None else np.asarray(history)
         self._pop_order = np.argsort(-popularity, kind="stable")
+        self.item_index = {i: n for n, i in enumerate(self.item_ids)}
+        self.fold = None  # new users: the model's fold-in (siger.models.newusers), set by load_run
+        self.fold_error = "this recommender was not loaded from a run folder (siger.load_run)"
+        self.free = None  # trained users' layer-0 vectors, for appended histories
+        self.appended: dict[int, list[int]] = {}  # user -> items appended since load
+
+    # -- new users ------------------------------------------------------------------------------
+    def _history(self, items: Iterable[str], where: str = "history") -> list[int]:
+        """Item indices of original ids; unknown ids are a :class:`HistoryError` naming them."""
+        items = [str(i).strip() for i in items]
+        if len(items) > MAX_HISTORY:
+            raise HistoryError(f"{where}: {len(items)} items; at most {MAX_HISTORY}")
+        unknown = [i for i in items if i not in self.item_index]
+        if unknown:
+            raise HistoryError(f"{where}: unknown item ids {unknown[:20]}" + (" ..." if len(unknown) > 20 else ""),
+                               unknown)
+        return list(dict.fromkeys(self.item_index[i] for i in items))
+
+    def _fold(self, histories: list[list[int]], free: torch.Tensor | None = None) -> torch.Tensor:
+        from siger.models.newusers import NewUsersUnsupported, history_matrix
+
+        if self.fold is None:
+            raise NewUsersUnsupported(self.fold_error)
+        n = self.n_trained_items or self.n_items  # items added after training have no edges: they add nothing
+        h = history_matrix([[i for i in hist if i < n] for hist in histories], n)
+        return self.fold(h, free).to(self.item_emb.dtype)
+
+    def _rank(self, user_vec: torch.Tensor, exclude: list[int], k: int) -> list[dict[str, object]]:
+        scores = (user_vec @ self.item_emb.T).squeeze(0)
+        if exclude:
+            scores[torch.as_tensor(exclude)] = -torch.inf
+        k = min(k, self.n_items)
+        vals, top = torch.topk(scores, k)
+        keep = torch.isfinite(vals)
+        return [self._item(int(i), float(s)) for i, s in zip(top[keep], vals[keep])]
+
+    def recommend_history(self, items: Iterable[str], k: int = 10) -> dict[str, object]:
+        """Top-k for a user the model was not trained on, from the original ids of the items it
+        interacted with (fold-in: its representation from the trained parameters alone); the
+        history's items are not recommended. An empty history gets popularity, flagged as for a
+        cold user. Unknown ids: :class:`HistoryError`; a model without fold-in:
+        :class:`siger.models.newusers.NewUsersUnsupported`."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        hist = self._history(items)
+        if not hist:
+            pop = [int(i) for i in self._pop_order][:k]
+            return {"user": None, "items": [{**self._item(i, None), "popularity": int(self.popularity[i])}
+                                            for i in pop], "fallback": "popularity"}
+        return {"user": None, "items": self._rank(self._fold([hist]), hist, k), "fallback": None}
+
+    def append_history(self, user: str | int, items: Iterable[str]) -> int:
+        """Add interactions to a known user's history (kept in memory, not in the run folder): the
+        user's representation is folded in again from its train items plus everything appended,
+        with its own trained layer-0 vector, and the items are not recommended to it again.
+        Returns the user's number of history items."""
+        u = self.index_of(user)
+        new = self._history(items, f"history of user {user!r}")
+        if self.free is None:
+            from siger.models.newusers import NewUsersUnsupported
+
+            raise NewUsersUnsupported(self.fold_error)
+        self.appended[u] = list(dict.fromkeys(self.appended.get(u, []) + new))
+        train = self.train_items(u)
+        hist = list(dict.fromkeys(train + self.appended[u]))
+        self.user_emb[u] = self._fold([hist], self.free[u:u + 1])[0]
+        extra = [i for i in self.appended[u] if not self.seen[u, i]]
+        if extra:
+            row = sp.csr_matrix((np.ones(len(extra)), ([u] * len(extra), extra)), shape=self.seen.shape)
+            self.seen = (self.seen + row).tocsr()
+        self.history[u] = len(hist)
+        return len(hist)
+
+    def train_items(self, u: int) -> list[int]:
+        """A trained user's train items (what the model learned from), as item indices."""
+        if self.train is None:
+            return []
+        return self.train.indices[self.train.indptr[u]:self.train.indptr[u + 1]].tolist()
+
+    train: sp.csr_matrix | None = None
 
     # -- new items ------------------------------------------------------------------------------
     run_dir: Path | None = None
@@ -207,6 +298,14 @@ def load_run(run_dir: str | Path, device: str | None = None) -> RunRecommender:
     rec.run_dir, rec.model, rec.data = Path(run_dir), model, data
     rec.graphs = GraphStore(data, cfg.train.cache_dir)
     rec.n_trained_items = rec.n_items
+    rec.train = sp.csr_matrix(data.train_matrix)
+    from siger.models.newusers import NewUsersUnsupported
+
+    try:  # new users: the model's fold-in, computed once
+        rec.fold = model.fold_in(data)
+        rec.free = model.user_emb.detach().clone() if hasattr(model, "user_emb") else None
+    except NewUsersUnsupported as e:
+        rec.fold_error = str(e)
     added = read_added(Path(run_dir))
     if added is not None:
         emb = model.embed_new_items(added["features"], data, rec.graphs)
