@@ -9,7 +9,6 @@ line and a Markdown row. Needs siger[serve] (FastAPI, uvicorn, httpx).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -19,6 +18,8 @@ import threading
 import time
 
 import numpy as np
+
+from benchmarks import harness
 
 
 def run_load(base: str, users: list[str], n_requests: int = 2000, concurrency: int = 16, k: int = 10) -> dict:
@@ -61,14 +62,80 @@ def run_load(base: str, users: list[str], n_requests: int = 2000, concurrency: i
     }
 
 
+WRK_SCRIPT = """
+local users = {%s}
+local history = '%s'
+local mode = '%s'
+local k = %d
+math.randomseed(1)
+request = function()
+  if mode == 'history' then
+    return wrk.format('POST', '/recommend', {['Content-Type'] = 'application/json'}, history)
+  end
+  return wrk.format('GET', '/recommend/' .. users[math.random(#users)] .. '?k=' .. k)
+end
+done = function(summary, latency, requests)
+  io.write(string.format('JSON {"requests": %%d, "seconds": %%.3f, "non2xx": %%d, "socket_errors": %%d, '
+    .. '"p50_ms": %%.3f, "p99_ms": %%.3f, "max_ms": %%.3f}\\n',
+    summary.requests, summary.duration / 1e6, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+end
+"""
+
+
+def run_wrk(base: str, users: list[str], history: list[str], mode: str, seconds: int, connections: int,
+            threads: int, k: int) -> dict:
+    """``wrk`` (Debian's package) against the server for ``seconds``: GET /recommend/{user} for
+    random users (``mode`` "user") or POST /recommend with one 20-item history ("history")."""
+    import shutil
+    import tempfile
+
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk); use --tool python")
+    body = json.dumps({"history": history, "k": k})
+    script = WRK_SCRIPT % (", ".join(json.dumps(u) for u in users), body, mode, k)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                          "-s", fh.name, base], capture_output=True, text=True, check=True)
+    os.unlink(fh.name)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("JSON "))
+    res = json.loads(line[5:])
+    res.update(mode=mode, connections=connections, wrk_threads=threads, k=k,
+               throughput_rps=round(res["requests"] / res["seconds"], 1), errors=res["non2xx"] + res["socket_errors"])
+    return res
+
+
+def batch_latency(base: str, users: list[str], k: int, repeats: int = 20) -> dict:
+    """POST /recommend for ``len(users)`` users at once: median and worst of ``repeats`` requests."""
+    import httpx
+
+    times = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for _ in range(repeats + 2):
+            t = time.perf_counter()
+            r = client.post("/recommend", json={"users": users, "k": k})
+            times.append(time.perf_counter() - t)
+            assert r.status_code == 200 and len(r.json()) == len(users)
+    times = times[2:]  # two warm-up requests
+    return {"users": len(users), "median_ms": round(float(np.median(times)) * 1e3, 2),
+            "max_ms": round(float(np.max(times)) * 1e3, 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     import httpx
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = harness.parser(__doc__)
     ap.add_argument("--run", required=True)
-    ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--tool", choices=["wrk", "python"], default="wrk",
+                    help="wrk (a load generator outside Python, default) or the Python client (a fallback)")
+    ap.add_argument("--requests", type=int, default=2000, help="python: requests")
+    ap.add_argument("--concurrency", type=int, default=16, help="concurrent connections")
+    ap.add_argument("--seconds", type=int, default=10, help="wrk: seconds per scenario")
+    ap.add_argument("--wrk-threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server worker processes")
+    ap.add_argument("--k", type=int, default=20)
     args = ap.parse_args(argv)
 
     from siger.serve.recommender import load_run
@@ -78,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "siger", "serve", "--run", args.run, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "siger", "serve", "--run", args.run, "--port", str(port),
+                             "--workers", str(args.workers)],
                             env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -90,14 +158,33 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.2)
         else:
             raise RuntimeError("server did not start")
-        stats = run_load(base, users, args.requests, args.concurrency, args.k)
+        time.sleep(2)  # every worker up
+        history = rec.item_ids[:: max(1, rec.n_items // 20)][:20]
+        if args.tool == "wrk":
+            stats = {"user": run_wrk(base, users, history, "user", args.seconds, args.concurrency, args.wrk_threads,
+                                     args.k),
+                     "history": run_wrk(base, users, history, "history", args.seconds, args.concurrency,
+                                        args.wrk_threads, args.k)}
+        else:
+            stats = {"user": run_load(base, users, args.requests, args.concurrency, args.k)}
+        stats["batch"] = batch_latency(base, rec.user_ids[:1000], args.k)
     finally:
         proc.terminate()
         proc.wait(10)
-    stats.update(model=rec.model_name, dataset=rec.dataset, users=rec.n_users, items=rec.n_items)
-    print(json.dumps(stats))
-    print(f"| {rec.model_name} | {rec.dataset} ({rec.n_items:,} items) | {stats['requests']} | {stats['concurrency']} "
-          f"| {stats['p50_ms']} | {stats['p99_ms']} | {stats['throughput_rps']} | {stats['errors']} |")
+    stats.update(model=rec.model_name, dataset=rec.dataset, users=rec.n_users, items=rec.n_items, tool=args.tool,
+                 workers=args.workers)
+    u, b = stats["user"], stats["batch"]
+    summary = (f"GET /recommend/{{user}}?k={args.k}: {u['throughput_rps']:.0f} requests/s, p50 {u['p50_ms']:.1f} ms, "
+               f"p99 {u['p99_ms']:.1f} ms, {u['errors']} errors")
+    if "history" in stats:
+        h = stats["history"]
+        summary += (f"; fold-in (20-item history): {h['throughput_rps']:.0f} requests/s, p99 {h['p99_ms']:.1f} ms, "
+                    f"{h['errors']} errors")
+    summary += f"; POST /recommend for {b['users']} users: median {b['median_ms']:.0f} ms"
+    harness.report(args, stats, f"serving load: {rec.model_name} on {rec.dataset} ({rec.n_items:,} items)",
+                   f"{args.tool}, {args.concurrency} connections on loopback, {args.workers} server worker(s), "
+                   f"{args.seconds if args.tool == 'wrk' else args.requests} {'s' if args.tool == 'wrk' else 'requests'} "
+                   "per scenario", summary)
     return 0
 
 

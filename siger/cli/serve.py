@@ -66,7 +66,8 @@ def cmd_serve(args, extra) -> int:
 
     require("fastapi", "serve")
     require("uvicorn", "serve")  # before loading the run, so a missing extra is said at once
-    serve(load_run(args.run), args.host, args.port, allow_add_items=args.allow_add_items)
+    load_run(args.run)  # a bad run folder is said here, before any worker starts
+    serve(args.run, args.host, args.port, allow_add_items=args.allow_add_items, workers=args.workers)
     return 0
 
 
@@ -92,6 +93,8 @@ def register(sub, train_epilog: str | None = None) -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes, each with its own copy of the run (e.g. one per core)")
     p.add_argument("--allow-add-items", action="store_true",
                    help="enable POST /items (adds items to the run folder, as siger add-items)")
     p.set_defaults(func=cmd_serve)

@@ -22,12 +22,28 @@ MAX_K = 1000
 MAX_BATCH = 10_000
 
 
-def create_app(rec: RunRecommender, allow_add_items: bool = False):
+def create_app(rec: RunRecommender, allow_add_items: bool = False, workers: int = 1):
+    """The app over one loaded run. Responses are built as plain dicts and serialised by orjson
+    (when installed): the response models document the API (OpenAPI) without validating every
+    answer again. ``workers`` > 1: appended histories would live in one worker only, so that
+    endpoint answers 409."""
     from siger.extras import require
 
     require("fastapi", "serve")
     from fastapi import FastAPI, HTTPException, Query
+    from fastapi.responses import JSONResponse, Response
     from pydantic import BaseModel, Field
+
+    try:
+        import orjson
+
+        class Fast(Response):  # plain dicts to JSON bytes by orjson
+            media_type = "application/json"
+
+            def render(self, content) -> bytes:
+                return orjson.dumps(content)
+    except ImportError:
+        Fast = JSONResponse
 
     max_k = min(MAX_K, rec.n_items)
 
@@ -58,7 +74,7 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False):
     class Append(BaseModel):
         items: list[str] = Field(..., min_length=1, max_length=MAX_HISTORY)
 
-    app = FastAPI(title="siger recommendations", version="1",
+    app = FastAPI(title="siger recommendations", version="1", default_response_class=Fast,
                   description=f"{rec.model_name} on {rec.dataset}: top-k unseen items per user.")
 
     @app.get("/health")
@@ -67,7 +83,7 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False):
                 "users": rec.n_users, "items": rec.n_items}
 
     # unset fields are left out: "popularity" only on fallback items, "title" only where the dataset has titles
-    @app.get("/recommend/{user_id}", response_model=Rec, response_model_exclude_unset=True)
+    @app.get("/recommend/{user_id}", response_model=None, responses={200: {"model": Rec}})
     def recommend_one(user_id: str, k: int = Query(10, ge=1, le=max_k)):
         try:
             return rec.recommend([user_id], k)[0]
@@ -79,7 +95,7 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False):
         items: list[Item]
         fallback: str | None = None
 
-    @app.post("/recommend", response_model=list[Rec] | NewUserRec, response_model_exclude_unset=True)
+    @app.post("/recommend", response_model=None, responses={200: {"model": list[Rec] | NewUserRec}})
     def recommend_batch(req: BatchRequest):
         from siger.models.newusers import NewUsersUnsupported
 
@@ -101,6 +117,8 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False):
     def append_history(user_id: str, req: Append):
         from siger.models.newusers import NewUsersUnsupported
 
+        if workers > 1:
+            raise HTTPException(status_code=409, detail="appended histories need one server worker (--workers 1)")
         try:
             n = rec.append_history(user_id, req.items)
         except UnknownUserError as e:
@@ -138,9 +156,27 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False):
     return app
 
 
-def serve(rec: RunRecommender, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
-          allow_add_items: bool = False) -> None:
+def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
+          allow_add_items: bool = False, workers: int = 1) -> None:
+    """Serve a run folder; ``workers`` processes each load the run and answer on one port."""
+    import os
+
     from siger.extras import require
 
     uvicorn = require("uvicorn", "serve")
-    uvicorn.run(create_app(rec, allow_add_items), host=host, port=port, log_level=log_level)
+    if workers > 1 and allow_add_items:
+        raise ValueError("--allow-add-items needs one worker: each worker holds its own copy of the catalogue")
+    os.environ.update(SIGER_SERVE_RUN=str(run_dir), SIGER_SERVE_ADD_ITEMS="1" if allow_add_items else "",
+                      SIGER_SERVE_WORKERS=str(workers))
+    uvicorn.run("siger.serve.api:app_from_env", factory=True, host=host, port=port, log_level=log_level,
+                workers=workers)
+
+
+def app_from_env():
+    """The app factory each server worker calls (run folder and options from the environment)."""
+    import os
+
+    from siger.serve.recommender import load_run
+
+    return create_app(load_run(os.environ["SIGER_SERVE_RUN"]), bool(os.environ.get("SIGER_SERVE_ADD_ITEMS")),
+                      int(os.environ.get("SIGER_SERVE_WORKERS", "1")))

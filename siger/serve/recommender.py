@@ -252,9 +252,15 @@ class RunRecommender:
         out: dict[int, Recommendation] = {}
         if len(warm):
             top, scores = topk_items(self.user_emb, self.item_emb, warm, self.seen, k, chunk, return_scores=True)
-            for u, items, vals in zip(warm, top, scores):
-                keep = np.isfinite(vals)  # fewer than k unseen items left
-                out[int(u)] = Recommendation(self.user_ids[u], [self._item(i, s) for i, s in zip(items[keep], vals[keep])])
+            scores = np.round(scores.astype(np.float64), 6)  # once for the whole block: fast to serialise
+            ids, titles = self.item_ids, self.titles
+            for u, items, vals in zip(warm.tolist(), top.tolist(), scores.tolist()):
+                n = next((j for j, v in enumerate(vals) if v == -np.inf), len(vals))  # fewer than k unseen left
+                if titles is None:
+                    recs = [{"item": ids[i], "score": v} for i, v in zip(items[:n], vals[:n])]
+                else:
+                    recs = [{"item": ids[i], "score": v, "title": titles[i]} for i, v in zip(items[:n], vals[:n])]
+                out[u] = Recommendation(self.user_ids[u], recs)
         for u in idx[self.history[idx] == 0]:
             out[int(u)] = Recommendation(self.user_ids[u], self._popular(int(u), k), "popularity")
         return [out[int(u)] for u in idx]
