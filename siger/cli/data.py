@@ -43,7 +43,7 @@ def cmd_derive(args, extra) -> int:
 
     no_extra(extra)
     rec = derive(args.source, args.out, per_item=args.per_item, snr_db=args.snr_db, graph_noise=args.graph_noise,
-                 seed=args.seed)
+                 seed=args.seed, cold_users=args.cold_users)
     print(json.dumps(rec["operations"], indent=1))
     out = Path(args.out)
     print(f"wrote {out}/ (train with: siger train --dataset {out.name} --data-dir {out.parent})")
@@ -115,6 +115,8 @@ def register(sub, train_epilog: str | None = None) -> None:
                    help="add Gaussian noise to every raw feature at this signal-to-noise ratio (dB)")
     p.add_argument("--graph-noise", type=float, default=None, metavar="P",
                    help="replace a fraction P of each item's semantic kNN neighbours by random items")
+    p.add_argument("--cold-users", type=float, default=None, metavar="F",
+                   help="hold a fraction F of users out of training (their train items become cold_users.inter)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     p.set_defaults(func=cmd_derive)
     p = sub.add_parser("features", allow_abbrev=False, help="item features: text (bundled MiniLM) or image (your ResNet weights)")

@@ -30,6 +30,11 @@ def cmd_results(args, extra) -> int:
         rec = B.mostpop_record(args.dataset, args.data_dir)
         R.add_record(rec, path)
         print(f"{path}: MostPop on {rec['dataset']} (test recall@20 {rec['test']['recall@20']:.4f})")
+    elif args.action == "mostpop-cold-users":
+        rec = B.mostpop_cold_users_record(args.dataset, args.data_dir)
+        R.add_record(rec, path)
+        print(f"{path}: MostPop on {rec['dataset']}'s cold users (test recall@20 "
+              f"{rec['modes']['test']['cold_users']['recall@20']:.4f})")
     elif args.action == "content":
         rec = B.content_record(args.dataset, args.data_dir)
         R.add_record(rec, path)
@@ -78,7 +83,7 @@ def register(sub, train_epilog: str | None = None) -> None:
     """Add this module's commands to the subparsers ``sub``."""
     p = sub.add_parser("results", allow_abbrev=False,
                        help="add finished runs, MostPop or a study to the committed result records")
-    p.add_argument("action", choices=["add", "remove", "mostpop", "content", "study", "verify"])
+    p.add_argument("action", choices=["add", "remove", "mostpop", "mostpop-cold-users", "content", "study", "verify"])
     p.add_argument("paths", nargs="*", help="add: run folders (searched for record.json); study: study folders")
     p.add_argument("--table", default="comparison", help="add / remove: the table (comparison, ablation, ...)")
     p.add_argument("--label", default=None,

@@ -110,7 +110,7 @@ def register(sub, train_epilog: str | None = None) -> None:
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", allow_abbrev=False, help="reload a run and recompute its test metrics")
     p.add_argument("--run", required=True)
-    p.add_argument("--modes", default=None,
+    p.add_argument("--modes", default=None,  # cold items: warm, cold, all; cold users: cold_users
                    help="cold-start evaluation on a dataset with cold/ items: any of warm,cold,all "
                         "(writes cold_metrics.json and the run's record)")
     p.set_defaults(func=cmd_evaluate)

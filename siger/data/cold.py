@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from siger.data.dataset import read_mapping, read_titles, write_mapping
 from siger.data.validate import DataError, check_features, read_inter
+from siger.data.variants import COLD_USERS_FILE
 
 COLD_DIR = "cold"
 
@@ -194,3 +195,24 @@ def derive_cold_dataset(src_dir: str | Path, name: str, out: str | Path, fractio
             "cold_valid_items": int((s["cold_split"] == 1).sum()), "cold_test_items": int((s["cold_split"] == 2).sum()),
             "warm_interactions": int(len(s["warm_rows"])), "cold_interactions": int(len(s["cold_rows"])),
             "users": int((s["user_map"] >= 0).sum())}
+
+
+# -- cold-start users -----------------------------------------------------------------------------
+# A cold-user dataset is an ordinary MMRec-layout folder in which a held-out set of users has no
+# train interaction (the model never sees them): their train-part interactions are in
+# ``cold_users.inter`` (same layout, x_label 0), their valid / test interactions stay in the main
+# file. The usual protocol skips them (no train items); the ``cold_users`` evaluation mode folds
+# each of them in from that history and ranks as usual (siger.experiments.coldstart).
+def load_cold_users(dataset_dir: str | Path, n_users: int, n_items: int) -> sp.csr_matrix | None:
+    """The held-out users' histories ``[n_users, n_items]`` (binary; rows of warm users empty),
+    or None for a dataset without cold users."""
+    p = Path(dataset_dir) / COLD_USERS_FILE
+    if not p.exists():
+        return None
+    cols = read_inter(p, all_users=False, all_items=False)
+    u, i = cols["user"], cols["item"]
+    if len(u) and (u.max() >= n_users or i.max() >= n_items):
+        raise DataError(p, f"ids beyond the dataset's {n_users} users / {n_items} items")
+    m = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=(n_users, n_items))
+    m.data[:] = 1.0
+    return m

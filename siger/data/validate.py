@@ -47,11 +47,13 @@ def _int_column(values: list[str], name: str, path: Path) -> np.ndarray:
     raise DataError(path, "cannot parse integer column", field=name)  # pragma: no cover
 
 
-def read_inter(path: str | Path, all_users: bool = True, need_train: bool = True) -> dict[str, np.ndarray]:
+def read_inter(path: str | Path, all_users: bool = True, need_train: bool = True,
+               all_items: bool = True) -> dict[str, np.ndarray]:
     """Read and check an MMRec ``.inter`` file (tab-separated, header line).
 
     ``all_users=False`` / ``need_train=False`` are for a cold-start dataset's ``cold/cold.inter``,
-    which holds some of the users and no train rows.
+    which holds some of the users and no train rows; ``all_items=False`` (with ``all_users=False``)
+    for a cold-user dataset's ``cold_users.inter``, the histories of some users over some items.
 
     Returns ``{'user': int64 [n], 'item': int64 [n], 'x_label': int64 [n]}`` plus ``rating`` and
     ``timestamp`` (float64) when present. Checks: the header has userID, itemID and x_label; each
@@ -114,7 +116,8 @@ def read_inter(path: str | Path, all_users: bool = True, need_train: bool = True
         )
     if all_users:
         _check_contiguous(out["user"], "userID", path)
-    _check_contiguous(out["item"], "itemID", path)
+    if all_items:
+        _check_contiguous(out["item"], "itemID", path)
     n_items = int(out["item"].max()) + 1
     keys = out["user"] * n_items + out["item"]
     order = np.argsort(keys, kind="stable")

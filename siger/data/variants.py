@@ -6,6 +6,9 @@
   regime, where the semantic graphs carry more of the signal, without changing its features.
 - **feature noise** (``snr_db``): Gaussian noise added to every raw feature at a signal-to-noise
   ratio in dB (signal power: the mean squared deviation of the features from their mean).
+- **cold users** (``cold_users``): a seeded fraction of the users held out of training
+  entirely: their train-part interactions move to ``cold_users.inter`` (the history a served
+  model folds them in from), their valid / test interactions stay (:mod:`siger.data.cold`).
 - **graph noise** (``graph_noise``): a fraction p of each item's semantic kNN neighbours (itself
   excluded) replaced by random items, weights kept. It is written as ``variant.json`` and applied
   where the graph is built (:func:`corrupt_knn` in :class:`siger.data.graphs.GraphStore`), so
@@ -28,6 +31,7 @@ import scipy.sparse as sp
 from siger.data.validate import DataError, read_inter
 
 VARIANT_FILE = "variant.json"
+COLD_USERS_FILE = "cold_users.inter"
 
 
 def corrupt_knn(g: sp.spmatrix, p: float, seed: int) -> sp.csr_matrix:
@@ -71,6 +75,35 @@ def corrupt_knn(g: sp.spmatrix, p: float, seed: int) -> sp.csr_matrix:
     return out
 
 
+def split_cold_users(users: np.ndarray, items: np.ndarray, labels: np.ndarray, fraction: float,
+                     seed: int) -> np.ndarray:
+    """The rows to move out of training: the train rows (label 0) of a seeded ``fraction`` of the
+    users that have train and held-out (valid or test) rows. A drawn user whose move would leave
+    an item with no interaction at all stays warm (the catalogue keeps every item)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"--cold-users must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    train = labels == 0
+    eligible = np.intersect1d(np.unique(users[train]), np.unique(users[~train]))
+    n = int(round(fraction * len(eligible)))
+    if n < 1:
+        raise ValueError(f"--cold-users {fraction}: no user to hold out ({len(eligible)} eligible)")
+    cold = np.zeros(int(users.max()) + 1, bool)
+    cold[rng.choice(eligible, size=n, replace=False)] = True
+    for u in rng.permutation(np.flatnonzero(cold)):  # keep every item in the catalogue
+        moved = train & cold[users]
+        kept_items = np.unique(items[~moved])
+        if len(kept_items) == int(items.max()) + 1:
+            break
+        lost = np.setdiff1d(np.arange(int(items.max()) + 1), kept_items)
+        if np.isin(items[(users == u) & train], lost).any():
+            cold[u] = False
+    moved = train & cold[users]
+    if len(np.unique(items[~moved])) != int(items.max()) + 1:  # the loop above ends only once this holds
+        raise ValueError("cannot hold these users out without emptying an item")
+    return moved
+
+
 def read_variant(folder: Path) -> dict[str, Any]:
     """The ``variant.json`` of a dataset folder ({} for a dataset that is not a variant)."""
     p = Path(folder) / VARIANT_FILE
@@ -110,7 +143,7 @@ def _thin_keep(users: np.ndarray, items: np.ndarray, train: np.ndarray, per_item
 
 
 def derive(src: str | Path, out: str | Path, per_item: float | None = None, snr_db: float | None = None,
-           graph_noise: float | None = None, seed: int = 0) -> dict[str, Any]:
+           graph_noise: float | None = None, seed: int = 0, cold_users: float | None = None) -> dict[str, Any]:
     """Write a variant of the dataset folder ``src`` to ``out`` (the dataset's name is the
     folder's name). Returns the variant record written to ``out/variant.json``."""
     src, out = Path(src), Path(out)
@@ -120,8 +153,8 @@ def derive(src: str | Path, out: str | Path, per_item: float | None = None, snr_
         raise DataError(inter, "not found (a variant is derived from a dataset folder in the MMRec layout)")
     if out.exists():
         raise DataError(out, "already exists; derive into a new folder")
-    if per_item is None and snr_db is None and graph_noise is None:
-        raise ValueError("nothing to derive: give per_item, snr_db and/or graph_noise")
+    if per_item is None and snr_db is None and graph_noise is None and cold_users is None:
+        raise ValueError("nothing to derive: give per_item, snr_db, graph_noise and/or cold_users")
     if per_item is not None and per_item <= 0:
         raise ValueError(f"per_item must be > 0, got {per_item}")
     record: dict[str, Any] = {"source": str(src), "operations": []}
@@ -139,9 +172,21 @@ def derive(src: str | Path, out: str | Path, per_item: float | None = None, snr_
                                      "train_before": int((cols["x_label"] == 0).sum()),
                                      "train_after": int((keep & (cols["x_label"] == 0)).sum())})
         lines = [lines[0]] + body
+    if cold_users is not None:  # a held-out set of users: their train rows move to cold_users.inter
+        body = lines[1:]
+        tmp = out / f"{out.name}.inter"
+        tmp.write_text("\n".join(lines) + "\n")
+        cols = read_inter(tmp)
+        moved = split_cold_users(cols["user"], cols["item"], cols["x_label"], cold_users, seed)
+        (out / COLD_USERS_FILE).write_text("\n".join([lines[0]] + [b for b, m in zip(body, moved) if m]) + "\n")
+        lines = [lines[0]] + [b for b, m in zip(body, moved) if not m]
+        record["operations"].append({"op": "cold_users", "fraction": cold_users, "seed": seed,
+                                     "users": int(len(np.unique(cols["user"][moved]))),
+                                     "history_interactions": int(moved.sum())})
     (out / f"{out.name}.inter").write_text("\n".join(lines) + "\n")
     for p in sorted(src.iterdir()):
-        if p.is_file() and p.name not in (inter.name, VARIANT_FILE, "NOTES.md"):
+        if p.is_file() and p.name not in (inter.name, VARIANT_FILE, "NOTES.md") and not (
+                cold_users is not None and p.name == "cold_users.inter"):
             shutil.copyfile(p, out / p.name)
     if snr_db is not None:
         for p in sorted(out.glob("*_feat.npy")):

@@ -73,3 +73,13 @@ def content_embeddings(data, cold: ColdItems) -> tuple[torch.Tensor, torch.Tenso
         warm.append(f)
         new.append(g)
     return torch.cat(users, 1), torch.cat(warm, 1), torch.cat(new, 1)
+
+
+def evaluate_cold_users(folded: torch.Tensor, item_emb: torch.Tensor, history: sp.csr_matrix, data, split: str,
+                        ks: list[int], chunk: int = 4096) -> dict[str, float]:
+    """The ``cold_users`` mode: users held out of training (:data:`siger.data.variants.COLD_USERS_FILE`),
+    each represented by ``folded`` (its row folded in from its history, ``[n_users, d]``; rows of
+    other users unused), ranked over every item with its history masked, against its held-out
+    items of ``split``. Only users with a history and a target are evaluated."""
+    target = data.matrix(split)
+    return evaluate(folded, item_emb, history, target, ks, chunk, users=eval_users(history, target))

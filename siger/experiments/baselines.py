@@ -50,3 +50,33 @@ def content_record(dataset: str, data_dir: str | None, topk: tuple[int, ...] = (
            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     rec["id"] = record_id({"kind": "content", "dataset": data.name})
     return rec
+
+
+def mostpop_cold_users_record(dataset: str, data_dir: str | None,
+                              topk: tuple[int, ...] = (5, 10, 20, 50)) -> dict[str, Any]:
+    """MostPop on a cold-user dataset, by mode: ``warm`` as :func:`mostpop_record`, ``cold_users``
+    the most popular train items each held-out user has not in its history (table ``cold_users``)."""
+    import datetime as dt
+
+    import torch
+
+    from siger.data.cold import load_cold_users
+    from siger.data.dataset import load_dataset
+    from siger.eval.cold import evaluate_cold_users
+    from siger.eval.ranking import evaluate
+
+    data = load_dataset(dataset, data_dir)
+    history = load_cold_users(data.path, data.n_users, data.n_items)
+    if history is None:
+        raise ValueError(f"{data.path}: no cold users (siger derive --cold-users F)")
+    pop = np.bincount(data.train[:, 1], minlength=data.n_items).astype(np.float32)
+    u, i = torch.ones(data.n_users, 1), torch.from_numpy(pop).unsqueeze(1)
+    modes = {split: {"warm": evaluate(u, i, data.train_matrix, data.matrix(split), list(topk), 4096),
+                     "cold_users": evaluate_cold_users(u, i, history, data, split, list(topk))}
+             for split in ("valid", "test")}
+    rec = {"kind": "mostpop", "model": "MostPop", "dataset": data.name, "seed": None,
+           "config": {"data_dir": data_dir, "topk": list(topk)}, "modes": modes, "valid": modes["valid"]["warm"],
+           "test": modes["test"]["warm"], **git_state(), "table": "cold_users", "label": "MostPop",
+           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    rec["id"] = record_id({"kind": "mostpop_cold_users", "dataset": data.name})
+    return rec

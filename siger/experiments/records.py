@@ -114,7 +114,7 @@ def add_runs(paths: list[str | Path], table: str, label: str | None = None, note
             raise RecordError(f"{f}: not a finished run record")
         if rec.get("stopped") == "pruned":
             raise RecordError(f"{f}: a pruned run (a tuner stopped it early) is not a result")
-        if table == "cold" and not rec.get("modes"):
+        if table in ("cold", "cold_users") and not rec.get("modes"):
             raise RecordError(f"{f}: no cold-start metrics in this run's record: run "
                               f"`siger evaluate --run {f.parent} --modes warm,cold,all` first")
         row = label or rec["model"]

@@ -151,27 +151,31 @@ def study_table(records) -> str:
     return "\n".join(lines)
 
 
-COLD_MODES = ("warm", "cold", "all")
+COLD_MODES = ("warm", "cold", "all", "cold_users")  # the evaluation modes, in the order tables show them
+COLD_TABLES = ("cold", "cold_users")  # tables of runs evaluated by mode (cold items, cold users)
 
 
-def cold_table(records, dataset: str, stale: Staleness) -> str:
-    """Test Recall@20 / NDCG@20 per evaluation mode for the records of table ``cold``."""
+def cold_table(records, dataset: str, stale: Staleness, table: str = "cold") -> str:
+    """Test Recall@20 / NDCG@20 per evaluation mode for the records of ``table`` (the modes its
+    records have)."""
     rows: dict[str, list[dict[str, Any]]] = {}
     for r in records:
-        if r.get("table") == "cold" and r["dataset"] == dataset and r.get("modes"):
+        if r.get("table") == table and r["dataset"] == dataset and r.get("modes"):
             rows.setdefault(r["label"], []).append(r)
     if not rows:
         return ""
-    head = ["", "seeds"] + [f"{m} {k}" for m in COLD_MODES for k in ("R@20", "N@20")]
+    present = {m for rs in rows.values() for r in rs for m in r["modes"]["test"]}
+    modes = [m for m in COLD_MODES if m in present]
+    head = ["", "seeds"] + [f"{m} {k}" for m in modes for k in ("R@20", "N@20")]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for label, rs in rows.items():
         runs = [r for r in rs if r["kind"] == "run"]
         if len({setting_key(r) for r in runs}) > 1:
-            raise RecordError(f"table 'cold' on {dataset}: row {label!r} mixes settings")
+            raise RecordError(f"table {table!r} on {dataset}: row {label!r} mixes settings")
         marks = "".join(sorted({MARKS[m] for m in (stale(r) for r in rs) if m}))
         n = len(rs)
         cells = [label + (f" {marks}" if marks else ""), str(n) if runs else "—"]
-        for mode in COLD_MODES:
+        for mode in modes:
             for metric in ("recall@20", "ndcg@20"):
                 vals = [r["modes"]["test"][mode][metric] for r in rs if mode in r["modes"]["test"]]
                 cells.append(_fmt(mean_std(vals), len(vals)) if len(vals) == n else "—")
@@ -320,11 +324,12 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
     stale = stale or Staleness()
     blocks: dict[str, str] = {}
     for ds in _datasets(records):
-        ct = cold_table(records, ds, stale)
-        if ct:
-            blocks[f"cold:{ds}"] = ct
+        for ctable in COLD_TABLES:
+            ct = cold_table(records, ds, stale, ctable)
+            if ct:
+                blocks[f"{ctable}:{ds}"] = ct
         for table in _tables(records):
-            if table == "cold":
+            if table in COLD_TABLES:
                 continue
             ref = ABLATION_REF if table.startswith("ablation") else COMPARISON_REF if table == "comparison" else None
             t = run_table(records, table, ds, stale, ref_label=ref)
@@ -362,7 +367,7 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
         lines += [f"## {ds}", ""]
         for table in _tables(records):
             key = f"{table}:{ds}"
-            if table == "cold" or key not in blocks:  # the cold block has its own section below
+            if table in COLD_TABLES or key not in blocks:  # the cold blocks have their own sections below
                 continue
             lines += [f"### {_title(table)} (seeds {_seeds(records, table, ds)})", "",
                       blocks[key], ""]
@@ -376,6 +381,12 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
                       "warm: the usual protocol on the items trained on; cold: only the held-out (never trained) "
                       "items ranked, for users with one; all: both ranked together. See docs/cold_start.md.", "",
                       blocks[f"cold:{ds}"], ""]
+        if f"cold_users:{ds}" in blocks:
+            lines += ["### Cold-start users (test, by evaluation mode)", "",
+                      "warm: the usual protocol (the held-out users have no train item, so it skips them); "
+                      "cold_users: the users held out of training, each folded in from its history (no "
+                      "retraining) and ranked over every item. See docs/serving.md.", "",
+                      blocks[f"cold_users:{ds}"], ""]
     if blocks["studies"]:
         lines += ["## Hyper-parameter studies", "", "Each study chose on valid only; its test column is "
                   "recorded at the chosen trial's best-valid epoch and was not used to choose.", "",
