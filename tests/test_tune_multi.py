@@ -93,3 +93,12 @@ def test_a_multi_dataset_study_scores_every_dataset_against_its_reference(tmp_pa
     text = (st / "study.md").read_text()
     assert "| p1 | p2 | mean | worst |" in text and "## Leave one dataset out" in text
     assert json.loads((st / "study.json").read_text())["datasets"] == ["p1", "p2"]
+    # the study's record carries the leave-one-out choice, and the report renders it
+    from siger.experiments.records import study_record
+    from siger.experiments.report import render
+
+    rec = study_record(st)
+    assert rec["datasets"] == ["p1", "p2"] and [x["left_out"] for x in rec["lodo"]] == ["p1", "p2"]
+    assert rec["best"]["value"] == pytest.approx(max(t.value for t in trials))
+    blocks = render([rec], stale=lambda r: None)
+    assert "| p1 |" in blocks["lodo:lightgcn"] and "worst" in blocks["studies"]

@@ -184,6 +184,13 @@ def study_record(study_dir: str | Path, note: str | None = None, chosen: int | N
            "confirmed": ({k: s["confirmed"][k] for k in ("seeds", "seed_list", "best", "rows")}
                          if s.get("confirmed") else None),
            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    if s.get("datasets"):  # a multi-dataset study: relative scores per dataset, the leave-one-out choice
+        from siger.experiments.tune.multi import leave_one_out
+
+        rec.update(datasets=s["datasets"], reference=s.get("reference"), aggregate=s.get("aggregate"),
+                   lodo=leave_one_out(s["trials"], s["datasets"], s["aggregate"]))
+        rec["best"].update(value=best.get("value"), per_dataset={n: {"rel": v["rel"], "rel_test": v["rel_test"]}
+                                                                 for n, v in (best.get("datasets") or {}).items()})
     if chosen is not None:
         pick = [t for t in s["trials"] if t["number"] == chosen]
         if not pick or pick[0]["state"] != "COMPLETE":

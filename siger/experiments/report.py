@@ -142,12 +142,28 @@ def study_table(records) -> str:
     for s in studies:
         b = s["best"]
         c = s.get("confirmed")
+        if s.get("datasets"):  # multi-dataset: the aggregate relative score, and the best trial's worst test one
+            worst_test = min(v["rel_test"] for v in b["per_dataset"].values()) if b.get("per_dataset") else float("nan")
+            lines.append(f"| {s['model']} | {', '.join(s['datasets'])} | {s['trials']} ({s['complete']} / "
+                         f"{s['pruned']}) | {s['sampler']}, {s['pruner']} | {s['select_by']} {s['metric']} "
+                         f"({s['aggregate']} relative to {s['reference']}) | {b['number']} | {b['value']:.3f} | "
+                         f"worst {worst_test:.3f} (relative) | — | `{s['folder']}` |")
+            continue
         conf = (f"top {len(c['rows'])} x {c['seeds']} seeds: trial {c['best']['number']}, "
                 f"{c['best']['valid_mean']:.4f} ± {c['best']['valid_std']:.4f}" if c else "—")
         lines.append(f"| {s['model']} | {s['dataset']} | {s['trials']} ({s['complete']} / {s['pruned']}) | "
                      f"{s['sampler']}, {s['pruner']} | {s['select_by']} {s['metric']} | {b['number']} | "
                      f"{b['valid'][s['metric']]:.4f} | {b['test']['recall@20']:.4f} / {b['test']['ndcg@20']:.4f} | "
                      f"{conf} | `{s['folder']}` |")
+    return "\n".join(lines)
+
+
+def lodo_table(study: dict[str, Any]) -> str:
+    """A multi-dataset study's leave-one-dataset-out choice (from its record)."""
+    lines = ["| left out | chosen trial | its score on the others | valid on the left-out | test on the left-out |",
+             "|---|---:|---:|---:|---:|"]
+    for x in study.get("lodo") or []:
+        lines.append(f"| {x['left_out']} | {x['trial']} | {x['chosen_on']:.3f} | {x['rel']:.3f} | {x['rel_test']:.3f} |")
     return "\n".join(lines)
 
 
@@ -336,6 +352,9 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
             if t:
                 blocks[f"{table}:{ds}"] = t
     blocks["studies"] = study_table(records)
+    for st in records:
+        if st.get("kind") == "study" and st.get("lodo"):
+            blocks[f"lodo:{st['model'].lower()}"] = lodo_table(st)
     blocks["siger_choices"] = choices_table(records)
     blocks["benchmarks"] = bench_table(records)
     for (base, kind), by_setting in robustness_runs(records).items():
