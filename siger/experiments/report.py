@@ -199,8 +199,9 @@ def cold_table(records, dataset: str, stale: Staleness, table: str = "cold") -> 
     return "\n".join(lines)
 
 
-def bench_table(records) -> str:
-    benches = [r for r in records if r.get("kind") == "bench"]
+def bench_table(records, prefix: str = "") -> str:
+    """The benchmark records (those whose label starts with ``prefix``) as one table."""
+    benches = [r for r in records if r.get("kind") == "bench" and r["label"].startswith(prefix)]
     if not benches:
         return ""
     lines = ["| benchmark | setting | measured | machine | date |", "|---|---|---|---|---|"]
@@ -357,6 +358,9 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
             blocks[f"lodo:{st['model'].lower()}"] = lodo_table(st)
     blocks["siger_choices"] = choices_table(records)
     blocks["benchmarks"] = bench_table(records)
+    for name, prefix in (("bench_serving", "serving load"), ("bench_catalogue", "top-")):
+        if bench_table(records, prefix):
+            blocks[name] = bench_table(records, prefix)
     for (base, kind), by_setting in robustness_runs(records).items():
         blocks[f"robustness:{base}:{kind}"] = (robustness_table(by_setting, kind) + "\n\n"
                                                f"![robustness on {base}](results/robustness_{base}_{kind}.png)")
