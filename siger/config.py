@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from siger.eval.metrics import METRICS
-from siger.keys import NON_NEGATIVE, POSITIVE_INT, RETIRED_ANY, key, rule_text, violations
+from siger.keys import NON_NEGATIVE, POSITIVE, POSITIVE_INT, RETIRED_ANY, key, rule_text, violations
 
 
 class ConfigError(ValueError):
@@ -46,6 +46,10 @@ class TrainConfig:
     epochs: int = key(1000, POSITIVE_INT)  # most training epochs
     batch_size: int = key(2048, POSITIVE_INT)  # (user, positive, negative) triples per step
     learning_rate: float = key(1e-3, NON_NEGATIVE)  # Adam step size
+    # the step size after e epochs is learning_rate * lr_decay ** (e / lr_decay_epochs) (MMRec's
+    # learning_rate_scheduler; LATTICE's authors decay 0.96 per 50 epochs); 1 = constant
+    lr_decay: float = key(1.0, POSITIVE)
+    lr_decay_epochs: int = key(50, POSITIVE_INT)
     neg_pool: str = key("train", choices=("train", "all"))  # BPR negatives from: train (items occurring in train, as MMRec) | all
     patience: int = key(20, POSITIVE_INT)  # evaluations without improvement before stopping
     # early stopping (and a tuner's pruner) may not end a run before this epoch: models on frozen

@@ -86,6 +86,20 @@ def ui_adjacency(r: sp.spmatrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.bmat([[None, rn], [rn.T, None]]), dtype=np.float32)
 
 
+def ui_adjacency_rw_self(r: sp.spmatrix) -> sp.csr_matrix:
+    """D^-1 (A + I) with A = [[0, R], [R^T, 0]]: the random-walk normalised bipartite graph with
+    self loops (LATTICE's and NGCF's user-item graph). Every row sums to 1.
+
+    Args:
+        r: binary train matrix ``[n_users, n_items]``.
+    Returns:
+        CSR ``[n_users + n_items, n_users + n_items]``.
+    """
+    r = sp.csr_matrix(r, dtype=np.float64)
+    a = sp.bmat([[None, r], [r.T, None]]) + sp.eye(sum(r.shape))
+    return rw_normalize(a)
+
+
 def topk_per_row(m: sp.spmatrix, k: int) -> sp.csr_matrix:
     """Keep the k largest entries of each row; ties go to the smaller column index.
 
@@ -304,6 +318,9 @@ class GraphStore:
     # -- graphs by meaning -------------------------------------------------------------------
     def ui_adjacency(self) -> sp.csr_matrix:
         return self._cached("ui_adj", self.train_hash, lambda: ui_adjacency(self.data.train_matrix))
+
+    def ui_adjacency_rw_self(self) -> sp.csr_matrix:
+        return self._cached("ui_adj_rw_self", self.train_hash, lambda: ui_adjacency_rw_self(self.data.train_matrix))
 
     def bipartite(self) -> sp.csr_matrix:
         return self._cached("ui_norm", self.train_hash, lambda: bipartite_norm(self.data.train_matrix))

@@ -165,6 +165,10 @@ class Trainer:
         if self.model.summary():
             self.log(f"{self.model.name}: {json.dumps(self.model.summary())}")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
+        # a decaying step size (lr_decay < 1); none at all with the default 1, so a constant-rate
+        # run computes exactly what it did before the option existed
+        self.scheduler = (torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda e: t.lr_decay ** (e / t.lr_decay_epochs)) if t.lr_decay != 1.0 else None)
         self.sampler = BPRSampler(data.train_matrix, seed=t.seed, pool=t.neg_pool)
         self.valid_m = data.matrix("valid")
         self.test_m = data.matrix("test")
@@ -237,6 +241,7 @@ class Trainer:
             "epoch": epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "sampler": self.sampler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self._device) if self._device.type == "cuda" else None,
@@ -264,6 +269,8 @@ class Trainer:
                               "or train into another --out")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         if self._device.type == "cuda" and state.get("cuda_rng") is not None:  # perturbation noise is drawn there
@@ -314,6 +321,8 @@ class Trainer:
                          f"{valid[metric]:.4f}  best {self.best['valid'][metric]:.4f} @ {self.best['epoch']}  "
                          f"({train_s:.1f}s train, {rec['eval_seconds']:.1f}s eval)")
             self.history.append(rec)
+            if self.scheduler is not None:  # the next epoch's step size
+                self.scheduler.step()
             if self.write:
                 self._save_checkpoint(epoch)
                 with open(self.out / "log.jsonl", "a") as fh:

@@ -1,0 +1,132 @@
+"""LATTICE against a dense reference of the authors' item-graph update, its training schedule, a
+smoke run, and a 50k-item catalogue without any n x n matrix."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from siger.config import build_config
+from siger.data.dataset import load_dataset
+from siger.data.graphs import GraphStore, ui_adjacency_rw_self
+from siger.models.lattice import LATTICE
+from tests.test_siger import _synthetic, _two_modal
+
+
+def _dense_learned(feats: list[torch.Tensor], w: torch.Tensor, k: int) -> torch.Tensor:
+    """The authors' dense construction: cosine similarity, top-k per row (values kept), the
+    modalities mixed by w, then D^-1/2 A D^-1/2."""
+    total = 0
+    for wm, f in zip(w, feats):
+        fn = f / f.norm(dim=-1, keepdim=True)
+        sim = fn @ fn.T
+        v, i = torch.topk(sim, k, dim=-1)
+        total = total + wm * torch.zeros_like(sim).scatter_(-1, i, v)
+    d = total.sum(-1).pow(-0.5)
+    d[torch.isinf(d)] = 0
+    return torch.diag(d) @ total @ torch.diag(d)
+
+
+def test_learned_item_graph_and_item_part_match_the_dense_reference(tiny_dir):
+    data = _two_modal(tiny_dir)  # 6 items, image 3-d and audio 4-d features
+    torch.manual_seed(0)
+    model = LATTICE(data, LATTICE.Config(knn_k=3, lambda_coeff=0.7, n_layers=2), GraphStore(data, False))
+    with torch.no_grad():
+        model.modal_logits.copy_(torch.tensor([0.2, -0.4]))
+    row, col, val = model.learned_graph()
+    sparse = torch.zeros(6, 6).index_put_((row, col), val, accumulate=True)
+    w = torch.softmax(model.modal_logits.detach(), 0)
+    proj = [model.projections[m](model.item_inputs[m]).detach() for m in model.modalities]
+    want = _dense_learned(proj, w, 3)
+    assert torch.allclose(sparse.detach(), want, atol=1e-6)
+    # item part: G = (1 - lambda) L + lambda sum_m w_m O^m, applied n_layers times to the ID embeddings
+    orig = sum(wm * torch.from_numpy(GraphStore(data, False).knn(m, 3).toarray()) for wm, m in zip(w, model.modalities))
+    g = 0.3 * want + 0.7 * orig
+    h = model.item_part((row, col, val)).detach()
+    assert torch.allclose(h, g @ (g @ model.item_emb.detach()), atol=1e-5)
+    # gradient reaches the projections, the features and the modality weights through L
+    h.requires_grad_(False)
+    model.item_part(model.learned_graph()).sum().backward()
+    assert model.projections["image"].weight.grad.abs().sum() > 0 and model.modal_logits.grad.abs().sum() > 0
+    assert model.item_inputs["audio"].grad.abs().sum() > 0
+
+
+def test_user_item_graph_is_random_walk_with_self_loops(tiny_dir):
+    data = load_dataset("tiny", tiny_dir)
+    a = ui_adjacency_rw_self(data.train_matrix).toarray()
+    r = data.train_matrix.toarray()
+    full = np.block([[np.zeros((4, 4)), r], [r.T, np.zeros((6, 6))]]) + np.eye(10)
+    assert np.allclose(a, full / full.sum(1, keepdims=True))
+
+
+def test_the_graph_learns_at_an_epochs_first_batch_and_is_rebuilt_for_evaluation(tiny_dir):
+    data = _two_modal(tiny_dir)
+    torch.manual_seed(0)
+    model = LATTICE(data, LATTICE.Config(knn_k=3), GraphStore(data, False))
+    users, pos, neg = torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([3, 4])
+    model.pre_epoch()
+    sum(model.loss(users, pos, neg).values()).backward()
+    first = model.projections["image"].weight.grad.abs().sum()
+    assert first > 0  # the epoch's first batch trains the graph
+    model.zero_grad()
+    sum(model.loss(users, pos, neg).values()).backward()
+    later = model.projections["image"].weight.grad
+    assert later is None or later.abs().sum() == 0  # the other batches use it detached
+    with torch.no_grad():
+        model.projections["image"].weight.mul_(-1.0)  # a changed projection changes the evaluated graph
+    u, i = model.embeddings()
+    stale_items = model.encode(model._learned)[1].detach()
+    assert not torch.allclose(i, stale_items)
+
+
+def test_train_and_evaluate_with_the_authors_schedule(tiny_dir, tmp_path):
+    from siger.train.trainer import Trainer, load_data
+
+    cfg = build_config("LATTICE", "tiny", {"data_dir": str(tiny_dir), "epochs": 3, "batch_size": 4, "knn_k": 3,
+                                           "topk": [5, 10, 20], "progress": False, "warmup_epochs": 0})
+    assert (cfg.train.learning_rate, cfg.train.lr_decay, cfg.model.reg_weight) == (5e-4, 0.96, 1e-5)
+    trainer = Trainer(cfg, load_data(cfg), tmp_path / "r", log=lambda s: None)
+    res = trainer.fit()
+    assert res["valid"] is not None and np.isfinite(res["test"]["recall@20"])
+    # the step size decays as lr * 0.96 ** (epoch / 50)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(5e-4 * 0.96 ** (3 / 50))
+
+
+def test_50k_items_stay_far_below_dense(tmp_path):
+    """Graphs, one training step and a full evaluation on 50k items in a fresh process: a dense
+    50k x 50k float32 matrix alone is 10 GB; the process must stay under 2 GB."""
+    root = _synthetic(tmp_path, 20000, 50000, 10, 32)
+    script = textwrap.dedent(f"""
+        import json, resource, torch
+        from siger.data.dataset import load_dataset
+        from siger.data.graphs import GraphStore
+        from siger.eval.ranking import evaluate
+        from siger.models.lattice import LATTICE
+        data = load_dataset("syn", {str(root)!r})
+        model = LATTICE(data, LATTICE.Config(), GraphStore(data, False))
+        b = [torch.from_numpy(data.train[:2048, 0]), torch.from_numpy(data.train[:2048, 1]),
+             torch.from_numpy(data.train[2048:4096, 1])]
+        sum(model.loss(*b).values()).backward()
+        u, i = model.embeddings()
+        evaluate(u, i, data.train_matrix, data.matrix("test"), [20])
+        print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    peak = json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+    assert peak < 2048, f"peak RSS {peak:.0f} MB"
+
+
+def test_projected_cosine_is_what_the_knn_pairs_rank():
+    from siger.models.lattice import knn_pairs
+
+    x = torch.randn(30, 5)
+    row, col = knn_pairs(x, 4, block_bytes=4 * 30 * 7)  # several blocks
+    xn = F.normalize(x, dim=1)
+    top = torch.topk(xn @ xn.T, 4, dim=1).indices
+    assert torch.equal(col.reshape(30, 4), top) and torch.equal(row, torch.arange(30).repeat_interleave(4))
