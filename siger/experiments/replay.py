@@ -150,14 +150,16 @@ def ensure_head(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_dir
     record) by a replay at its own commit if it lacks them; returns where its head came from, or
     None when it has no clean commit to replay at."""
     modes = bool(rec.get("modes"))
-    if len(rec.get("log_head") or []) >= epochs and (not modes or rec.get("modes_head")):
+    # the evaluation modes are measured after the replay's last epoch: a head for that many epochs
+    have_modes = (rec.get("modes_head") or {}).get("epochs") == epochs
+    if len(rec.get("log_head") or []) >= epochs and (not modes or have_modes):
         return rec.get("log_head_source", "the run itself")
     if not rec.get("commit") or rec.get("dirty_code"):
         return None
     old = replay(rec["config"], epochs, checkouts(rec["commit"]), data_dir, modes)
     rec["log_head"], rec["log_head_source"] = old["head"], f"replayed at {rec['commit'][:12]}"
     if modes:
-        rec["modes_head"] = old["modes"]
+        rec["modes_head"] = {"epochs": epochs, "modes": old["modes"]}
     return rec["log_head_source"]
 
 
@@ -173,7 +175,7 @@ def verify_record(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_d
     new = replay(rec["config"], epochs, code, data_dir, modes)
     diffs = compare(rec["log_head"][:epochs], new["head"], rtol)
     if modes:
-        diffs += _compare_modes(rec.get("modes_head"), new["modes"], rtol)
+        diffs += _compare_modes(rec["modes_head"]["modes"], new["modes"], rtol)
     return Verdict(rec["id"], label, not diffs, diffs, source)
 
 
