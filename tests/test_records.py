@@ -293,3 +293,16 @@ def test_robustness_records_render_a_paired_table_per_noise_level(tmp_path):
     assert lines[3].startswith("| 0.5 | 0.1700 ± 0.0100 | 0.1500 ± 0.0100 | -0.0200 [-0.0200, -0.0200] |")
     assert "robustness_d_graph.png" in table
     assert "## d_g0" not in blocks["results"]  # noise variants are not datasets of their own in results.md
+
+
+def test_relabel_renames_a_row_everywhere_in_its_table(tmp_path):
+    path = tmp_path / "r.jsonl"
+    recs = [_fake("SIGER (defaults)", s, 0.1, 0.05, dataset=d) for s in (1, 2) for d in ("a", "b")]
+    recs.append(_fake("SIGER (defaults)", 1, 0.1, 0.05, table="ablation"))
+    R.save_records(recs, path)
+    assert R.relabel_rows("comparison", "SIGER (defaults)", "SIGER (old defaults)", "before 2026-12-05", path) == 4
+    out = R.load_records(path)
+    assert [r["label"] for r in out] == ["SIGER (old defaults)"] * 4 + ["SIGER (defaults)"]  # other tables untouched
+    assert out[0]["note"] == "before 2026-12-05"
+    with pytest.raises(R.RecordError, match="no row"):
+        R.relabel_rows("comparison", "nope", "x", None, path)

@@ -21,6 +21,11 @@ def cmd_results(args, extra) -> int:
         added = R.add_runs(args.paths, args.table, args.label, args.note, path, replace=args.replace)
         print(f"{path}: {len(added)} run record(s) in table {args.table!r}"
               + (f" as {args.label!r}" if args.label else ""))
+    elif args.action == "relabel":
+        if args.paths or not args.label or not args.to:
+            raise ConfigError("results relabel takes --table, --label (the row) and --to (its new name)")
+        n = R.relabel_rows(args.table, args.label, args.to, args.note, path)
+        print(f"{path}: row {args.label!r} of table {args.table!r} is now {args.to!r} ({n} record(s))")
     elif args.action == "remove":
         if args.paths or not args.label:
             raise ConfigError("results remove takes --table and --label (the row to take out), no folders")
@@ -83,7 +88,9 @@ def register(sub, train_epilog: str | None = None) -> None:
     """Add this module's commands to the subparsers ``sub``."""
     p = sub.add_parser("results", allow_abbrev=False,
                        help="add finished runs, MostPop or a study to the committed result records")
-    p.add_argument("action", choices=["add", "remove", "mostpop", "mostpop-cold-users", "content", "study", "verify"])
+    p.add_argument("action", choices=["add", "remove", "relabel", "mostpop", "mostpop-cold-users", "content", "study",
+                                      "verify"])
+    p.add_argument("--to", default=None, help="relabel: the row's new name")
     p.add_argument("paths", nargs="*", help="add: run folders (searched for record.json); study: study folders")
     p.add_argument("--table", default="comparison", help="add / remove: the table (comparison, ablation, ...)")
     p.add_argument("--label", default=None,

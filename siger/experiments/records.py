@@ -162,6 +162,25 @@ def remove_rows(table: str, label: str, records_path: str | Path = RECORDS) -> i
     return len(records) - len(keep)
 
 
+def relabel_rows(table: str, label: str, new: str, note: str | None = None,
+                 records_path: str | Path = RECORDS) -> int:
+    """Rename the row ``label`` of ``table`` to ``new`` (on every dataset; e.g. a row named after
+    defaults that have changed since), optionally with a new ``note``. Returns the records renamed."""
+    records = load_records(records_path)
+    hit = [r for r in records if r.get("table") == table and r.get("label") == label]
+    if not hit:
+        rows = sorted({r.get("label") for r in records if r.get("table") == table})
+        raise RecordError(f"{records_path}: no row {label!r} in table {table!r} (rows there: {rows})")
+    if any(r.get("table") == table and r.get("label") == new for r in records):
+        raise RecordError(f"{records_path}: table {table!r} already has a row {new!r}")
+    for r in hit:
+        r["label"] = new
+        if note is not None:
+            r["note"] = note
+    save_records(records, records_path)
+    return len(hit)
+
+
 def study_record(study_dir: str | Path, note: str | None = None, chosen: int | None = None) -> dict[str, Any]:
     """The summary of a tune study folder (its ``study.json``); ``chosen``: the trial whose
     values became the defaults, when it is not the study's best (e.g. a constraint ruled the
