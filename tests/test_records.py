@@ -135,8 +135,10 @@ def test_staleness_is_judged_on_the_code_the_model_depends_on(tmp_path):
     first = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     rec = {m: {"kind": "run", "model": m, "commit": first, "dirty_code": []} for m in "ABC"}
     (models / "spaces" / "a.yaml").write_text("lr: [2]\n")  # a search space: no result changes
+    (models / "__init__.py").write_text("from siger.models import a, b, c, d\n")  # a model registered: none
     (models / "c.py").write_text('class C:\n    name = "C"\n    x = 1\n')
-    subprocess.run(git + ["commit", "-qam", "c"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "c"], check=True)
     st = S.Staleness(repo)
     assert [st(rec[m]) for m in "ABC"] == [None, None, "stale"]
     assert st({**rec["A"], "dirty_code": ["siger/models/c.py"]}) is None  # another model's edit
