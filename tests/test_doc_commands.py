@@ -92,6 +92,8 @@ def siger_argv(argv: list[str], sandbox: Path) -> list[str]:
             argv[i + 1] = SMALL[a]
         if a == "--data-dir" and i + 1 < len(argv) and argv[i + 1].endswith("shared/data"):
             argv[i + 1] = str(sandbox / "shared")
+        if a.startswith("../shared/data/"):  # a dataset folder named by its path (siger derive --from)
+            argv[i] = str(sandbox / "shared" / a[len("../shared/data/"):])
     if argv[0] in TRAINING or (argv[0] == "results" and "mostpop" in argv) or argv[0] == "info":
         if "--data-dir" not in argv and "--config" not in argv:
             argv += ["--data-dir", str(sandbox / "shared")]
