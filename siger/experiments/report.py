@@ -158,6 +158,21 @@ def study_table(records) -> str:
     return "\n".join(lines)
 
 
+def infusion_table(records) -> str:
+    """The infusion weights SIGER's default runs measured (``model_summary``: beta_m with the
+    held-out recall of the semantic and co-occurrence graphs), one row per dataset and modality."""
+    lines = ["| dataset | modality | q_s (semantic graph) | q_c (co-occurrence) | beta |", "|---|---|---:|---:|---:|"]
+    seen = set()
+    for r in records:
+        hold = (r.get("model_summary") or {}).get("holdout")
+        if r.get("kind") != "run" or r.get("table") != "comparison" or not hold or r["dataset"] in seen:
+            continue
+        seen.add(r["dataset"])
+        for m, v in hold.items():
+            lines.append(f"| {r['dataset']} | {m} | {v['q_s']:.4f} | {v['q_c']:.4f} | {v['beta']:.2f} |")
+    return "\n".join(lines) if seen else ""
+
+
 def lodo_table(study: dict[str, Any]) -> str:
     """A multi-dataset study's leave-one-dataset-out choice (from its record)."""
     lines = ["| left out | chosen trial | its score on the others | valid on the left-out | test on the left-out |",
@@ -353,6 +368,8 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
             if t:
                 blocks[f"{table}:{ds}"] = t
     blocks["studies"] = study_table(records)
+    if infusion_table(records):
+        blocks["infusion"] = infusion_table(records)
     for st in records:
         if st.get("kind") == "study" and st.get("lodo"):
             blocks[f"lodo:{st['model'].lower()}"] = lodo_table(st)
