@@ -149,6 +149,14 @@ def test_staleness_is_judged_on_the_code_the_model_depends_on(tmp_path):
     assert [st(rec[m]) for m in "ABC"] == ["stale", "stale", "stale"]  # B imports A's file
     mostpop = {"kind": "mostpop", "model": "MostPop", "commit": first, "dirty_code": []}
     assert st(mostpop) is None  # no model file at all
+    # the cold-start protocols' code counts only for a run evaluated by mode
+    head = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (models / "newusers.py").write_text("z = 1\n")
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "fold-in"], check=True)
+    st = S.Staleness(repo)
+    warm = {"kind": "run", "model": "A", "commit": head, "dirty_code": []}
+    assert st(warm) is None and st({**warm, "modes": {"test": {}}}) == "stale"
 
 
 def test_blocks_in_docs_are_filled_and_unknown_blocks_are_errors():

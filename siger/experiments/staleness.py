@@ -22,13 +22,13 @@ class Staleness:
 
     def __init__(self, repo: Path = REPO):
         self.repo = repo
-        self._cache: dict[tuple[str, str | None], str | None] = {}
-        self._paths: dict[str | None, tuple[str, ...]] = {}
+        self._cache: dict[tuple, str | None] = {}
+        self._paths: dict[tuple, tuple[str, ...]] = {}
 
-    def paths(self, model: str | None) -> tuple[str, ...]:
-        if model not in self._paths:
-            self._paths[model] = model_code_paths(model, self.repo)
-        return self._paths[model]
+    def paths(self, model: str | None, cold_start: bool = True) -> tuple[str, ...]:
+        if (model, cold_start) not in self._paths:
+            self._paths[(model, cold_start)] = model_code_paths(model, self.repo, cold_start)
+        return self._paths[(model, cold_start)]
 
     def __call__(self, rec: dict[str, Any]) -> str | None:
         """None (current), 'stale' (code changed since the record's commit) or 'uncommitted'
@@ -36,7 +36,8 @@ class Staleness:
         if rec.get("kind") not in ("run", "mostpop", "content"):
             return None
         model = rec.get("model") if rec.get("kind") == "run" else None
-        paths = self.paths(model)
+        cold_start = bool(rec.get("modes")) or rec.get("kind") == "content"
+        paths = self.paths(model, cold_start)
         if any(path_in(p, paths) for p in rec.get("dirty_code") or []):
             return "uncommitted"
         if rec.get("replay_differs"):
@@ -45,7 +46,7 @@ class Staleness:
         commit = (rec.get("verified") or {}).get("commit") or rec.get("commit")
         if not commit:
             return "uncommitted"
-        key = (commit, model)
+        key = (commit, model, cold_start)
         if key not in self._cache:
             try:
                 res = subprocess.run(["git", "-C", str(self.repo), "diff", "--quiet", commit, "HEAD", "--", *paths],

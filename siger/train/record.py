@@ -26,6 +26,10 @@ CODE_PATHS = ("siger/models", "siger/train/trainer.py", "siger/eval", "siger/dat
               "siger/data/sampler.py", "siger/data/validate.py", "siger/data/bundled", "siger/data/holdout.py",
               "siger/data/variants.py", "siger/data/cold.py", "siger/data/prepare.py", "siger/config.py",
               "siger/distributed.py", "siger/experiments/coldstart.py")
+# the code of the cold-start protocols alone (new items, new users): a run evaluated without them
+# (no modes in its record) does not depend on it
+COLD_START_PATHS = ("siger/models/newitems.py", "siger/models/newusers.py", "siger/data/cold.py", "siger/eval/cold.py",
+                    "siger/experiments/coldstart.py")
 HEAD_EPOCHS = 3  # epochs of a run's log kept in its record (log_head), for replays
 
 
@@ -44,11 +48,12 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def model_code_paths(model: str | None, repo: Path = REPO) -> tuple[str, ...]:
+def model_code_paths(model: str | None, repo: Path = REPO, cold_start: bool = True) -> tuple[str, ...]:
     """The git pathspecs of the code a run of ``model`` depends on: :data:`CODE_PATHS` less the
     search spaces and the files of models it does not import (a change to VBPR does not make a
-    SIGER result stale; SIGER imports MGCN's file, so a change there does). ``model`` None or
-    not a model file's (MostPop, the content baseline): no model file at all."""
+    SIGER result stale; SIGER imports MGCN's file, so a change there does), and less the
+    cold-start protocols' code (:data:`COLD_START_PATHS`) unless ``cold_start`` (a run evaluated
+    by mode). ``model`` None or not a model file's (MostPop, the content baseline): no model file."""
     mdir = repo / "siger" / "models"
     files = {p.stem: p.read_text() for p in sorted(mdir.glob("*.py")) if p.stem != "__init__"} if mdir.is_dir() else {}
     owners = {m.group(1): stem for stem, text in files.items()
@@ -66,7 +71,8 @@ def model_code_paths(model: str | None, repo: Path = REPO) -> tuple[str, ...]:
     drop = sorted(model_files - keep)
     # the search spaces and the registry's import list (a new model file registered) change no number
     return (*CODE_PATHS, ":(exclude)siger/models/spaces", ":(exclude)siger/models/__init__.py",
-            *(f":(exclude)siger/models/{d}.py" for d in drop))
+            *(f":(exclude)siger/models/{d}.py" for d in drop),
+            *(() if cold_start else (f":(exclude){p}" for p in COLD_START_PATHS)))
 
 
 def path_in(path: str, pathspecs: tuple[str, ...]) -> bool:
