@@ -34,20 +34,22 @@ class NewUsersUnsupported(ValueError):
 
 def history_matrix(histories: list[list[int]], n_items: int) -> sp.csr_matrix:
     """Binary ``[n_users_new, n_items]`` of item indices (each history's repeats counted once)."""
-    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-    cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if histories else np.zeros(0, np.int64)
-    m = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(histories), n_items))
-    m.data[:] = 1.0  # duplicates summed: back to 1
-    return m
+    rows = [np.unique(np.asarray(h, dtype=np.int64)) for h in histories]
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    indices = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(histories), n_items))
 
 
 def normalised(history: sp.csr_matrix, item_deg: np.ndarray) -> sp.csr_matrix:
-    """``D_new^-1/2 H D_i^-1/2``: each history item weighted 1 / sqrt(n_u d_i) (0 where d_i = 0)."""
-    h = sp.csr_matrix(history, dtype=np.float64)
-    n_u = np.asarray(h.sum(axis=1)).ravel()
+    """``D_new^-1/2 H D_i^-1/2``: each history item weighted 1 / sqrt(n_u d_i) (0 where d_i = 0).
+    Built on the CSR arrays directly (a request folds in a few rows: no diagonal matrices)."""
+    h = sp.csr_matrix(history)
+    n_u = np.diff(h.indptr).astype(np.float64)  # binary rows: the row lengths are the degrees
     inv_u = np.divide(1.0, np.sqrt(n_u), out=np.zeros_like(n_u), where=n_u > 0)
-    inv_i = np.divide(1.0, np.sqrt(item_deg), out=np.zeros_like(item_deg, dtype=np.float64), where=item_deg > 0)
-    return sp.csr_matrix(sp.diags(inv_u) @ h @ sp.diags(inv_i), dtype=np.float32)
+    deg = np.asarray(item_deg, dtype=np.float64)[h.indices]
+    inv_i = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
+    data = (np.repeat(inv_u, np.diff(h.indptr)) * inv_i).astype(np.float32)
+    return sp.csr_matrix((data, h.indices, h.indptr), shape=h.shape)
 
 
 @dataclass

@@ -78,13 +78,14 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False, workers: int 
                   description=f"{rec.model_name} on {rec.dataset}: top-k unseen items per user.")
 
     @app.get("/health")
-    def health() -> dict[str, object]:
+    async def health() -> dict[str, object]:
         return {"status": "ok", "model": rec.model_name, "dataset": rec.dataset,
                 "users": rec.n_users, "items": rec.n_items}
 
     # unset fields are left out: "popularity" only on fallback items, "title" only where the dataset has titles
     @app.get("/recommend/{user_id}", response_model=None, responses={200: {"model": Rec}})
-    def recommend_one(user_id: str, k: int = Query(10, ge=1, le=max_k)):
+    async def recommend_one(user_id: str, k: int = Query(10, ge=1, le=max_k)):
+        # async: sub-millisecond work runs in the event loop, not through the thread pool
         try:
             return rec.recommend([user_id], k)[0]
         except UnknownUserError as e:
@@ -96,7 +97,7 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False, workers: int 
         fallback: str | None = None
 
     @app.post("/recommend", response_model=None, responses={200: {"model": list[Rec] | NewUserRec}})
-    def recommend_batch(req: BatchRequest):
+    async def recommend_batch(req: BatchRequest):
         from siger.models.newusers import NewUsersUnsupported
 
         if (req.users is None) == (req.history is None):
@@ -114,7 +115,7 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False, workers: int 
         return rec.recommend(req.users, req.k)
 
     @app.post("/users/{user_id}/history")
-    def append_history(user_id: str, req: Append):
+    async def append_history(user_id: str, req: Append):
         from siger.models.newusers import NewUsersUnsupported
 
         if workers > 1:
@@ -176,7 +177,11 @@ def app_from_env():
     """The app factory each server worker calls (run folder and options from the environment)."""
     import os
 
+    import torch
+
     from siger.serve.recommender import load_run
 
+    workers = int(os.environ.get("SIGER_SERVE_WORKERS", "1"))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))  # the cores shared among workers
     return create_app(load_run(os.environ["SIGER_SERVE_RUN"]), bool(os.environ.get("SIGER_SERVE_ADD_ITEMS")),
                       int(os.environ.get("SIGER_SERVE_WORKERS", "1")))

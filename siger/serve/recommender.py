@@ -22,7 +22,6 @@ import scipy.sparse as sp
 import torch
 
 from siger.data.dataset import read_mapping, read_titles
-from siger.eval.ranking import topk_items
 
 
 class UnknownUserError(KeyError):
@@ -103,7 +102,9 @@ class RunRecommender:
         return self.fold(h, free).to(self.item_emb.dtype)
 
     def _rank(self, user_vec: torch.Tensor, exclude: list[int], k: int) -> list[dict[str, object]]:
-        scores = (user_vec @ self.item_emb.T).squeeze(0)
+        if self._item_t is None or self._item_t.shape[1] != self.n_items:
+            self._item_t = self.item_emb.T.contiguous()
+        scores = (user_vec @ self._item_t).squeeze(0)
         if exclude:
             scores[torch.as_tensor(exclude)] = -torch.inf
         k = min(k, self.n_items)
@@ -247,11 +248,31 @@ class RunRecommender:
         idx = np.array([self.index_of(u) for u in users], dtype=np.int64)
         return [r.as_dict() for r in self._recommend_idx(idx, k)]
 
+    def _topk(self, users: np.ndarray, k: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k unseen items of ``users``: one product with the item table (its transpose kept
+        from load) per block of users, the seen items masked, a partial sort."""
+        if self._item_t is None or self._item_t.shape[1] != self.n_items:
+            self._item_t = self.item_emb.T.contiguous()
+        k = min(k, self.n_items)
+        top = np.empty((len(users), k), np.int64)
+        vals = np.empty((len(users), k), np.float32)
+        for s in range(0, len(users), chunk):
+            b = users[s:s + chunk]
+            scores = self.user_emb[torch.from_numpy(b)] @ self._item_t
+            seen = self.seen[b]
+            rows = np.repeat(np.arange(len(b)), np.diff(seen.indptr))
+            scores[torch.from_numpy(rows), torch.from_numpy(seen.indices.astype(np.int64))] = -torch.inf
+            v, i = torch.topk(scores, k, dim=1)
+            top[s:s + len(b)], vals[s:s + len(b)] = i.numpy(), v.float().numpy()
+        return top, vals
+
+    _item_t: torch.Tensor | None = None
+
     def _recommend_idx(self, idx: np.ndarray, k: int, chunk: int = 4096) -> list[Recommendation]:
         warm = idx[self.history[idx] > 0]
         out: dict[int, Recommendation] = {}
         if len(warm):
-            top, scores = topk_items(self.user_emb, self.item_emb, warm, self.seen, k, chunk, return_scores=True)
+            top, scores = self._topk(warm, k, chunk)
             scores = np.round(scores.astype(np.float64), 6)  # once for the whole block: fast to serialise
             ids, titles = self.item_ids, self.titles
             for u, items, vals in zip(warm.tolist(), top.tolist(), scores.tolist()):
