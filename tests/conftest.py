@@ -92,3 +92,34 @@ def write_planted(root: Path, name: str = "planted", seed: int = 0) -> Path:
 def planted_dir(tmp_path) -> Path:
     """DIR with DIR/planted (see :func:`write_planted`)."""
     return write_planted(tmp_path / "data")
+
+
+def peak_rss_50k_items(tmp_path: Path, module: str, cls: str) -> float:
+    """Peak RSS (MB) of a fresh process that builds model ``cls`` of ``module`` on a synthetic
+    catalogue of 50k items (20k users), takes one training step and runs a full evaluation."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.test_siger import _synthetic
+
+    root = _synthetic(tmp_path, 20000, 50000, 10, 32)
+    script = textwrap.dedent(f"""
+        import json, resource, torch
+        from siger.data.dataset import load_dataset
+        from siger.data.graphs import GraphStore
+        from siger.eval.ranking import evaluate
+        from {module} import {cls} as M
+        data = load_dataset("syn", {str(root)!r})
+        model = M(data, M.Config(), GraphStore(data, False))
+        b = [torch.from_numpy(data.train[:2048, 0]), torch.from_numpy(data.train[:2048, 1]),
+             torch.from_numpy(data.train[2048:4096, 1])]
+        sum(model.loss(*b).values()).backward()
+        u, i = model.embeddings()
+        evaluate(u, i, data.train_matrix, data.matrix("test"), [20])
+        print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]

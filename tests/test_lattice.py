@@ -1,10 +1,6 @@
 """LATTICE against a dense reference of the authors' item-graph update, its training schedule, a
 smoke run, and a 50k-item catalogue without any n x n matrix."""
 
-import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -15,7 +11,7 @@ from siger.config import build_config
 from siger.data.dataset import load_dataset
 from siger.data.graphs import GraphStore, ui_adjacency_rw_self
 from siger.models.lattice import LATTICE
-from tests.test_siger import _synthetic, _two_modal
+from tests.test_siger import _two_modal
 
 
 def _dense_learned(feats: list[torch.Tensor], w: torch.Tensor, k: int) -> torch.Tensor:
@@ -100,25 +96,9 @@ def test_train_and_evaluate_with_the_authors_schedule(tiny_dir, tmp_path):
 def test_50k_items_stay_far_below_dense(tmp_path):
     """Graphs, one training step and a full evaluation on 50k items in a fresh process: a dense
     50k x 50k float32 matrix alone is 10 GB; the process must stay under 2 GB."""
-    root = _synthetic(tmp_path, 20000, 50000, 10, 32)
-    script = textwrap.dedent(f"""
-        import json, resource, torch
-        from siger.data.dataset import load_dataset
-        from siger.data.graphs import GraphStore
-        from siger.eval.ranking import evaluate
-        from siger.models.lattice import LATTICE
-        data = load_dataset("syn", {str(root)!r})
-        model = LATTICE(data, LATTICE.Config(), GraphStore(data, False))
-        b = [torch.from_numpy(data.train[:2048, 0]), torch.from_numpy(data.train[:2048, 1]),
-             torch.from_numpy(data.train[2048:4096, 1])]
-        sum(model.loss(*b).values()).backward()
-        u, i = model.embeddings()
-        evaluate(u, i, data.train_matrix, data.matrix("test"), [20])
-        print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    peak = json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+    from tests.conftest import peak_rss_50k_items
+
+    peak = peak_rss_50k_items(tmp_path, "siger.models.lattice", "LATTICE")
     assert peak < 2048, f"peak RSS {peak:.0f} MB"
 
 

@@ -1,10 +1,6 @@
 """SIGER against a dense, hand-built reference of the spec's equations, plus its switches."""
 
 import dataclasses
-import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -225,25 +221,9 @@ def test_memory_50k_items_stays_far_below_dense(tmp_path):
 
     A dense 50k x 50k float32 matrix alone is 10 GB; the whole process must stay under 2 GB.
     """
-    root = _synthetic(tmp_path, 20000, 50000, 10, 32)
-    script = textwrap.dedent(f"""
-        import json, resource, torch
-        from siger.data.dataset import load_dataset
-        from siger.data.graphs import GraphStore
-        from siger.eval.ranking import evaluate
-        from siger.models.siger import SIGER
-        data = load_dataset("syn", {str(root)!r})
-        model = SIGER(data, SIGER.Config(), GraphStore(data, False))
-        b = [torch.from_numpy(data.train[:2048, 0]), torch.from_numpy(data.train[:2048, 1]),
-             torch.from_numpy(data.train[2048:4096, 1])]
-        sum(model.loss(*b).values()).backward()
-        u, i = model.embeddings()
-        evaluate(u, i, data.train_matrix, data.matrix("test"), [20])
-        print(json.dumps({{"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    peak = json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+    from tests.conftest import peak_rss_50k_items
+
+    peak = peak_rss_50k_items(tmp_path, "siger.models.siger", "SIGER")
     assert peak < 2048, f"peak RSS {peak:.0f} MB"
 
 
