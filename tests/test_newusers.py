@@ -120,3 +120,13 @@ def test_cold_user_protocol_holds_users_out_and_folds_them_in(planted_dir, tmp_p
     assert torch.isfinite(s).sum() > 5
     assert main(["evaluate", "--run", str(run), "--modes", "cold"]) == 2  # no cold items in this dataset
     assert "cold" in capsys.readouterr().err
+    # a replay of the record evaluates the modes it was evaluated by (warm, cold_users)
+    from siger.experiments.replay import Checkouts, record_modes, replay, verify_record
+    from siger.train.record import REPO
+
+    rec = json.loads((run / "record.json").read_text())
+    assert record_modes(rec) == ["warm", "cold_users"]
+    head = replay(rec["config"], 1, REPO, str(tmp_path / "d"), record_modes(rec))
+    assert set(head["modes"]["test"]) == {"warm", "cold_users"}
+    rec["modes_head"] = {"epochs": 1, "modes": head["modes"]}
+    assert verify_record(rec, 1, Checkouts(), str(tmp_path / "d")).ok

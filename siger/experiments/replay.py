@@ -10,7 +10,7 @@ the replay is exact: the comparison asks for equal numbers (``rtol`` 0) unless t
 
 A record whose replay matches is stamped ``verified: {commit, epochs}``; the git check then counts
 changes from that commit on, so a refactor that changes no number leaves every record current. A
-record of the cold-start protocol also replays its evaluation modes (warm / cold / all) after the
+record evaluated by mode (cold items: warm / cold / all; cold users: warm / cold_users) replays those modes after the
 short training. Replays run in a subprocess with a fresh graph cache: nothing a cached graph or a
 loaded module holds can hide a change.
 """
@@ -53,7 +53,7 @@ def _data_dir(cfg: dict[str, Any], data_dir: str | None) -> str | None:
 
 
 def replay(config: dict[str, Any], epochs: int, code: Path, data_dir: str | None = None,
-           modes: bool = False) -> dict[str, Any]:
+           modes: list[str] | None = None) -> dict[str, Any]:
     """Train ``config`` (a saved ``Config.to_dict()``) for ``epochs`` epochs with the code checked
     out at ``code``, in a subprocess; returns ``{"head": log_head(...), "modes": ...}`` (``modes``:
     the cold-start evaluation of the short run, when asked)."""
@@ -67,7 +67,7 @@ def replay(config: dict[str, Any], epochs: int, code: Path, data_dir: str | None
         run = tmp / "run"
         cmds = [[sys.executable, "-m", "siger.cli", "train", "--config", str(tmp / "config.yaml"), "--out", str(run)]]
         if modes:
-            cmds.append([sys.executable, "-m", "siger.cli", "evaluate", "--run", str(run), "--modes", "warm,cold,all"])
+            cmds.append([sys.executable, "-m", "siger.cli", "evaluate", "--run", str(run), "--modes", ",".join(modes)])
         for cmd in cmds:
             out = subprocess.run(cmd, cwd=code, env=env, capture_output=True, text=True)
             if out.returncode != 0:
@@ -145,11 +145,18 @@ class Verdict:
     head_source: str
 
 
+def record_modes(rec: dict[str, Any]) -> list[str] | None:
+    """The evaluation modes a record was evaluated by (cold items: warm, cold, all; cold users:
+    warm, cold_users), or None for a record of the usual protocol."""
+    modes = (rec.get("modes") or {}).get("test")
+    return list(modes) if modes else None
+
+
 def ensure_head(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_dir: str | None = None) -> str | None:
     """Give ``rec`` its first ``epochs`` epochs (``log_head``; ``modes_head`` for a cold-start
     record) by a replay at its own commit if it lacks them; returns where its head came from, or
     None when it has no clean commit to replay at."""
-    modes = bool(rec.get("modes"))
+    modes = record_modes(rec)
     # the evaluation modes are measured after the replay's last epoch: a head for that many epochs
     have_modes = (rec.get("modes_head") or {}).get("epochs") == epochs
     if len(rec.get("log_head") or []) >= epochs and (not modes or have_modes):
@@ -167,7 +174,7 @@ def verify_record(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_d
                   rtol: float = 0.0, code: Path = REPO) -> Verdict:
     """Replay one run record on the code at ``code`` and compare (see the module docstring). A
     record without a ``log_head`` gets one from a replay at its own commit, stored in ``rec``."""
-    modes = bool(rec.get("modes"))
+    modes = record_modes(rec)
     label = f"{rec.get('table')}/{rec.get('dataset')}/{rec.get('label')}/seed {rec.get('seed')}"
     source = ensure_head(rec, epochs, checkouts, data_dir)
     if source is None:
