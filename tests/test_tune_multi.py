@@ -8,7 +8,7 @@ import yaml
 
 from siger.config import ConfigError
 from siger.experiments.tune import StudySpec, TuneOptions, open_study, parse_space, run_tune
-from siger.experiments.tune.multi import aggregate, hopeless, leave_one_out, parse_datasets
+from siger.experiments.tune.multi import aggregate, bounded, hopeless, leave_one_out, parse_datasets
 from tests.conftest import write_planted
 
 FAST = {"batch_size": "64", "patience": "1000", "progress": "false", "topk": "5,10,20",
@@ -42,6 +42,33 @@ def test_hopeless_compares_best_so_far_with_the_completed_trials_at_that_epoch()
     assert not hopeless({1: 0.5}, others, 1, 10, 25.0, 5)
     # too few completed trials to judge
     assert not hopeless({4: 0.0}, others[:4], 5, 10, 25.0, 5)
+
+
+def test_bounded_needs_two_datasets_below_the_best_and_the_worst_aggregate():
+    assert bounded({"a": 0.9, "b": 0.95, "c": 1.2}, 1.0, "worst") == ["a", "b"]
+    assert bounded({"a": 0.9, "c": 1.2}, 1.0, "worst") == []  # one below: LODO without a could pick it
+    assert bounded({"a": 0.9, "b": 0.95}, None, "worst") == []  # no complete trial yet
+    assert bounded({"a": 0.9, "b": 0.95}, 1.0, "mean") == []  # a mean can be lifted by the rest
+    assert bounded({"a": 1.0, "b": 1.0}, 1.0, "worst") == []  # level is not below
+
+
+def test_a_trial_below_the_best_on_two_datasets_stops_before_the_rest(tmp_path):
+    data = tmp_path / "data"
+    for i, n in enumerate(("p1", "p2", "p3")):
+        write_planted(data, n, seed=i)
+    space = parse_space({"learning_rate": {"low": 1e-6, "high": 1e-2, "log": True}}, "LightGCN")
+    opts = TuneOptions(trials=2, sampler="random", pruner="none", enqueue=[{"learning_rate": 1e-2},
+                                                                         {"learning_rate": 1e-6}])
+    spec = StudySpec("LightGCN", None, {**FAST, "data_dir": str(data)}, None, space, str(tmp_path / "st"), opts,
+                     datasets=parse_datasets("p1,p2,p3", str(data)), reference="MGCN", aggregate="worst")
+    run_tune(spec)
+    good, slow = sorted(open_study(spec).get_trials(), key=lambda t: t.number)
+    assert good.state.name == "COMPLETE" and set(good.user_attrs["datasets"]) == {"p1", "p2", "p3"}
+    assert slow.state.name == "PRUNED"
+    assert slow.user_attrs["bounded"] == {"best": good.value, "below": ["p1", "p2"]}
+    assert set(slow.user_attrs["datasets"]) == {"p1", "p2"}  # p3 never trained
+    assert not (tmp_path / "st" / slow.user_attrs["run_dir"] / "p3").exists()
+    assert f"| {slow.number} | pruned (bounded) |" in (tmp_path / "st" / "study.md").read_text()
 
 
 def test_leave_one_out_chooses_on_the_other_datasets():

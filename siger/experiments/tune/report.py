@@ -22,7 +22,7 @@ def _rows(study, spec: StudySpec) -> list[dict[str, Any]]:
                      "epochs_run": ua.get("epochs_run"), "seconds_per_epoch": ua.get("seconds_per_epoch"),
                      "run_dir": ua.get("run_dir"), "error": ua.get("error"), "value": t.value,
                      "seeds": ua.get("seeds"), "datasets": ua.get("datasets"), "mean": ua.get("mean"),
-                     "worst": ua.get("worst")})
+                     "worst": ua.get("worst"), "bounded": ua.get("bounded")})
     return rows
 
 
@@ -59,6 +59,8 @@ def _state(r: dict[str, Any]) -> str:
     state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(r["state"], r["state"].lower())
     if r["error"]:
         state += " (invalid config)" if str(r["error"]).startswith("invalid: ") else " (diverged)"
+    elif r.get("bounded"):
+        state += " (bounded)"
     return state
 
 
@@ -71,7 +73,9 @@ def multi_lines(ordered: list[dict[str, Any]], spec: StudySpec, best: int, metri
     names = [n for n, _ in spec.datasets]
     lines = [f"Each cell: valid {metric} relative to the reference ({spec.reference} at its defaults, same seed) "
              f"on that dataset; the trial's value is the **{spec.aggregate}** of them. A blank cell: the trial "
-             "never reached that dataset (pruned before, or still running).", "",
+             "never reached that dataset (pruned before, or still running). *Bounded*: two finished "
+             "datasets below the best complete trial's value, so neither the study nor any leave-one-out "
+             "choice could pick it; it stops there.", "",
              "| trial | state | " + " | ".join(keys) + " | " + " | ".join(names) + " | mean | worst |",
              "|---:|---|" + "---|" * len(keys) + "---:|" * (len(names) + 2)]
     for r in ordered:
