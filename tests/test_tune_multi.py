@@ -129,3 +129,25 @@ def test_a_multi_dataset_study_scores_every_dataset_against_its_reference(tmp_pa
     assert rec["best"]["value"] == pytest.approx(max(t.value for t in trials))
     blocks = render([rec], stale=lambda r: None)
     assert "| p1 |" in blocks["lodo:lightgcn"] and "worst" in blocks["studies"]
+
+
+def test_a_trial_with_the_reference_config_reuses_the_reference_run(tmp_path):
+    from siger.config import build_config
+
+    data = tmp_path / "data"
+    for i, n in enumerate(("p1", "p2")):
+        write_planted(data, n, seed=i)
+    lr = build_config("LightGCN", "p1", {}).train.learning_rate
+    space = parse_space({"learning_rate": {"low": 1e-6, "high": 1e-2, "log": True}}, "LightGCN")
+    opts = TuneOptions(trials=1, sampler="random", pruner="none", enqueue=[{"learning_rate": lr}])
+    spec = StudySpec("LightGCN", None, {**FAST, "data_dir": str(data)}, None, space, str(tmp_path / "st"), opts,
+                     datasets=parse_datasets("p1,p2", str(data)), reference="LightGCN", aggregate="worst")
+    run_tune(spec)
+    (t,) = open_study(spec).get_trials()
+    assert t.state.name == "COMPLETE" and t.value == 1.0
+    for n in ("p1", "p2"):
+        run = tmp_path / "st" / t.user_attrs["run_dir"] / n
+        assert run.is_symlink() and run.resolve() == (tmp_path / "st" / "refs" / n / "seed999").resolve()
+        ref = json.loads((run / "metrics.json").read_text())
+        assert t.user_attrs["datasets"][n]["valid"] == ref["valid"] and t.user_attrs["datasets"][n]["reference"]
+        assert max(t.user_attrs["curves"][n].values()) == pytest.approx(1.0)

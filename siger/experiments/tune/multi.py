@@ -22,6 +22,10 @@ best trial's worst over the rest is at least that value, so neither the study's 
 leave-one-dataset-out choice could be this trial.
 Put the cheapest datasets first: a trial pruned there costs little.
 
+A trial whose config on a dataset is the reference's own (e.g. MGCN's study enqueueing MGCN's
+defaults) is not trained again: the reference run is its run there (a link to ``refs/``), with the
+same seed, so its relative score is 1 by construction.
+
 Leave-one-dataset-out (:func:`leave_one_out`): for each dataset, the trial the study would choose
 without it (the best aggregate over the others) and that trial's relative score on it: the honest
 estimate of what a dataset the choice never saw gets.
@@ -37,7 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from siger.config import Config, ConfigError, TrainConfig, build_config
+from siger.config import PLACE_KEYS, Config, ConfigError, TrainConfig, build_config, config_mismatch
 from siger.experiments.runs import train_or_load
 from siger.experiments.tune.engine import best_so_far, optuna_module
 from siger.experiments.tune.study import InvalidTrial, Objective, StudySpec
@@ -119,6 +123,38 @@ def reference_dir(spec: StudySpec, name: str, seed: int) -> Path:
     return Path(spec.out) / "refs" / name / f"seed{seed}"
 
 
+def reference_run_if_same(spec: StudySpec, name: str, cfg: Config, run: Path) -> dict[str, Any] | None:
+    """If ``cfg`` is the finished reference run's config on ``name`` (same model, keys and seed),
+    link ``run`` to it and return ``{"metrics": ..., "curve": {epoch: valid metric}}``; else None."""
+    import json
+
+    import yaml
+
+    ref = reference_dir(spec, name, cfg.train.seed)
+    saved, done = ref / "config.yaml", ref / "metrics.json"
+    if not (saved.exists() and done.exists()):
+        return None
+    if config_mismatch(yaml.safe_load(saved.read_text()) or {}, cfg, ignore=PLACE_KEYS):
+        return None
+    metrics = json.loads(done.read_text())
+    if metrics.get("model") != cfg.train.model:
+        return None
+    metric = cfg.train.valid_metric
+    curve = {}
+    for line in (ref / "log.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row.get("valid") and metric in row["valid"]:
+            curve[int(row["epoch"])] = float(row["valid"][metric])
+    run.parent.mkdir(parents=True, exist_ok=True)
+    if run.is_dir() and not run.is_symlink() and not (run / "metrics.json").exists():
+        import shutil
+
+        shutil.rmtree(run)  # an unfinished training of the same config (from before this rule)
+    if not run.exists() and not run.is_symlink():
+        run.symlink_to(Path("..", "..", "refs", name, f"seed{cfg.train.seed}"), target_is_directory=True)
+    return {"metrics": metrics, "curve": curve}
+
+
 def train_references(spec: StudySpec, seeds: list[int], log: Callable[[str], None] = print) -> dict:
     """The reference run of every dataset and seed (trained once; finished runs are reused):
     ``{(dataset, seed): metrics}``."""
@@ -159,6 +195,16 @@ class MultiObjective(Objective):
             ref_valid, ref_test = ref["valid"][metric], ref["test"][metric]
             others = self._completed_curves(trial, name)
             curve: dict[int, float] = {}
+            same = reference_run_if_same(spec, name, cfg, run / name)
+            if same is not None:
+                curves[name] = {str(e): v / ref_valid for e, v in same["curve"].items()}
+                trial.set_user_attr("curves", curves)
+                res = same["metrics"]
+                per[name] = {"valid": res["valid"], "test": res["test"], "rel": 1.0, "rel_test": 1.0,
+                             "best_epoch": res["best_epoch"], "epochs_run": res["epochs_run"],
+                             "seconds_per_epoch": res["seconds_per_epoch"], "pruned": False, "reference": True}
+                trial.set_user_attr("datasets", per)
+                continue
 
             def on_eval(epoch: int, valid: dict, replay: bool, _curve=curve, _name=name, _ref=ref_valid,
                         _others=others, _warmup=warmup, _cap=cfg.train.epochs) -> bool:
