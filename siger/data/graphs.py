@@ -364,6 +364,13 @@ class GraphStore:
         noise = self.data.graph_noise
         return corrupt_knn(g, float(noise["p"]), int(noise["seed"]) + zlib.crc32(modality.encode()))
 
+    def user_cooccurrence(self, k: int) -> sp.csr_matrix:
+        """Users' co-occurrence graph ``[n_users, n_users]``: C_uv = the number of train items u and
+        v share, diagonal zeroed, each row's ``k`` largest kept (ties: smaller user id), counts
+        not normalised (DRAGON's user-user graph, built here from the train matrix)."""
+        key = _hash(self.train_hash, k, "users")
+        return self._cached(f"ucooc_{k}", key, lambda: cooccurrence_graph(self.data.train_matrix.T, k, "count"))
+
     def cooccurrence(self, k: int, weighting: str = "count", norm: str = "sym") -> sp.csr_matrix:
         key = _hash(self.train_hash, k, weighting, norm)
         return self._cached(

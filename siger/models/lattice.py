@@ -34,7 +34,7 @@ from torch import nn
 
 from siger.keys import NON_NEGATIVE, POSITIVE_INT, UNIT, key
 from siger.models.base import Recommender, register
-from siger.models.layers import SparseGraph, id_embeddings, item_input_table, lightgcn_propagate
+from siger.models.layers import SparseGraph, id_embeddings, item_input_table, lightgcn_propagate, spmm_pairs
 from siger.models.losses import bpr_loss, l2_reg
 
 
@@ -59,11 +59,6 @@ def sym_values(row: torch.Tensor, col: torch.Tensor, val: torch.Tensor, n: int) 
     deg = torch.zeros(n, dtype=val.dtype, device=val.device).index_add(0, row, val)
     inv = torch.where(deg > 0, deg.clamp_min(1e-12).rsqrt(), torch.zeros_like(deg))
     return inv[row] * val * inv[col]
-
-
-def spmm_pairs(row: torch.Tensor, col: torch.Tensor, val: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """``W @ h`` for W given as (row, col, val): ``[n, d]``, differentiable in ``val`` and ``h``."""
-    return torch.zeros_like(h).index_add(0, row, val.unsqueeze(1) * h[col])
 
 
 @register

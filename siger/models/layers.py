@@ -90,6 +90,12 @@ class SparseGraph:
         return f"SparseGraph(shape={tuple(self.shape)}, nnz={self.nnz})"
 
 
+def spmm_pairs(row: torch.Tensor, col: torch.Tensor, val: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``W @ h`` for W given as (row, col, val) ``[nnz]`` with h ``[m, d]``: ``[len(h), d]`` rows
+    (``row`` must index into h's row range), differentiable in ``val`` and ``h``."""
+    return torch.zeros_like(h).index_add(0, row, val.unsqueeze(1) * h[col])
+
+
 def lightgcn_propagate(adj: SparseGraph, ego: torch.Tensor, n_layers: int,
                        rows: torch.Tensor | None = None,
                        noise: Callable[[torch.Tensor], torch.Tensor] | None = None,

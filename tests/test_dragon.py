@@ -1,0 +1,146 @@
+"""DRAGON: the user co-occurrence graph and its padded softmax weights by hand, the forward pass
+against a dense reference of the authors' equations, a smoke run with the authors' defaults, and
+a 50k-item catalogue without any n x n matrix."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from siger.config import build_config
+from siger.data.graphs import GraphStore, cooccurrence_graph
+from siger.models.dragon import DRAGON, mixing_weights, padded_multiplicity, user_graph_weights
+from tests.test_siger import _two_modal
+
+
+def test_user_graph_counts_shared_items_and_keeps_the_top_k():
+    # users x items; shared items: (0,1) 2, (0,2) 1, (1,2) 1, (2,3) 1, user 4 shares nothing
+    r = sp.csr_matrix(np.array([[1, 1, 0, 0, 0],
+                                [1, 1, 1, 0, 0],
+                                [0, 1, 0, 1, 0],
+                                [0, 0, 0, 1, 0],
+                                [0, 0, 0, 0, 1]], dtype=np.float32))
+    g = cooccurrence_graph(r.T, 2, "count").toarray()
+    want = np.array([[0, 2, 1, 0, 0],
+                     [2, 0, 1, 0, 0],
+                     [1, 1, 0, 0, 0],  # users 0, 1 and 3 tied at 1: the two smallest ids are kept
+                     [0, 0, 1, 0, 0],
+                     [0, 0, 0, 0, 0]])
+    assert np.array_equal(g, want)
+
+
+def test_padding_and_softmax_weights_by_hand():
+    # three users: no neighbour, two neighbours (counts 2, 1), three neighbours (1, 1, 3); k = 3
+    indptr = torch.tensor([0, 0, 2, 5])
+    counts = torch.tensor([2.0, 1.0, 1.0, 1.0, 3.0])
+    plain = padded_multiplicity(indptr, 3, pad=False)
+    assert torch.equal(plain, torch.ones(5))
+    w = user_graph_weights(indptr, counts, plain)
+    e2, e1 = math.exp(2), math.exp(1)
+    assert torch.allclose(w[:2], torch.tensor([e2 / (e2 + e1), e1 / (e2 + e1)]))
+    assert torch.allclose(w[2:], torch.tensor([e1, e1, math.exp(3)]) / (2 * e1 + math.exp(3)))
+    torch.manual_seed(0)
+    for _ in range(20):  # user 1's list is padded by one more draw of one of its two neighbours
+        mult = padded_multiplicity(indptr, 3, pad=True)
+        assert mult[2:].tolist() == [1, 1, 1] and sorted(mult[:2].tolist()) == [1.0, 2.0]
+        w = user_graph_weights(indptr, counts, mult)
+        # the authors' softmax over the padded list of three: the repeated neighbour counts twice
+        listed = [2.0, 1.0] + ([2.0] if mult[0] == 2 else [1.0])
+        soft = torch.softmax(torch.tensor(listed), 0)
+        want = torch.tensor([soft[0] + (soft[2] if mult[0] == 2 else 0), soft[1] + (soft[2] if mult[1] == 2 else 0)])
+        assert torch.allclose(w[:2], want)
+
+
+def test_item_graph_shares():
+    assert mixing_weights(["image", "text"], 0.1) == {"image": 0.1, "text": 0.9}
+    assert mixing_weights(["text"], 0.1) == {"text": 1.0}
+    assert mixing_weights(["audio", "image", "text"], 0.1) == pytest.approx({"image": 0.1, "audio": 0.45, "text": 0.45})
+
+
+def test_forward_matches_a_dense_reference_of_the_authors_equations(tiny_dir):
+    data = _two_modal(tiny_dir)  # 4 users, 6 items, image 3-d and audio 4-d
+    torch.manual_seed(0)
+    cfg = DRAGON.Config(knn_k=3, user_k=2, embedding_dim=5, n_mm_layers=2)
+    store = GraphStore(data, False)
+    model = DRAGON(data, cfg, store)
+    u, i = model.embeddings()
+    n_u = data.n_users
+    r = data.train_matrix.toarray()
+    a = np.block([[np.zeros((n_u, n_u)), r], [r.T, np.zeros((6, 6))]])
+    d = a.sum(1)
+    inv = np.where(d > 0, 1 / np.sqrt(np.maximum(d, 1e-12)), 0)
+    a = torch.tensor(inv[:, None] * a * inv[None, :], dtype=torch.float32)
+    hs = []
+    mods = model.modalities
+    assert sorted(mods) == ["audio", "image"]
+    for m in mods:
+        enc = model.encoders[m]
+        f = torch.tensor(data.features[m])
+        x = torch.cat([enc.preference, enc.mlp[2](F.leaky_relu(enc.mlp[0](f)))])
+        x = x / x.norm(dim=1, keepdim=True)
+        hs.append(x + a @ x + a @ a @ x)
+    w = model.modal_weight.detach()
+    users = torch.cat([w[:, 0] * hs[0][:n_u], w[:, 1] * hs[1][:n_u]], dim=1)
+    items = torch.cat([hs[0][n_u:], hs[1][n_u:]], dim=1)
+    share = mixing_weights(mods, 0.1)
+    assert share == {"image": 0.1, "audio": pytest.approx(0.9)}
+    s = torch.tensor(share["image"] * store.knn("image", 3).toarray() + share["audio"] * store.knn("audio", 3).toarray())
+    want_i = items + s @ (s @ items)
+    # user graph: softmax over each user's top-2 co-occurring users' counts (padded lists: counted twice)
+    c = (r @ r.T).astype(np.float64)
+    np.fill_diagonal(c, 0)
+    g = torch.zeros(n_u, n_u)
+    mult = model.user_mult
+    ug = store.user_cooccurrence(2)
+    for uu in range(n_u):
+        cols, vals = ug.indices[ug.indptr[uu]:ug.indptr[uu + 1]], ug.data[ug.indptr[uu]:ug.indptr[uu + 1]]
+        assert all(c[uu, v] == val for v, val in zip(cols, vals))
+        mm = mult[ug.indptr[uu]:ug.indptr[uu + 1]]
+        if len(cols):
+            e = mm * torch.exp(torch.tensor(vals) - vals.max())
+            g[uu, cols] = (e / e.sum()).float()
+    want_u = users + g @ users
+    assert torch.allclose(i, want_i, atol=1e-5) and torch.allclose(u, want_u, atol=1e-5)
+    assert u.shape == (n_u, 10) and i.shape == (6, 10)
+
+
+def test_loss_terms_and_the_saved_padding(tiny_dir, tmp_path):
+    data = _two_modal(tiny_dir)
+    torch.manual_seed(0)
+    model = DRAGON(data, DRAGON.Config(knn_k=3, user_k=3, reg_weight=0.5), GraphStore(data, False))
+    users, pos, neg = torch.tensor([0, 1, 1]), torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
+    out = model.loss(users, pos, neg)
+    u, i = model.forward()
+    s = (u[users] * i[pos]).sum(1) - (u[users] * i[neg]).sum(1)
+    assert torch.allclose(out["bpr"], -torch.log2(torch.sigmoid(s)).mean(), atol=1e-6)
+    reg = sum(model.encoders[m].preference[users].pow(2).mean() for m in ("image", "audio"))
+    assert torch.allclose(out["reg"], 0.5 * (reg + model.modal_weight.pow(2).mean()))
+    # the padding drawn for the last epoch is part of the saved model: a reload ranks the same
+    model.pre_epoch()
+    u1, i1 = model.embeddings()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    torch.manual_seed(123)
+    other = DRAGON(data, DRAGON.Config(knn_k=3, user_k=3, reg_weight=0.5), GraphStore(data, False))
+    other.load_state_dict(torch.load(tmp_path / "m.pt"))
+    u2, i2 = other.embeddings()
+    assert torch.allclose(u1, u2) and torch.allclose(i1, i2)
+
+
+def test_train_and_evaluate_with_the_authors_defaults(tiny_dir, tmp_path):
+    from siger.train.trainer import Trainer, load_data
+
+    cfg = build_config("DRAGON", "tiny", {"data_dir": str(tiny_dir), "epochs": 3, "batch_size": 4, "knn_k": 3,
+                                          "topk": [5, 10, 20], "progress": False, "warmup_epochs": 0})
+    assert (cfg.train.learning_rate, cfg.model.reg_weight, cfg.model.user_k) == (1e-4, 1e-3, 40)
+    res = Trainer(cfg, load_data(cfg), tmp_path / "r", log=lambda s: None).fit()
+    assert res["valid"] is not None and np.isfinite(res["test"]["recall@20"])
+
+
+def test_50k_items_stay_far_below_dense(tmp_path):
+    from tests.conftest import peak_rss_50k_items
+
+    peak = peak_rss_50k_items(tmp_path, "siger.models.dragon", "DRAGON")
+    assert peak < 2048, f"peak RSS {peak:.0f} MB"
