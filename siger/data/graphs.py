@@ -100,6 +100,38 @@ def ui_adjacency_rw_self(r: sp.spmatrix) -> sp.csr_matrix:
     return rw_normalize(a)
 
 
+def shared_neighbours(graphs: list[sp.spmatrix]) -> sp.csr_matrix:
+    """Binary item-item edges i -> j where j is among i's neighbours in *every* given kNN graph
+    (their stored entries), i itself excluded (GUME's graph enhancement). ``[n_items, n_items]``."""
+    out = None
+    for g in graphs:
+        b = sp.csr_matrix(g, dtype=np.float32, copy=True)  # never write into the caller's graph
+        b.data[:] = 1.0
+        out = b if out is None else out.multiply(b)
+    out = sp.csr_matrix(out)
+    out.setdiag(0)
+    out.eliminate_zeros()
+    out.data[:] = 1.0
+    return out
+
+
+def ui_adjacency_with_items(r: sp.spmatrix, item_edges: sp.spmatrix) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """D^-1/2 A D^-1/2 with A = [[0, R], [R^T, I]], item-item edges ``I`` in the item block (not
+    symmetrised), degrees = A's row sums; and its user-item block ``[n_users, n_items]`` (GUME's
+    enhanced user-item graph and the R its users aggregate through).
+
+    Args:
+        r: binary train matrix ``[n_users, n_items]``; item_edges: ``[n_items, n_items]``.
+    Returns:
+        CSR ``[n_users + n_items, n_users + n_items]`` and CSR ``[n_users, n_items]``.
+    """
+    r = sp.csr_matrix(r, dtype=np.float64)
+    a = sp.csr_matrix(sp.bmat([[None, r], [r.T, sp.csr_matrix(item_edges, dtype=np.float64)]]))
+    d = sp.diags(_inv_sqrt(np.asarray(a.sum(axis=1)).ravel()))
+    norm = sp.csr_matrix(d @ a @ d, dtype=np.float32)
+    return norm, sp.csr_matrix(norm[: r.shape[0], r.shape[0]:])
+
+
 def topk_per_row(m: sp.spmatrix, k: int) -> sp.csr_matrix:
     """Keep the k largest entries of each row; ties go to the smaller column index.
 
@@ -191,7 +223,7 @@ def cooccurrence_graph(
     """
     if weighting not in ("count", "binary", "cosine"):
         raise ValueError(f"unknown co-occurrence weighting {weighting!r} (count | binary | cosine)")
-    r = sp.csr_matrix(r, dtype=np.float32)
+    r = sp.csr_matrix(r, dtype=np.float32, copy=True)  # never write into the caller's matrix
     r.data[:] = 1.0
     rt = sp.csr_matrix(r.T)
     n = r.shape[1]
