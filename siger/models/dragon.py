@@ -23,7 +23,8 @@ Loss: -mean log2 sigmoid(s_pos - s_neg) (the authors' base-2 BPR) + ``reg_weight
 mean(P^m[users]^2) + mean(w^2)). Scores: u . h_i over the M d columns.
 
 Unlike the authors' code, the user graph is built by our graph builder from the train interactions
-(no ``user_graph_dict.npy`` to make first), sparse and in row blocks; the padding multiplicities
+(no ``user_graph_dict.npy`` to make first), sparse and in row blocks, and applied as a sparse
+product; the padding multiplicities
 are a buffer, so a saved model is evaluated with the graph it was trained with. Not ported (dead in
 the authors' code): the dropped-edge indices it builds but never uses, ``weight_i``, ``MLP_user``,
 ``MLP_v/t``, the unused ``result_embed`` parameter.
@@ -36,13 +37,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from siger.keys import NON_NEGATIVE, POSITIVE_INT, UNIT, key
 from siger.models.base import Recommender, register
-from siger.models.layers import SparseGraph, frozen_inputs, spmm_pairs
+from siger.models.layers import SparseGraph, frozen_inputs
 from siger.models.losses import bpr_loss
 
 
@@ -133,29 +135,31 @@ class DRAGON(Recommender):
         self.modal_weight = (nn.Parameter(torch.softmax(nn.init.xavier_normal_(torch.empty(self.n_users, m, 1)), dim=1))
                              if m > 1 else None)
         ug = graphs.user_cooccurrence(c.user_k)
+        self._ug = ug  # counts [n_u, n_u], at most user_k per row
         self._ug_indptr = torch.from_numpy(ug.indptr.astype(np.int64))
-        self._ug_row = torch.repeat_interleave(torch.arange(self.n_users), self._ug_indptr.diff()).to(device)
-        self._ug_col = torch.from_numpy(ug.indices.astype(np.int64)).to(device)
         self._ug_counts = torch.from_numpy(ug.data.astype(np.float32))
         # how often each neighbour is listed (padding); saved with the model
         self.register_buffer("user_mult", padded_multiplicity(self._ug_indptr, c.user_k, c.pad_user_graph))
-        self._ug_val: torch.Tensor | None = None
+        self._ug_graph: SparseGraph | None = None
         self.to(self.device_)
 
     def pre_epoch(self) -> None:
         """The authors' ``topk_sample``: the padding of short neighbour lists is drawn again."""
         self.user_mult.copy_(padded_multiplicity(self._ug_indptr, self.config.user_k, self.config.pad_user_graph))
-        self._ug_val = None
+        self._ug_graph = None
 
-    def user_graph(self) -> torch.Tensor:
-        """The user graph's weights g ``[nnz]`` (rows: users; columns ``_ug_col``)."""
-        if self._ug_val is None or self._ug_val.device != self.user_mult.device:
-            self._ug_val = user_graph_weights(self._ug_indptr, self._ug_counts, self.user_mult.cpu()).to(self.device_)
-        return self._ug_val
+    def user_graph(self) -> SparseGraph:
+        """G ``[n_u, n_u]``: each user's softmax weights over its (padded) neighbour list; fixed
+        within an epoch (no gradient into it)."""
+        if self._ug_graph is None:
+            w = user_graph_weights(self._ug_indptr, self._ug_counts, self.user_mult.cpu()).numpy()
+            g = sp.csr_matrix((w, self._ug.indices, self._ug.indptr), shape=self._ug.shape)
+            self._ug_graph = SparseGraph(g, self.device_, symmetric=False)
+        return self._ug_graph
 
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
-        self._ug_val = None  # a loaded multiplicity: recompute the weights
+        self._ug_graph = None  # a loaded multiplicity: rebuild the weights
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Users ``[n_u, M d]``, items ``[n_i, M d]``."""
@@ -168,7 +172,7 @@ class DRAGON(Recommender):
         h = i
         for _ in range(self.config.n_mm_layers):
             h = self.item_graph @ h
-        u = u + spmm_pairs(self._ug_row, self._ug_col, self.user_graph(), u)
+        u = u + self.user_graph() @ u
         return u, i + h
 
     def loss(self, users, pos, neg):
