@@ -24,8 +24,9 @@ MAX_BATCH = 10_000
 
 def create_app(rec: RunRecommender, allow_add_items: bool = False, workers: int = 1):
     """The app over one loaded run. Responses are built as plain dicts and serialised by orjson
-    (when installed): the response models document the API (OpenAPI) without validating every
-    answer again. ``workers`` > 1: appended histories would live in one worker only, so that
+    (when installed), handed back as a ready response: FastAPI would otherwise walk every dict
+    again (``jsonable_encoder``: 80 ms for a 1,000-user answer, more than the ranking); the
+    response models document the API (OpenAPI) without validating every answer again. ``workers`` > 1: appended histories would live in one worker only, so that
     endpoint answers 409."""
     from siger.extras import require
 
@@ -87,7 +88,7 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False, workers: int 
     async def recommend_one(user_id: str, k: int = Query(10, ge=1, le=max_k)):
         # async: sub-millisecond work runs in the event loop, not through the thread pool
         try:
-            return rec.recommend([user_id], k)[0]
+            return Fast(rec.recommend([user_id], k)[0])
         except UnknownUserError as e:
             raise HTTPException(status_code=404, detail=e.args[0]) from None
 
@@ -104,7 +105,7 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False, workers: int 
             raise HTTPException(status_code=422, detail="give either 'users' (known users) or 'history' (a new user)")
         if req.history is not None:
             try:
-                return rec.recommend_history(req.history, req.k)
+                return Fast(rec.recommend_history(req.history, req.k))
             except HistoryError as e:
                 raise HTTPException(status_code=422, detail=str(e)) from None
             except NewUsersUnsupported as e:
@@ -112,7 +113,7 @@ def create_app(rec: RunRecommender, allow_add_items: bool = False, workers: int 
         unknown = [u for u in req.users if u not in rec.user_index]
         if unknown:
             raise HTTPException(status_code=404, detail=f"unknown users {unknown[:20]}")
-        return rec.recommend(req.users, req.k)
+        return Fast(rec.recommend(req.users, req.k))
 
     @app.post("/users/{user_id}/history")
     async def append_history(user_id: str, req: Append):
