@@ -10,8 +10,8 @@ import torch
 
 from siger.config import build_config
 from siger.data.dataset import load_dataset
-from siger.data.graphs import GraphStore
-from siger.models.freedom import FREEDOM, binary_knn_sym, prune_edges
+from siger.data.graphs import GraphStore, binary_knn_sym
+from siger.models.freedom import FREEDOM, prune_edges
 from siger.train.trainer import Trainer, build_model, load_data
 from tests.conftest import require_shared, write_slice
 

@@ -100,6 +100,16 @@ def ui_adjacency_rw_self(r: sp.spmatrix) -> sp.csr_matrix:
     return rw_normalize(a)
 
 
+def binary_knn_sym(knn: sp.spmatrix) -> sp.csr_matrix:
+    """A kNN graph's neighbours with weight 1, D^-1/2 A D^-1/2 with row degrees (+ 1e-7): the item
+    graph of FREEDOM and DRAGON (MMRec's ``get_knn_adj_mat``), from any kNN graph's entries."""
+    a = sp.csr_matrix(knn, dtype=np.float64, copy=True)
+    a.data[:] = 1.0
+    d = np.asarray(a.sum(axis=1)).ravel() + 1e-7
+    inv = d ** -0.5
+    return sp.csr_matrix(sp.diags(inv) @ a @ sp.diags(inv), dtype=np.float32)
+
+
 def shared_neighbours(graphs: list[sp.spmatrix]) -> sp.csr_matrix:
     """Binary item-item edges i -> j where j is among i's neighbours in *every* given kNN graph
     (their stored entries), i itself excluded (GUME's graph enhancement). ``[n_items, n_items]``."""

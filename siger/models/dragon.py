@@ -10,7 +10,7 @@ Heterogeneous part, per modality m (M modalities):
 Homogeneous part:
 
 3. Items: h_i = [H^1_i, ..., H^M_i] (concatenated, ``[n_i, M d]``), then h_i + S^L h_i, S = the
-   modalities' frozen kNN graphs mixed with weight ``mm_image_weight`` for the image modality and
+   modalities' frozen binary kNN graphs (weight 1 per neighbour, D^-1/2 A D^-1/2) mixed with weight ``mm_image_weight`` for the image modality and
    the rest shared equally by the others (the authors' two modalities: image 0.1, text 0.9);
    L = ``n_mm_layers``.
 4. Users: u = [w_u1 H^1_u, ..., w_uM H^M_u] with a learned weight per user and modality (softmax-
@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from siger.data.graphs import binary_knn_sym
 from siger.keys import NON_NEGATIVE, POSITIVE_INT, UNIT, key
 from siger.models.base import Recommender, register
 from siger.models.layers import SparseGraph, frozen_inputs
@@ -127,7 +128,8 @@ class DRAGON(Recommender):
             raise ValueError(f"{self.name} needs at least one modality; dataset {data.name} has none")
         self.adj = SparseGraph(graphs.ui_adjacency(), device, symmetric=True)
         share = mixing_weights(self.modalities, c.mm_image_weight)
-        self.item_graph = SparseGraph(sum(share[m] * graphs.knn(m, c.knn_k) for m in self.modalities), device)
+        self.item_graph = SparseGraph(sum(share[m] * binary_knn_sym(self.knn_neighbours(m, data, graphs))
+                                          for m in self.modalities), device)
         self.item_inputs = frozen_inputs(data, self.modalities, c.graph_only_dim)
         self.encoders = nn.ModuleDict({m: ModalityEncoder(self.n_users, self.item_inputs[m].shape[1], c.embedding_dim)
                                        for m in self.modalities})
@@ -142,6 +144,11 @@ class DRAGON(Recommender):
         self.register_buffer("user_mult", padded_multiplicity(self._ug_indptr, c.user_k, c.pad_user_graph))
         self._ug_graph: SparseGraph | None = None
         self.to(self.device_)
+
+    def knn_neighbours(self, m: str, data, graphs) -> sp.csr_matrix:
+        """Modality m's kNN neighbours (built from features, or the dataset's provided graph)."""
+        k = self.config.knn_k
+        return graphs.knn(m, k, "none") if m in data.features else graphs.knn(m, k)
 
     def pre_epoch(self) -> None:
         """The authors' ``topk_sample``: the padding of short neighbour lists is drawn again."""

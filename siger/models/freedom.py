@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from siger.data.graphs import ui_adjacency
+from siger.data.graphs import binary_knn_sym, ui_adjacency
 from siger.keys import NON_NEGATIVE, POSITIVE_INT, UNIT, UNIT_OPEN_TOP, key
 from siger.models.base import Recommender, register
 from siger.models.layers import (
@@ -30,15 +30,6 @@ from siger.models.layers import (
     linear_maps,
 )
 from siger.models.losses import bpr_loss
-
-
-def binary_knn_sym(knn: sp.spmatrix) -> sp.csr_matrix:
-    """FREEDOM's normalisation of a kNN graph: weights set to 1, D^-1/2 A D^-1/2 with row degrees."""
-    a = sp.csr_matrix(knn, dtype=np.float64, copy=True)
-    a.data[:] = 1.0
-    d = np.asarray(a.sum(axis=1)).ravel() + 1e-7
-    inv = d ** -0.5
-    return sp.csr_matrix(sp.diags(inv) @ a @ sp.diags(inv), dtype=np.float32)
 
 
 def prune_edges(r: sp.csr_matrix, keep: float, generator: torch.Generator | None = None) -> sp.csr_matrix:
