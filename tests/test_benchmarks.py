@@ -86,3 +86,17 @@ def test_infonce_rows_ab_gives_the_same_loss_on_both_paths(tmp_path):
     for k in a:
         assert abs(a[k] - b[k]) <= 1e-5 * max(1.0, abs(b[k])), k
     assert r["step_s_distinct_rows"] > 0 and r["step_s_every_row"] > 0
+
+
+def test_authors_log_parsing_takes_each_epochs_time_and_valid_recall():
+    from benchmarks.authors import parse_mmrec_log
+
+    log = """05 Dec 19:45    INFO epoch 0 training [time: 23.88s, train loss: 21.7133]
+05 Dec 19:45    INFO epoch 0 evaluating [time: 1.2s, valid_score: 0.038100]
+recall@5: 0.0194    recall@10: 0.0302    recall@20: 0.0381    recall@50: 0.0611
+recall@5: 0.0178    recall@10: 0.0274    recall@20: 0.0392    recall@50: 0.0630
+05 Dec 19:46    INFO epoch 1 training [time: 23.00s, train loss: 16.1266]
+recall@5: 0.0243    recall@10: 0.0332    recall@20: 0.0456    recall@50: 0.0670
+recall@5: 0.0224    recall@10: 0.0333    recall@20: 0.0469    recall@50: 0.0702
+"""
+    assert parse_mmrec_log(log) == {"seconds": [23.88, 23.0], "valid_recall@20": [0.0381, 0.0456]}
