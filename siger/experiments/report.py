@@ -214,9 +214,11 @@ def cold_table(records, dataset: str, stale: Staleness, table: str = "cold") -> 
     return "\n".join(lines)
 
 
-def bench_table(records, prefix: str = "") -> str:
-    """The benchmark records (those whose label starts with ``prefix``) as one table."""
-    benches = [r for r in records if r.get("kind") == "bench" and r["label"].startswith(prefix)]
+def bench_table(records, prefix: str = "", contains: str = "") -> str:
+    """The benchmark records (those whose label starts with ``prefix`` and holds ``contains``) as
+    one table."""
+    benches = [r for r in records if r.get("kind") == "bench" and r["label"].startswith(prefix)
+               and contains in r["label"]]
     if not benches:
         return ""
     lines = ["| benchmark | setting | measured | machine | date |", "|---|---|---|---|---|"]
@@ -378,6 +380,8 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
     for name, prefix in (("bench_serving", "serving load"), ("bench_catalogue", "top-")):
         if bench_table(records, prefix):
             blocks[name] = bench_table(records, prefix)
+    if bench_table(records, contains="beside its authors' code"):
+        blocks["bench_authors"] = bench_table(records, contains="beside its authors' code")
     for (base, kind), by_setting in robustness_runs(records).items():
         blocks[f"robustness:{base}:{kind}"] = (robustness_table(by_setting, kind) + "\n\n"
                                                f"![robustness on {base}](results/robustness_{base}_{kind}.png)")
