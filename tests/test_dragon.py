@@ -151,3 +151,43 @@ def test_50k_items_stay_far_below_dense(tmp_path):
 
     peak = peak_rss_50k_items(tmp_path, "siger.models.dragon", "DRAGON")
     assert peak < 2048, f"peak RSS {peak:.0f} MB"
+
+
+def test_a_new_item_is_placed_from_its_features_by_hand(tiny_dir):
+    """Two modalities, knn_k 3: the new item's row in each binary graph is its 2 nearest trained
+    items plus itself, each 1 / sqrt(3 * 3) (every row has 3 entries); mixed 0.1 image, 0.9 audio;
+    its representation is x + S x over the concatenated modality parts."""
+    data = _two_modal(tiny_dir)
+    store = GraphStore(data, False)
+    torch.manual_seed(0)
+    model = DRAGON(data, DRAGON.Config(knn_k=3, user_k=2), store)
+    rng = np.random.default_rng(5)
+    new = {"image": rng.normal(size=(2, 3)).astype(np.float32), "audio": rng.normal(size=(2, 4)).astype(np.float32)}
+    got = model.embed_new_items(new, data, store)
+    with torch.no_grad():
+        known = torch.cat([model.encoders[m](model.adj, model.item_inputs[m])[data.n_users:] for m in model.modalities],
+                          dim=1)
+        x_new = torch.cat([F.normalize(model.encoders[m].mlp(torch.from_numpy(new[m])), dim=1)
+                           for m in model.modalities], dim=1)
+    share = mixing_weights(model.modalities, 0.1)
+    want = []
+    for r in range(2):
+        h = torch.zeros(known.shape[1])
+        for m in model.modalities:
+            f = data.features[m] / np.linalg.norm(data.features[m], axis=1, keepdims=True)
+            q = new[m][r] / np.linalg.norm(new[m][r])
+            nb = np.lexsort((np.arange(6), -(f @ q)))[:2]
+            h += share[m] * (known[nb].sum(0) / 3 + x_new[r] / 3)
+        want.append(x_new[r] + h)
+    assert torch.allclose(got, torch.stack(want), atol=1e-5)
+    u, _ = model.embeddings()
+    assert (u @ got.T).shape == (data.n_users, 2)
+
+
+def test_dragon_says_why_it_cannot_fold_in_a_new_user(tiny_dir):
+    from siger.models.newusers import NewUsersUnsupported
+
+    data = _two_modal(tiny_dir)
+    model = DRAGON(data, DRAGON.Config(knn_k=3), GraphStore(data, False))
+    with pytest.raises(NewUsersUnsupported, match="free preference vectors"):
+        model.fold_in(data)

@@ -190,8 +190,56 @@ class DRAGON(Recommender):
             reg = reg + self.modal_weight.pow(2).mean()
         return {"bpr": bpr, "reg": self.config.reg_weight * reg}
 
+    @torch.no_grad()
+    def embed_new_items(self, features, data, graphs) -> torch.Tensor:
+        """New items by DRAGON's own equations (see :mod:`siger.models.newitems`): an item's
+        representation comes from its features (x^m = normalise(MLP^m(f^m))); with no
+        interaction its user-item hops add nothing, so H^m = x^m; its item-graph row per modality
+        is its ``knn_k - 1`` nearest trained items plus itself, weight 1 each, normalised by the
+        degrees (its own and theirs) as the trained binary graph is, the modalities mixed by
+        their shares; then h + S^L h. ``[n_new, M d]``."""
+        from siger.models.newitems import check_new_features, neighbour_rows, normalised_row, spmm, trained_items
+
+        c = self.config
+        was = self.training
+        self.eval()
+        try:
+            check_new_features(features, data.features, self.modalities)
+            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features,
+                                  trained_items(data.train_matrix), c.knn_k)
+            i_known = torch.cat([self.encoders[m](self.adj, self.item_inputs[m])[self.n_users:]
+                                 for m in self.modalities], dim=1)
+            i_new = torch.cat([F.normalize(self.encoders[m].mlp(torch.as_tensor(np.asarray(features[m], np.float32),
+                                                                                 device=i_known.device)), dim=1)
+                               for m in self.modalities], dim=1)
+            share = mixing_weights(self.modalities, c.mm_image_weight)
+            off, diag = None, 0.0
+            for m in self.modalities:
+                b = rows.knn[m].copy()
+                b.data[:] = 1.0
+                deg = np.asarray(binary_knn_sym(self.knn_neighbours(m, data, graphs)).astype(bool).sum(axis=1),
+                                 dtype=np.float64).ravel()
+                o, d = normalised_row(b, deg, "sym")
+                off = share[m] * o if off is None else off + share[m] * o
+                diag = diag + share[m] * d
+            diag_t = torch.as_tensor(np.asarray(diag, np.float32), device=i_new.device).unsqueeze(1)
+            h_known, h_new = i_known, i_new
+            for _ in range(c.n_mm_layers):
+                h_new = spmm(off, h_known) + diag_t * h_new
+                h_known = self.item_graph @ h_known
+            return i_new + h_new
+        finally:
+            self.train(was)
+
     def summary(self) -> dict[str, object]:
         counts = self._ug_indptr.diff()
         return {"item_graph_shares": mixing_weights(self.modalities, self.config.mm_image_weight),
                 "user_graph": {"users_without_neighbours": int((counts == 0).sum()),
                                "users_padded": int(((counts > 0) & (counts < self.config.user_k)).sum())}}
+
+    def fold_in(self, data):
+        from siger.models.newusers import NewUsersUnsupported
+
+        raise NewUsersUnsupported("DRAGON cannot fold in a new user: its users are free preference vectors per "
+                                  "modality, learned modality weights and the representations of the users they "
+                                  "co-occur with; a history gives none of them")

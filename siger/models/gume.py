@@ -138,3 +138,17 @@ class GUME(Recommender):
 
     def summary(self) -> dict[str, object]:
         return {"item_edges": int(self.item_edges.nnz)}
+
+    def embed_new_items(self, features, data, graphs):
+        """Not supported: GUME's item views gate the item's trained ID embedding by its features,
+        and the enhanced graph's item-item edges come from training; a new item has neither."""
+        from siger.models.newitems import NewItemsUnsupported
+
+        raise NewItemsUnsupported("GUME represents an item by its trained ID embedding (gated by its features) on "
+                                  "a graph built at training; a new item has neither (not implemented for GUME)")
+
+    def fold_in(self, data):
+        from siger.models.newusers import NewUsersUnsupported
+
+        raise NewUsersUnsupported("fold-in is not implemented for GUME (besides MGCN-like parts, its users carry a "
+                                  "free table per modality, propagated with the items, that a history cannot give)")

@@ -173,3 +173,11 @@ class LATTICE(Recommender):
         u, i = self.encode(learned)
         u, p, q = u[users], i[pos], i[neg]
         return {"bpr": bpr_loss(u, p, q), "reg": self.config.reg_weight * l2_reg(u, p, q)}
+
+    def embed_new_items(self, features, data, graphs):
+        """Not supported: a LATTICE item is its trained ID embedding, propagated on the user-item
+        graph and on item graphs learned at training; a new item has no ID embedding."""
+        from siger.models.newitems import NewItemsUnsupported
+
+        raise NewItemsUnsupported("LATTICE represents an item by its trained ID embedding propagated on graphs "
+                                  "learned at training; a new item has none (not implemented for LATTICE)")

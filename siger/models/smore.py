@@ -154,3 +154,18 @@ class SMORE(Recommender):
         cl = (info_nce(hs[self.n_users + pos], hb[self.n_users + pos], c.temperature)
               + info_nce(hs[users], hb[users], c.temperature))
         return {"bpr": bpr_loss(u, p, q), "reg": c.reg_weight * l2_reg(u, p, q), "cl": c.cl_weight * cl}
+
+    def embed_new_items(self, features, data, graphs):
+        """Not supported: each SMORE item view is the item's trained ID embedding gated by its
+        features, and its behaviour part is LightGCN over its interactions; a new item has
+        neither (MGCN's neighbour stand-in for the ID embedding would apply; not implemented)."""
+        from siger.models.newitems import NewItemsUnsupported
+
+        raise NewItemsUnsupported("SMORE represents an item by its trained ID embedding (gated by its features) "
+                                  "and its interactions; a new item has neither (not implemented for SMORE)")
+
+    def fold_in(self, data):
+        from siger.models.newusers import NewUsersUnsupported
+
+        raise NewUsersUnsupported("fold-in is not implemented for SMORE (its users are a LightGCN part with free "
+                                  "embeddings plus preference-gated views, as MGCN's; MGCN's fold-in would carry over)")
