@@ -207,3 +207,13 @@ done
 # every committed record replayed on the refactored code (one seed per setting, first epoch)
 siger results verify --per-setting --epochs 1 --data-dir data/derived
 siger report
+
+# -- issue 35 (2026-12-05): the new baselines at their authors' defaults, 3 seeds each; and their first
+#    epochs beside the authors' code (an MMRec-layout checkout patched for the CPU, see the script)
+for d in ml100k tiktok baby; do
+  siger compare --models LATTICE,DRAGON,SMORE,GUME --dataset $d --data-dir $DATA --seeds 3 --out $R/new_$d $T1
+done
+for m in DRAGON SMORE GUME; do
+  python -m benchmarks.authors --model $m --mmrec $MMREC/src --data-dir $DATA --epochs 3 --record
+done
+python -m benchmarks.authors --model LATTICE --mmrec $MMREC/src --data-dir $DATA --epochs 2 --record
