@@ -127,19 +127,36 @@ class SMORE(Recommender):
             e = graph @ e
         return torch.cat([self.r_hat @ e, e])
 
-    def encode(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """H^b and H^s, each ``[n_u + n_i, d]``."""
+    def item_views(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Steps 1, 2 and 4 on the item side: each modality view's items (S^m)^L e^m and the fusion
+        view's (S^f)^L e^f, ``[n_i, d]`` each."""
         feats = [self.projections[m](self.item_inputs[m]) for m in self.modalities]
         conv, fused = self.spectral(feats)
-        hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), self.config.n_ui_layers)
-        hf = self.view(self.fusion_graph, self.item_emb * self.fusion_gate(fused))
-        parts = []
+        views = []
         for m, cm in zip(self.modalities, conv):
-            hm = self.view(self.item_graphs[m], self.item_emb * self.gates[m](cm))
-            att = torch.softmax(self.queries[m](hf), dim=-1)
-            parts.append(self.dropout(self.prefer[m](hb)) * att * hm)
+            e = self.item_emb * self.gates[m](cm)
+            for _ in range(self.config.n_layers):
+                e = self.item_graphs[m] @ e
+            views.append(e)
+        e = self.item_emb * self.fusion_gate(fused)
+        for _ in range(self.config.n_layers):
+            e = self.fusion_graph @ e
+        return views, e
+
+    def side(self, hb: torch.Tensor, hms: list[torch.Tensor], hf: torch.Tensor) -> torch.Tensor:
+        """Step 5: H^s from H^b, the modality views and the fusion view (rows alike, ``[N, d]``)."""
+        parts = [self.dropout(self.prefer[m](hb)) * torch.softmax(self.queries[m](hf), dim=-1) * hm
+                 for m, hm in zip(self.modalities, hms)]
         parts.append(self.dropout(self.fusion_prefer(hb)) * hf)
-        return hb, torch.stack(parts).mean(dim=0)
+        return torch.stack(parts).mean(dim=0)
+
+    def encode(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """H^b and H^s, each ``[n_u + n_i, d]``."""
+        hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), self.config.n_ui_layers)
+        views, fused = self.item_views()
+        hms = [torch.cat([self.r_hat @ v, v]) for v in views]
+        hf = torch.cat([self.r_hat @ fused, fused])
+        return hb, self.side(hb, hms, hf)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         hb, hs = self.encode()
@@ -165,7 +182,24 @@ class SMORE(Recommender):
                                   "and its interactions; a new item has neither (not implemented for SMORE)")
 
     def fold_in(self, data):
-        from siger.models.newusers import NewUsersUnsupported
+        """New users from their histories (:mod:`siger.models.newusers`): the behaviour part as
+        LightGCN folds a user in, each view's user side the aggregation R_hat of the trained
+        item views, then the attention and preference gates as for a trained user."""
+        from siger.models.newusers import LightGCNFoldIn, item_degrees
 
-        raise NewUsersUnsupported("fold-in is not implemented for SMORE (its users are a LightGCN part with free "
-                                  "embeddings plus preference-gated views, as MGCN's; MGCN's fold-in would carry over)")
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                views, fused = self.item_views()
+                lg = LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_ui_layers,
+                                          item_degrees(data.train_matrix))
+        finally:
+            self.train(was)
+
+        @torch.no_grad()
+        def users(history, free=None):
+            hb = lg(history, free)
+            return hb + self.side(hb, [lg.aggregate(history, v) for v in views], lg.aggregate(history, fused))
+
+        return users
