@@ -136,7 +136,7 @@ def test_50k_items_stay_far_below_dense(tmp_path):
     assert peak < 2048, f"peak RSS {peak:.0f} MB"
 
 
-@pytest.mark.parametrize("name", ["GUME", "SMORE", "LATTICE"])
+@pytest.mark.parametrize("name", ["GUME", "LATTICE"])
 def test_models_without_cold_items_or_new_users_say_why(tiny_dir, name):
     from siger.models import get_model_class
     from siger.models.newitems import NewItemsUnsupported
@@ -148,6 +148,6 @@ def test_models_without_cold_items_or_new_users_say_why(tiny_dir, name):
     model = cls(data, cls.Config(knn_k=3), store)
     with pytest.raises(NewItemsUnsupported, match=f"{name} represents an item by its trained ID embedding"):
         model.embed_new_items({"image": np.ones((1, 3), np.float32), "audio": np.ones((1, 4), np.float32)}, data, store)
-    if name == "GUME":  # LATTICE and SMORE fold new users in (tests/test_newusers.py)
+    if name == "GUME":  # LATTICE folds new users in (tests/test_newusers.py)
         with pytest.raises(NewUsersUnsupported, match=f"not implemented for {name}"):
             model.fold_in(data)

@@ -47,6 +47,11 @@ def test_fusion_graph_is_the_entrywise_maximum_over_the_union():
     want = np.array([[0.5, 0.2, 0.4], [0, 0.9, 0], [0.2, 0, 0.6]], dtype=np.float32)
     assert np.array_equal(max_pool_graphs([a, b]).toarray(), want)
     assert np.array_equal(max_pool_graphs([a]).toarray(), a.toarray())
+    # an entry only one graph stores keeps its value even when negative (the authors' -inf fill)
+    c = sp.csr_matrix(np.array([[0, -0.2], [0.1, 0]], dtype=np.float32))
+    d = sp.csr_matrix(np.array([[0.3, 0], [0.4, 0]], dtype=np.float32))
+    pooled = max_pool_graphs([c, d])
+    assert np.array_equal(pooled.toarray(), np.array([[0.3, -0.2], [0.4, 0]], dtype=np.float32)) and pooled.nnz == 3
 
 
 def _dense(m):
@@ -63,7 +68,10 @@ def test_forward_and_loss_match_a_dense_reference_of_the_authors_equations(tiny_
     n_u = data.n_users
     a, r = _dense(store.ui_adjacency()), _dense(store.bipartite())
     s = {m: _dense(store.knn(m, 3)) for m in model.modalities}
-    s_f = torch.maximum(*s.values())
+    # the authors' max-pooling: missing entries are -inf, so an entry of one graph keeps its value
+    stored = {m: _dense((store.knn(m, 3) != 0).astype(np.float32)) > 0 for m in model.modalities}
+    s_f = torch.maximum(*[torch.where(stored[m], s[m], torch.tensor(-torch.inf)) for m in model.modalities])
+    s_f = torch.where(torch.isinf(s_f), torch.zeros(()), s_f)
     e_u, e_i = model.user_emb.detach(), model.item_emb.detach()
     with torch.no_grad():
         feats = [model.projections[m](model.item_inputs[m]) for m in model.modalities]
@@ -154,3 +162,56 @@ def test_one_modality_fuses_with_itself(tmp_path):
         data.features.clear()
         data.graphs.clear()
         SMORE(data, SMORE.Config(knn_k=3), GraphStore(data, False))
+
+
+def test_a_new_item_is_placed_by_hand(tiny_dir):
+    """One modality, knn_k 3, one item-graph layer: the new item's row is its 2 nearest trained
+    items (cosine weights) plus itself, sym-normalised with its own degree and theirs; its ID
+    embedding and behaviour part are the neighbour aggregates; the fusion row is the same row."""
+    from siger.data.dataset import load_dataset
+
+    data = load_dataset("tiny", tiny_dir)
+    store = GraphStore(data, False)
+    torch.manual_seed(0)
+    model = SMORE(data, SMORE.Config(knn_k=3, embedding_dim=6, n_ui_layers=2), store)
+    new = np.array([[1.0, 0.5, -0.2], [-1.0, 0.1, 0.3]], np.float32)
+    got = model.embed_new_items({"image": new}, data, store)
+
+    f = data.features["image"].astype(np.float64)
+    fn = f / np.linalg.norm(f, axis=1, keepdims=True)
+    c = fn @ fn.T
+    deg = np.array([c[i, np.lexsort((np.arange(6), -c[i]))[:3]].sum() for i in range(6)])
+    cos = (new / np.linalg.norm(new, axis=1, keepdims=True)) @ fn.T
+    n_u = data.n_users
+    with torch.no_grad():
+        a_ui = _dense(store.ui_adjacency())
+        ego = torch.cat([model.user_emb, model.item_emb])
+        hb = ((ego + a_ui @ ego + a_ui @ a_ui @ ego) / 3)[n_u:].double().numpy()
+        e = model.item_emb.double().numpy()
+
+        def gates(x, ids):  # the spectral step and the gates, one modality
+            spec = torch.fft.rfft(model.projections["image"](x), dim=1, norm="ortho")
+            conv = torch.fft.irfft(spec * torch.view_as_complex(model.spectral.filters[0]), n=6, dim=1, norm="ortho")
+            fused = torch.fft.irfft(spec * torch.view_as_complex(model.spectral.fusion_filter), n=6, dim=1,
+                                    norm="ortho")
+            return ids * torch.sigmoid(model.gates["image"][0](conv)), ids * torch.sigmoid(model.fusion_gate[0](fused))
+
+        em_known, ef_known = gates(model.item_inputs["image"], model.item_emb)
+        want = []
+        for r in range(2):
+            nb = np.lexsort((np.arange(6), -cos[r]))[:2]
+            w = cos[r, nb]
+            pos = np.maximum(w, 0)
+            agg = pos / pos.sum() if pos.sum() > 0 else np.full(2, 0.5)
+            e_new = torch.from_numpy(agg @ e[nb]).float()[None]
+            hb_new = torch.from_numpy(agg @ hb[nb]).float()[None]
+            em_new, ef_new = gates(torch.from_numpy(new[r:r + 1]), e_new)
+            d_new = 1 + w.sum()
+            off = torch.from_numpy(w / np.sqrt(d_new * deg[nb])).float()
+            h_m = off @ em_known[nb] + em_new[0] / d_new
+            h_f = off @ ef_known[nb] + ef_new[0] / d_new
+            att = torch.softmax(model.queries["image"](h_f[None]), dim=-1)
+            part_m = torch.sigmoid(model.prefer["image"][0](hb_new)) * att * h_m
+            part_f = torch.sigmoid(model.fusion_prefer[0](hb_new)) * h_f
+            want.append((hb_new + (part_m + part_f) / 2)[0])
+    assert torch.allclose(got, torch.stack(want), atol=1e-5)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
@@ -42,12 +43,20 @@ from siger.models.losses import bpr_loss, info_nce, l2_reg
 
 
 def max_pool_graphs(graphs: list[sp.spmatrix]) -> sp.csr_matrix:
-    """The entry-wise maximum of sparse non-negative matrices over the union of their entries
-    (SMORE's fusion graph)."""
-    out = sp.csr_matrix(graphs[0], dtype="float32")
-    for g in graphs[1:]:
-        out = out.maximum(sp.csr_matrix(g, dtype="float32"))
-    return sp.csr_matrix(out)
+    """The entry-wise maximum of sparse matrices over the union of their stored entries (SMORE's
+    fusion graph): an entry stored in one matrix only keeps its value, even a negative one (the
+    authors fill the missing entries with -inf, not 0)."""
+    coo = [sp.coo_matrix(g) for g in graphs]
+    shape = coo[0].shape
+    row = np.concatenate([c.row for c in coo]).astype(np.int64)
+    col = np.concatenate([c.col for c in coo]).astype(np.int64)
+    val = np.concatenate([c.data for c in coo]).astype(np.float32)
+    key = row * shape[1] + col
+    order = np.lexsort((-val, key))  # each entry's largest value first
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    keep = order[first]
+    return sp.csr_matrix((val[keep], (row[keep], col[keep])), shape=shape)
 
 
 class SpectralFusion(nn.Module):
@@ -127,21 +136,24 @@ class SMORE(Recommender):
             e = graph @ e
         return torch.cat([self.r_hat @ e, e])
 
+    def gated(self, feats: list[torch.Tensor], ids: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Steps 1-2 for items with inputs ``feats`` (per modality, ``[n, f_m]``) and ID embeddings
+        ``ids`` ``[n, d]``: the gated modality items e^m and the gated fusion items e^f."""
+        conv, fused = self.spectral([self.projections[m](f) for m, f in zip(self.modalities, feats)])
+        return [ids * self.gates[m](cm) for m, cm in zip(self.modalities, conv)], ids * self.fusion_gate(fused)
+
     def item_views(self) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Steps 1, 2 and 4 on the item side: each modality view's items (S^m)^L e^m and the fusion
         view's (S^f)^L e^f, ``[n_i, d]`` each."""
-        feats = [self.projections[m](self.item_inputs[m]) for m in self.modalities]
-        conv, fused = self.spectral(feats)
+        es, ef = self.gated([self.item_inputs[m] for m in self.modalities], self.item_emb)
         views = []
-        for m, cm in zip(self.modalities, conv):
-            e = self.item_emb * self.gates[m](cm)
+        for m, e in zip(self.modalities, es):
             for _ in range(self.config.n_layers):
                 e = self.item_graphs[m] @ e
             views.append(e)
-        e = self.item_emb * self.fusion_gate(fused)
         for _ in range(self.config.n_layers):
-            e = self.fusion_graph @ e
-        return views, e
+            ef = self.fusion_graph @ ef
+        return views, ef
 
     def side(self, hb: torch.Tensor, hms: list[torch.Tensor], hf: torch.Tensor) -> torch.Tensor:
         """Step 5: H^s from H^b, the modality views and the fusion view (rows alike, ``[N, d]``)."""
@@ -172,14 +184,53 @@ class SMORE(Recommender):
               + info_nce(hs[users], hb[users], c.temperature))
         return {"bpr": bpr_loss(u, p, q), "reg": c.reg_weight * l2_reg(u, p, q), "cl": c.cl_weight * cl}
 
-    def embed_new_items(self, features, data, graphs):
-        """Not supported: each SMORE item view is the item's trained ID embedding gated by its
-        features, and its behaviour part is LightGCN over its interactions; a new item has
-        neither (MGCN's neighbour stand-in for the ID embedding would apply; not implemented)."""
-        from siger.models.newitems import NewItemsUnsupported
+    @torch.no_grad()
+    def embed_new_items(self, features, data, graphs) -> torch.Tensor:
+        """New items placed by SMORE's own equations (see :mod:`siger.models.newitems`), as MGCN
+        places them: per modality a kNN row over the trained items (``knn_k - 1`` neighbours plus
+        itself, normalised as the trained graph), the fusion graph's row their entry-wise maximum;
+        the missing ID embedding and behaviour representation are the neighbour aggregates
+        ``agg @ E`` and ``agg @ H^b``; then the spectral gates from its features, the views'
+        propagation, and the preference-gated mean: H = H^b + H^s. ``[n_new, d]``."""
+        from siger.models.newitems import check_new_features, neighbour_rows, normalised_row, spmm, trained_items
 
-        raise NewItemsUnsupported("SMORE represents an item by its trained ID embedding (gated by its features) "
-                                  "and its interactions; a new item has neither (not implemented for SMORE)")
+        c = self.config
+        was = self.training
+        self.eval()
+        try:
+            check_new_features(features, data.features, self.modalities)
+            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features,
+                                  trained_items(data.train_matrix), c.knn_k)
+            hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), c.n_ui_layers)
+            dev = self.item_emb.device
+            e_new = spmm(rows.agg, self.item_emb)
+            hb_new = spmm(rows.agg, hb[self.n_users:])
+            new_f = [torch.as_tensor(np.asarray(features[m], np.float32), device=dev) for m in self.modalities]
+            es_new, ef_new = self.gated(new_f, e_new)
+            es_known, ef_known = self.gated([self.item_inputs[m] for m in self.modalities], self.item_emb)
+            offs, diags, hms = [], [], []
+            for m, h_new, h_known in zip(self.modalities, es_new, es_known):
+                deg = np.asarray(graphs.knn(m, c.knn_k, "none").sum(axis=1)).ravel()
+                off, diag = normalised_row(rows.knn[m], deg, "sym")
+                offs.append(off)
+                diags.append(diag)
+                hms.append(self._propagate_new(self.item_graphs[m], off, diag, h_known, h_new))
+            f_off, f_diag = max_pool_graphs(offs), np.max(np.stack(diags), axis=0)
+            hf = self._propagate_new(self.fusion_graph, f_off, f_diag, ef_known, ef_new)
+            return hb_new + self.side(hb_new, hms, hf)
+        finally:
+            self.train(was)
+
+    def _propagate_new(self, graph: SparseGraph, off, diag, h_known: torch.Tensor, h_new: torch.Tensor) -> torch.Tensor:
+        """``n_layers`` propagations of new rows (``off`` over the trained items, ``diag`` on
+        themselves) alongside the trained items' own."""
+        from siger.models.newitems import spmm
+
+        d = torch.as_tensor(np.asarray(diag, np.float32), device=h_new.device).unsqueeze(1)
+        for _ in range(self.config.n_layers):
+            h_new = spmm(off, h_known) + d * h_new
+            h_known = graph @ h_known
+        return h_new
 
     def fold_in(self, data):
         """New users from their histories (:mod:`siger.models.newusers`): the behaviour part as
