@@ -136,18 +136,64 @@ def test_50k_items_stay_far_below_dense(tmp_path):
     assert peak < 2048, f"peak RSS {peak:.0f} MB"
 
 
-@pytest.mark.parametrize("name", ["GUME", "LATTICE"])
-def test_models_without_cold_items_or_new_users_say_why(tiny_dir, name):
-    from siger.models import get_model_class
+def test_lattice_says_why_it_cannot_place_a_new_item(tiny_dir):
+    from siger.models.lattice import LATTICE
     from siger.models.newitems import NewItemsUnsupported
-    from siger.models.newusers import NewUsersUnsupported
 
     data = _two_modal(tiny_dir)
     store = GraphStore(data, False)
-    cls = get_model_class(name)
-    model = cls(data, cls.Config(knn_k=3), store)
-    with pytest.raises(NewItemsUnsupported, match=f"{name} represents an item by its trained ID embedding"):
+    model = LATTICE(data, LATTICE.Config(knn_k=3), store)
+    with pytest.raises(NewItemsUnsupported, match="LATTICE represents an item by its trained ID embedding"):
         model.embed_new_items({"image": np.ones((1, 3), np.float32), "audio": np.ones((1, 4), np.float32)}, data, store)
-    if name == "GUME":  # LATTICE folds new users in (tests/test_newusers.py)
-        with pytest.raises(NewUsersUnsupported, match=f"not implemented for {name}"):
-            model.fold_in(data)
+
+
+def test_gume_says_why_it_does_not_fold_in_a_new_user(tiny_dir):
+    from siger.models.newusers import NewUsersUnsupported
+
+    data = _two_modal(tiny_dir)
+    model = GUME(data, GUME.Config(knn_k=3), GraphStore(data, False))
+    with pytest.raises(NewUsersUnsupported, match="not implemented for GUME"):
+        model.fold_in(data)
+
+
+def test_a_new_item_is_placed_by_hand(tiny_dir):
+    """One modality, knn_k 3, two kNN hops: the new item's row is its 2 nearest trained items
+    (cosine weights) plus itself, sym-normalised with its own degree and theirs; its ID embedding
+    and H^id are the neighbour aggregates; then the gate, two hops, MGCN's fusion."""
+    from siger.data.dataset import load_dataset
+
+    data = load_dataset("tiny", tiny_dir)
+    store = GraphStore(data, False)
+    torch.manual_seed(0)
+    model = GUME(data, GUME.Config(knn_k=3, embedding_dim=6, n_ui_layers=2, n_layers=2), store)
+    new = np.array([[1.0, 0.5, -0.2], [-1.0, 0.1, 0.3]], np.float32)
+    got = model.embed_new_items({"image": new}, data, store)
+
+    f = data.features["image"].astype(np.float64)
+    fn = f / np.linalg.norm(f, axis=1, keepdims=True)
+    c = fn @ fn.T
+    deg = np.array([c[i, np.lexsort((np.arange(6), -c[i]))[:3]].sum() for i in range(6)])
+    cos = (new / np.linalg.norm(new, axis=1, keepdims=True)) @ fn.T
+    n_u = data.n_users
+    s = _dense(store.knn("image", 3))
+    adj, _ = ui_adjacency_with_items(data.train_matrix, shared_neighbours([store.knn("image", 3)]))
+    a = _dense(adj)
+    with torch.no_grad():
+        ego = torch.cat([model.user_emb, model.item_emb])
+        h_id = ((ego + a @ ego + a @ a @ ego) / 3)[n_u:]
+        gate = model.space["image"]
+        hk0 = model.item_emb * gate(model.item_inputs["image"])
+        want = []
+        for r in range(2):
+            nb = np.lexsort((np.arange(6), -cos[r]))[:2]
+            w = cos[r, nb]
+            pos = np.maximum(w, 0)
+            agg = torch.from_numpy(pos / pos.sum() if pos.sum() > 0 else np.full(2, 0.5)).float()
+            e_new, id_new = agg @ model.item_emb[nb], agg @ h_id[nb]
+            d_new = 1 + w.sum()
+            off = torch.from_numpy(w / np.sqrt(d_new * deg[nb])).float()
+            h0 = e_new * gate(torch.from_numpy(new[r:r + 1]))[0]
+            h1 = off @ hk0[nb] + h0 / d_new
+            h2 = off @ (s @ hk0)[nb] + h1 / d_new
+            want.append(id_new + model.fusion([h2[None]], id_new[None])[0])
+    assert torch.allclose(got, torch.stack(want), atol=1e-5)

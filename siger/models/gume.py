@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -139,13 +140,41 @@ class GUME(Recommender):
     def summary(self) -> dict[str, object]:
         return {"item_edges": int(self.item_edges.nnz)}
 
-    def embed_new_items(self, features, data, graphs):
-        """Not supported: GUME's item views gate the item's trained ID embedding by its features,
-        and the enhanced graph's item-item edges come from training; a new item has neither."""
-        from siger.models.newitems import NewItemsUnsupported
+    @torch.no_grad()
+    def embed_new_items(self, features, data, graphs) -> torch.Tensor:
+        """New items placed by GUME's own equations (see :mod:`siger.models.newitems`), as MGCN
+        places them: per modality a kNN row over the trained items (``knn_k - 1`` neighbours plus
+        itself, normalised as the trained graph); the missing ID embedding and H^id (its place in
+        the enhanced user-item graph, which only training interactions give) are the neighbour
+        aggregates ``agg @ E`` and ``agg @ H^id``; then the feature gates, ``n_layers``
+        propagations of the explicit views, and the fusion: H = H^id + H^int. ``[n_new, d]``."""
+        from siger.models.newitems import check_new_features, neighbour_rows, normalised_row, spmm, trained_items
 
-        raise NewItemsUnsupported("GUME represents an item by its trained ID embedding (gated by its features) on "
-                                  "a graph built at training; a new item has neither (not implemented for GUME)")
+        c = self.config
+        was = self.training
+        self.eval()
+        try:
+            check_new_features(features, data.features, self.modalities)
+            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features,
+                                  trained_items(data.train_matrix), c.knn_k)
+            e = self.encode()
+            e_new = spmm(rows.agg, self.item_emb)
+            id_new = spmm(rows.agg, e["id"][self.n_users:])
+            views = []
+            for m in self.modalities:
+                f = torch.as_tensor(np.asarray(features[m], np.float32), device=e_new.device)
+                h_new = e_new * self.space[m](f)
+                h_known = self.item_emb * self.space[m](self.item_inputs[m])
+                deg = np.asarray(graphs.knn(m, c.knn_k, "none").sum(axis=1)).ravel()
+                off, diag = normalised_row(rows.knn[m], deg, "sym")
+                d = torch.as_tensor(diag, device=h_new.device).unsqueeze(1)
+                for _ in range(c.n_layers):
+                    h_new = spmm(off, h_known) + d * h_new
+                    h_known = self.item_graphs[m] @ h_known
+                views.append(h_new)
+            return id_new + self.fusion(views, id_new)
+        finally:
+            self.train(was)
 
     def fold_in(self, data):
         from siger.models.newusers import NewUsersUnsupported
