@@ -217,8 +217,7 @@ class DRAGON(Recommender):
             for m in self.modalities:
                 b = rows.knn[m].copy()
                 b.data[:] = 1.0
-                deg = np.asarray(binary_knn_sym(self.knn_neighbours(m, data, graphs)).astype(bool).sum(axis=1),
-                                 dtype=np.float64).ravel()
+                deg = self.knn_neighbours(m, data, graphs).getnnz(axis=1).astype(np.float64)  # binary degrees
                 o, d = normalised_row(b, deg, "sym")
                 off = share[m] * o if off is None else off + share[m] * o
                 diag = diag + share[m] * d

@@ -157,9 +157,9 @@ class GUME(Recommender):
             check_new_features(features, data.features, self.modalities)
             rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features,
                                   trained_items(data.train_matrix), c.knn_k)
-            e = self.encode()
+            h_id = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), c.n_ui_layers)
             e_new = spmm(rows.agg, self.item_emb)
-            id_new = spmm(rows.agg, e["id"][self.n_users:])
+            id_new = spmm(rows.agg, h_id[self.n_users:])
             views = []
             for m in self.modalities:
                 f = torch.as_tensor(np.asarray(features[m], np.float32), device=e_new.device)
