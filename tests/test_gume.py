@@ -136,17 +136,6 @@ def test_50k_items_stay_far_below_dense(tmp_path):
     assert peak < 2048, f"peak RSS {peak:.0f} MB"
 
 
-def test_lattice_says_why_it_cannot_place_a_new_item(tiny_dir):
-    from siger.models.lattice import LATTICE
-    from siger.models.newitems import NewItemsUnsupported
-
-    data = _two_modal(tiny_dir)
-    store = GraphStore(data, False)
-    model = LATTICE(data, LATTICE.Config(knn_k=3), store)
-    with pytest.raises(NewItemsUnsupported, match="LATTICE represents an item by its trained ID embedding"):
-        model.embed_new_items({"image": np.ones((1, 3), np.float32), "audio": np.ones((1, 4), np.float32)}, data, store)
-
-
 def test_gume_says_why_it_does_not_fold_in_a_new_user(tiny_dir):
     from siger.models.newusers import NewUsersUnsupported
 

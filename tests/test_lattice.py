@@ -110,3 +110,82 @@ def test_projected_cosine_is_what_the_knn_pairs_rank():
     xn = F.normalize(x, dim=1)
     top = torch.topk(xn @ xn.T, 4, dim=1).indices
     assert torch.equal(col.reshape(30, 4), top) and torch.equal(row, torch.arange(30).repeat_interleave(4))
+
+
+def _top(c: np.ndarray, cand: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` candidates with the largest ``c``, ties to the lower index."""
+    idx = np.flatnonzero(cand)
+    return idx[np.lexsort((idx, -c[idx]))[:k]]
+
+
+def test_a_new_item_is_placed_by_hand(tiny_dir):
+    """Two modalities, knn_k 3, two item-graph layers: per modality the original row (2 nearest
+    trained items by raw cosine plus itself, sym-normalised) and the learned row (the same under the
+    projections, cosine-weighted, mixed by w, sym-normalised with the trained learned degrees); the
+    ID embedding and the collaborative part are the neighbour aggregates; item = H^cf + h/||h||."""
+    data = _two_modal(tiny_dir)  # 6 items, image 3-d and audio 4-d features
+    store = GraphStore(data, False)
+    torch.manual_seed(0)
+    model = LATTICE(data, LATTICE.Config(knn_k=3, lambda_coeff=0.7, n_layers=2, embedding_dim=5), store)
+    with torch.no_grad():
+        model.modal_logits.copy_(torch.tensor([0.3, -0.2]))
+    new = {"image": np.array([[1.0, 0.5, -0.2], [-1.0, 0.1, 0.3]], np.float32),
+           "audio": np.array([[0.2, -0.1, 0.4, 1.0], [0.3, 0.3, -0.5, 0.1]], np.float32)}
+    got = model.embed_new_items(new, data, store).double().numpy()
+
+    mods = model.modalities
+    cand = np.asarray(data.train_matrix.sum(axis=0)).ravel() > 0
+    w = torch.softmax(model.modal_logits.detach(), 0).double().numpy()
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    with torch.no_grad():
+        e = model.item_emb.double().numpy()
+        proj = {m: model.projections[m](model.item_inputs[m]).double().numpy() for m in mods}
+        proj_new = {m: model.projections[m](torch.from_numpy(new[m])).double().numpy() for m in mods}
+        a = torch.from_numpy(ui_adjacency_rw_self(data.train_matrix).toarray()).double()
+        x = torch.cat([model.user_emb, model.item_emb]).double()
+        cf = ((x + a @ x + a @ (a @ x)) / 3)[data.n_users:].numpy()
+    # the trained graphs, dense: original per modality (raw degrees), learned (raw degrees), G
+    orig_deg, orig = {}, 0
+    for j, m in enumerate(mods):
+        f = unit(data.features[m].astype(np.float64))
+        c = f @ f.T
+        raw = np.zeros((6, 6))
+        for i in range(6):
+            nb = np.lexsort((np.arange(6), -c[i]))[:3]
+            raw[i, nb] = c[i, nb]
+        orig_deg[m] = raw.sum(1)
+        orig = orig + w[j] * raw / np.sqrt(np.outer(orig_deg[m], orig_deg[m]))
+    learned_raw = 0
+    for j, m in enumerate(mods):
+        p = unit(proj[m])
+        c = p @ p.T
+        raw = np.zeros((6, 6))
+        for i in range(6):
+            nb = np.lexsort((np.arange(6), -c[i]))[:3]
+            raw[i, nb] = c[i, nb]
+        learned_raw = learned_raw + w[j] * raw
+    l_deg = learned_raw.sum(1)
+    g = 0.3 * learned_raw / np.sqrt(np.outer(l_deg, l_deg)) + 0.7 * orig
+    for r in range(2):
+        agg, o_off, o_diag, l_row = 0, np.zeros(6), 0.0, np.zeros(6)
+        for j, m in enumerate(mods):
+            cos = unit(new[m][r:r + 1].astype(np.float64)) @ unit(data.features[m].astype(np.float64)).T
+            nb = _top(cos[0], cand, 2)
+            pos = np.maximum(cos[0, nb], 0)
+            a_m = np.zeros(6)
+            a_m[nb] = pos / pos.sum() if pos.sum() > 0 else 0.5
+            agg = agg + a_m / len(mods)
+            d_new = 1 + cos[0, nb].sum()
+            o_off[nb] += w[j] * cos[0, nb] / np.sqrt(d_new * orig_deg[m][nb])
+            o_diag += w[j] / d_new
+            pc = unit(proj_new[m][r:r + 1]) @ unit(proj[m]).T
+            nbl = _top(pc[0], cand, 2)
+            l_row[nbl] += w[j] * pc[0, nbl]
+        ld_new = w.sum() + l_row.sum()
+        l_off, l_diag = l_row / np.sqrt(ld_new * l_deg), w.sum() / ld_new
+        h_known, h_new = e, agg @ e
+        for _ in range(2):
+            h_new = 0.3 * (l_off @ h_known + l_diag * h_new) + 0.7 * (o_off @ h_known + o_diag * h_new)
+            h_known = g @ h_known
+        want = agg @ cf + h_new / np.linalg.norm(h_new)
+        assert np.allclose(got[r], want, atol=1e-5), (r, got[r], want)

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -103,6 +105,11 @@ class LATTICE(Recommender):
         """L as (row, col, val) ``[nnz]``: each modality's top-k cosine graph of the projected
         features, mixed by the softmax weights, sym-normalised (differentiable in the projections,
         the features and the weights)."""
+        row, col, val = self.learned_pairs()
+        return row, col, sym_values(row, col, val, self.n_items)
+
+    def learned_pairs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """sum_m w_m S^m as (row, col, val) ``[nnz]``, before the normalisation."""
         w = torch.softmax(self.modal_logits, dim=0)
         rows, cols, vals = [], [], []
         for j, m in enumerate(self.modalities):
@@ -111,8 +118,7 @@ class LATTICE(Recommender):
             rows.append(r)
             cols.append(col)
             vals.append(w[j] * (p[r] * p[col]).sum(dim=1))
-        row, col, val = torch.cat(rows), torch.cat(cols), torch.cat(vals)
-        return row, col, sym_values(row, col, val, self.n_items)
+        return torch.cat(rows), torch.cat(cols), torch.cat(vals)
 
     def item_part(self, learned: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """h = G^L e ``[n_items, d]`` with G = (1 - lambda) L + lambda sum_m w_m O^m."""
@@ -174,10 +180,80 @@ class LATTICE(Recommender):
         u, p, q = u[users], i[pos], i[neg]
         return {"bpr": bpr_loss(u, p, q), "reg": self.config.reg_weight * l2_reg(u, p, q)}
 
-    def embed_new_items(self, features, data, graphs):
-        """Not supported: a LATTICE item is its trained ID embedding, propagated on the user-item
-        graph and on item graphs learned at training; a new item has no ID embedding."""
-        from siger.models.newitems import NewItemsUnsupported
+    @torch.no_grad()
+    def embed_new_items(self, features, data, graphs) -> torch.Tensor:
+        """New items by LATTICE's own equations, the missing parts as MGCN's placement fills them
+        (see :mod:`siger.models.newitems`): the ID embedding and the collaborative part are the
+        neighbour aggregates ``agg @ E`` and ``agg @ H^cf`` over the trained items nearest in raw
+        features. The item-graph rows come from the features as every item's do: per modality the
+        original row (``knn_k - 1`` nearest trained items by raw-feature cosine plus itself,
+        sym-normalised with its degree and theirs) and the learned row (the same under the
+        projected features, cosine-weighted); the modalities mixed by w, the learned rows
+        sym-normalised, G = (1 - lambda) L + lambda O; then ``n_layers`` propagations beside the
+        trained items' own and the item is H^cf + h / ||h||. ``[n_new, d]``."""
+        from siger.models.newitems import check_new_features, neighbour_rows, normalised_row, spmm, trained_items
 
-        raise NewItemsUnsupported("LATTICE represents an item by its trained ID embedding propagated on graphs "
-                                  "learned at training; a new item has none (not implemented for LATTICE)")
+        c = self.config
+        was = self.training
+        self.eval()
+        try:
+            check_new_features(features, data.features, self.modalities)
+            cand = trained_items(data.train_matrix)
+            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features, cand, c.knn_k)
+            dev = self.item_emb.device
+            w = torch.softmax(self.modal_logits, dim=0).cpu().numpy().astype(np.float64)
+            # the original graph's new rows, mixed
+            o_off, o_diag = None, 0.0
+            for j, m in enumerate(self.modalities):
+                deg = np.asarray(graphs.knn(m, c.knn_k, "none").sum(axis=1)).ravel()
+                off, diag = normalised_row(rows.knn[m], deg, "sym")
+                o_off = w[j] * off if o_off is None else o_off + w[j] * off
+                o_diag = o_diag + w[j] * diag
+            # the learned graph's new rows: raw mixed cosine rows, sym-normalised with the trained degrees
+            row, col, val = self.learned_pairs()
+            deg_known = torch.zeros(self.n_items, dtype=val.dtype, device=dev).index_add(0, row, val).cpu().numpy()
+            raw = None
+            for j, m in enumerate(self.modalities):
+                p_known = F.normalize(self.projections[m](self.item_inputs[m]), dim=1)
+                p_new = F.normalize(self.projections[m](torch.as_tensor(np.asarray(features[m], np.float32),
+                                                                        device=dev)), dim=1)
+                g = _top_cosine_rows(p_new, p_known, cand, c.knn_k - 1)
+                raw = w[j] * g if raw is None else raw + w[j] * g
+            d_new = np.sum(w) + np.asarray(raw.sum(axis=1)).ravel()  # each modality's self entry is w_j * 1
+            inv_known = np.divide(1.0, np.sqrt(deg_known), out=np.zeros_like(deg_known), where=deg_known > 0)
+            l_off = sp.csr_matrix(sp.diags(1.0 / np.sqrt(d_new)) @ raw @ sp.diags(inv_known), dtype=np.float32)
+            l_diag = (np.sum(w) / d_new).astype(np.float32)
+            learned = (row, col, sym_values(row, col, val, self.n_items))
+
+            def column(x):
+                return torch.as_tensor(np.asarray(x, np.float32), device=dev).reshape(-1, 1)
+
+            h_known, h_new = self.item_emb, spmm(rows.agg, self.item_emb)
+            w_t = torch.softmax(self.modal_logits, dim=0)
+            for _ in range(c.n_layers):
+                h_new = ((1 - c.lambda_coeff) * (spmm(l_off, h_known) + column(l_diag) * h_new)
+                         + c.lambda_coeff * (spmm(o_off, h_known) + column(o_diag) * h_new))
+                orig = sum(w_t[j] * (self.original[m] @ h_known) for j, m in enumerate(self.modalities))
+                h_known = (1 - c.lambda_coeff) * spmm_pairs(*learned, h_known) + c.lambda_coeff * orig
+            cf = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), c.n_ui_layers)
+            return spmm(rows.agg, cf[self.n_users:]) + F.normalize(h_new, dim=1)
+        finally:
+            self.train(was)
+
+
+def _top_cosine_rows(p_new: torch.Tensor, p_known: torch.Tensor, candidates: np.ndarray, k: int,
+                     block: int = 2048) -> sp.csr_matrix:
+    """The ``k`` largest cosines of each row of ``p_new`` ``[n_new, f]`` (unit rows) with the
+    ``candidates`` (boolean ``[n_items]``) among ``p_known`` ``[n_items, f]`` (unit rows), as a
+    CSR ``[n_new, n_items]`` of those cosines, found in row blocks."""
+    cand = np.flatnonzero(candidates)
+    kk = max(1, min(k, len(cand)))
+    known = p_known[torch.as_tensor(cand, device=p_known.device)]
+    vals, cols = [], []
+    for s in range(0, p_new.shape[0], block):
+        v, j = torch.topk(p_new[s:s + block] @ known.T, kk, dim=1)
+        vals.append(v.cpu().numpy())
+        cols.append(cand[j.cpu().numpy()])
+    v, cidx = np.concatenate(vals).ravel(), np.concatenate(cols).ravel()
+    r = np.repeat(np.arange(p_new.shape[0]), kk)
+    return sp.csr_matrix((v.astype(np.float64), (r, cidx)), shape=(p_new.shape[0], len(candidates)))
