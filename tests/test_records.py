@@ -75,7 +75,7 @@ def test_rendered_tables_are_computed_from_the_records():
     # A: mean 0.11, sample std of (0.10, 0.12) = 0.0141; B: one seed, no std
     assert "| A | 2 | **0.0550 ± 0.0071** | **0.1100 ± 0.0141** | **0.0300 ± 0.0071** | **0.0600 ± 0.0141** |" in table
     assert "| B | 1 | 0.0400 | 0.0800 | 0.0200 | 0.0400 | 2.0 | 5 (3) | 100 |" in table
-    assert "| d | A | 2 | 0.1100 ± 0.0141 | 0.0600 ± 0.0141 |" in blocks["headline"]
+    assert blocks["headline"] == "No results recorded yet."  # no SIGER (defaults) row
     assert blocks["results"].startswith("# Results") and "## d" in blocks["results"]
     abl = P.render([_fake("SIGER (full)", 1, 0.10, 0.05, table="ablation"), _fake("no x", 1, 0.09, 0.06, "ablation", x=0)],
                    stale=lambda r: None)["ablation:d"]
@@ -94,6 +94,20 @@ def test_rendered_tables_are_computed_from_the_records():
         P.render([_fake("A", 1, 0.1, 0.05), {**_fake("A", 1, 0.2, 0.05), "id": "other"}], stale=lambda r: None)
     marked = P.render([_fake("A", 1, 0.1, 0.05)], stale=lambda r: "stale")["comparison:d"]
     assert "| A † |" in marked
+
+
+def test_headline_pairs_siger_with_mgcn_and_the_strongest_other_row():
+    recs = [_fake("SIGER (defaults)", s, v, 0.05) for s, v in ((1, 0.10), (2, 0.12), (3, 0.11))]
+    recs += [_fake("MGCN (MMRec defaults)", s, v, 0.05, x=1) for s, v in ((1, 0.09), (2, 0.11), (3, 0.11))]
+    recs += [_fake("X", s, v, 0.05, x=2) for s, v in ((1, 0.13), (2, 0.12), (3, 0.11))]
+    recs += [_fake("Y (two seeds)", s, 0.2, 0.05, x=3) for s in (1, 2)]  # fewer than 3 seeds: not a contender
+    recs += [_fake("SIGER (tuned)", s, 0.3, 0.05, x=4) for s in (1, 2, 3)]  # SIGER's own rows: not contenders
+    recs.append({**_fake("MostPop (for scale)", 0, 0.05, 0.02), "kind": "mostpop", "seed": None})
+    head = P.render(recs, stale=lambda r: None)["headline"].splitlines()
+    # SIGER - MGCN by seed 0.01, 0.01, 0.00: mean 0.0067, sd 0.0058, half width t(0.975, 2) sd / sqrt(3) = 0.0143;
+    # SIGER - X by seed -0.03, 0, 0: mean -0.01, sd 0.0173, half width 0.0430
+    assert head[2] == ("| d | 0.1100 ± 0.0100 (3 seeds) | 0.1033 ± 0.0115 (3 seeds) | +0.0067 [-0.0077, +0.0210] "
+                       "| X: 0.1200 ± 0.0100 (3 seeds) | -0.0100 [-0.0530, +0.0330] | 0.0500 |")
 
 
 def test_staleness_follows_git(tmp_path):
