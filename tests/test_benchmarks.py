@@ -100,3 +100,20 @@ recall@5: 0.0243    recall@10: 0.0332    recall@20: 0.0456    recall@50: 0.0670
 recall@5: 0.0224    recall@10: 0.0333    recall@20: 0.0469    recall@50: 0.0702
 """
     assert parse_mmrec_log(log) == {"seconds": [23.88, 23.0], "valid_recall@20": [0.0381, 0.0456]}
+
+
+def test_authors_full_run_parsing_and_welch_interval():
+    from benchmarks.authors import parse_mmrec_result, welch
+
+    log = """05 Dec 19:45    INFO best valid result: recall@5: 0.0300    recall@20: 0.0900    ndcg@20: 0.0400
+05 Dec 19:45    INFO test result: recall@5: 0.0310    recall@20: 0.0950    ndcg@20: 0.0410
+05 Dec 20:45    INFO best valid result: recall@5: 0.0350    recall@20: 0.1000    ndcg@20: 0.0450
+05 Dec 20:45    INFO test result: recall@5: 0.0360    recall@20: 0.1050    ndcg@20: 0.0460
+"""
+    got = parse_mmrec_result(log)  # the last pair: the run's final best-valid epoch
+    assert got == {"valid": {"recall@5": 0.035, "recall@20": 0.1, "ndcg@20": 0.045},
+                   "test": {"recall@5": 0.036, "recall@20": 0.105, "ndcg@20": 0.046}}
+    # a = (1, 2, 3), b = (2, 4, 6): difference -2; variances of the means 1/3 and 4/3, df = (5/3)^2 /
+    # ((1/9 + 16/9) / 2) = 3.2353, t(0.975, 3.2353) = 3.0554; half width 3.0554 * sqrt(5/3) = 3.9445
+    d, lo, hi = welch([1.0, 2.0, 3.0], [2.0, 4.0, 6.0])
+    assert d == -2.0 and abs(hi - d - 4.1554) < 1e-3 and abs(d - lo - 4.1554) < 1e-3
