@@ -3,7 +3,7 @@
     python -m benchmarks.authors --model DRAGON --mmrec /path/to/MMRec/src [--mmrec-python PY]
         [--dataset tiktok] [--epochs 3] [--record]
     python -m benchmarks.authors --model SMORE --mmrec /path/to/MMRec/src --full [--seeds 999,1000,1001]
-        [--label "SMORE (authors' defaults)"] [--record]
+        [--label "SMORE (authors' defaults)"] [--cache DIR] [--record]
 
 Runs the authors' implementation inside an MMRec-layout checkout (``main.py -m MODEL -d DATASET``,
 with the model's yaml holding single values and ``epochs: N``; the run's log is parsed for the
@@ -31,6 +31,7 @@ tensor it is on a GPU, GUME's constructor taking MMRec's two arguments and its d
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import statistics
@@ -124,9 +125,17 @@ def our_records(label: str, dataset: str, seeds: list[int]) -> list[dict]:
 def full(args) -> int:
     seeds = [int(x) for x in args.seeds.split(",")]
     label = args.label or f"{args.model} (authors' defaults)"
+    theirs = []
+    for s in seeds:  # the authors' runs first (hours); each kept in --cache, so a rerun picks up where it stopped
+        cached = Path(args.cache) / f"{args.model}_{args.dataset}_{s}.json" if args.cache else None
+        if cached is not None and cached.exists():
+            theirs.append(json.loads(cached.read_text()))
+            continue
+        theirs.append(run_authors_full(Path(args.mmrec), args.mmrec_python, args.model, args.dataset, args.threads, s))
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps(theirs[-1]))
     ours = our_records(label, args.dataset, seeds)
-    theirs = [run_authors_full(Path(args.mmrec), args.mmrec_python, args.model, args.dataset, args.threads, s)
-              for s in seeds]
     ms = lambda v: f"{statistics.mean(v):.4f} ± {statistics.stdev(v):.4f}"  # noqa: E731
     values = {"model": args.model, "dataset": args.dataset, "seeds": seeds, "our_label": label,
               "our_records": [r["id"] for r in ours], "authors": theirs,
@@ -151,8 +160,6 @@ def full(args) -> int:
 
 
 def run_ours(model: str, dataset: str, data_dir: str | None, epochs: int, threads: int) -> dict[str, list[float]]:
-    import json
-
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "siger.cli", "train", "--model", model, "--dataset", dataset, "--epochs",
                str(epochs), "--warmup_epochs", "0", "--num_threads", str(threads), "--progress", "false",
@@ -175,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--full", action="store_true", help="to convergence at --seeds against our committed rows")
     ap.add_argument("--seeds", default="999,1000,1001")
+    ap.add_argument("--cache", default=None, help="--full: a folder keeping each finished authors' run")
     ap.add_argument("--label", default=None, help="--full: our comparison row (default: MODEL (authors' defaults))")
     args = ap.parse_args(argv)
     if args.full:
