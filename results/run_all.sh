@@ -218,3 +218,16 @@ for m in DRAGON SMORE GUME; do
   python -m benchmarks.authors --model $m --mmrec $MMREC/src --data-dir $DATA --epochs 3 --record
 done
 python -m benchmarks.authors --model LATTICE --mmrec $MMREC/src --data-dir $DATA --epochs 2 --record
+# the authors' SMORE to convergence beside our rows of the same seeds (their runs cached per seed)
+python -m benchmarks.authors --model SMORE --mmrec $MMREC/src --full --cache ${CACHE:-/tmp/authors} --record
+
+# -- issue 35: the new baselines' tuned rows, by the procedure and budget of SIGER's and MGCN's
+#    multi-dataset studies (same datasets, reference runs, pruner, sampler seed; the authors'
+#    values as the first trial); then each study's choice, 3 seeds, on tiktok, baby and ml100k
+for m in lattice dragon smore gume; do
+  M=$(echo $m | tr a-z A-Z)
+  mkdir -p results/studies/${m}_multi && ln -sfn ../siger_multi/refs results/studies/${m}_multi/refs
+  siger tune --model $M --datasets $MULTI --data-dir $DATA --space results/studies/spaces/${m}_multi.yaml \
+      --trials 40 --out results/studies/${m}_multi --enqueue-defaults --pruner percentile --epochs 200 \
+      --sampler-seed 1 $T1
+done
