@@ -136,15 +136,6 @@ def test_50k_items_stay_far_below_dense(tmp_path):
     assert peak < 2048, f"peak RSS {peak:.0f} MB"
 
 
-def test_gume_says_why_it_does_not_fold_in_a_new_user(tiny_dir):
-    from siger.models.newusers import NewUsersUnsupported
-
-    data = _two_modal(tiny_dir)
-    model = GUME(data, GUME.Config(knn_k=3), GraphStore(data, False))
-    with pytest.raises(NewUsersUnsupported, match="not implemented for GUME"):
-        model.fold_in(data)
-
-
 def test_a_new_item_is_placed_by_hand(tiny_dir):
     """One modality, knn_k 3, two kNN hops: the new item's row is its 2 nearest trained items
     (cosine weights) plus itself, sym-normalised with its own degree and theirs; its ID embedding

@@ -48,9 +48,9 @@ def test_lightgcn_fold_in_by_hand(tiny_dir):
     assert (users(h) @ items.T).squeeze().tolist() == pytest.approx((e1 * items.squeeze()).tolist(), rel=1e-6)
 
 
-@pytest.mark.parametrize("name", ["LightGCN", "MGCN", "SIGER", "FREEDOM", "BM3", "LATTICE", "SMORE"])
+@pytest.mark.parametrize("name", ["LightGCN", "MGCN", "SIGER", "FREEDOM", "BM3", "LATTICE", "SMORE", "GUME"])
 def test_a_trained_user_folded_in_from_its_train_history_is_the_trained_user(planted_dir, tmp_path, name):
-    extra = {"knn_k": 3, "cooc_k": 3} if name == "SIGER" else {"knn_k": 3} if name in ("MGCN", "FREEDOM", "LATTICE", "SMORE") else {}
+    extra = {"knn_k": 3, "cooc_k": 3} if name == "SIGER" else {"knn_k": 3} if name in ("MGCN", "FREEDOM", "LATTICE", "SMORE", "GUME") else {}
     cfg = build_config(name, "planted", {**FAST, **extra, "data_dir": str(planted_dir)})
     trainer = Trainer(cfg, load_data(cfg), None, log=lambda s: None)
     trainer.fit()

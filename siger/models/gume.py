@@ -177,7 +177,27 @@ class GUME(Recommender):
             self.train(was)
 
     def fold_in(self, data):
-        from siger.models.newusers import NewUsersUnsupported
+        """New users from their histories (:mod:`siger.models.newusers`): a user's final
+        representation is H^id + H^int (the per-modality user tables U^m feed only the H^it loss
+        terms), so as MGCN: H^id as LightGCN folds a user into the enhanced graph (its items'
+        degrees there: their train users plus their enhancement edges), each explicit view the
+        user aggregation R̂ h^m of the trained item views, then the fusion."""
+        from siger.models.newusers import LightGCNFoldIn, item_degrees
 
-        raise NewUsersUnsupported("fold-in is not implemented for GUME (besides MGCN-like parts, its users carry a "
-                                  "free table per modality, propagated with the items, that a history cannot give)")
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                e = self.encode()
+                views = {m: e["x"][m][self.n_users:] for m in self.modalities}
+                deg = item_degrees(data.train_matrix) + np.asarray(self.item_edges.sum(axis=1)).ravel()
+                lg = LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_ui_layers, deg)
+        finally:
+            self.train(was)
+
+        @torch.no_grad()
+        def users(history, free=None):
+            h_id = lg(history, free)
+            return h_id + self.fusion([lg.aggregate(history, views[m]) for m in self.modalities], h_id)
+
+        return users
