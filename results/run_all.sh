@@ -179,13 +179,15 @@ siger derive --from data/derived/ml100k_thin --out data/derived/ml100k_thin_g50 
 # trials resume the kept runs of the first start; sampler seed 1 (seed 0 would redraw the first
 # start's trials: a restarted process seeds by the trials the study holds).
 MULTI="data/derived/ml100k_thin,data/derived/ml100k_thin_g50,data/derived/baby_thin,tiktok,ml100k,baby"
+# (from SIGER's trial 11 and MGCN's trial 9 on, 2026-12-05: both spaces gained n_ui_layers, hence
+# --extend-space; the trials before ran 2 layers; each study first runs its defaults at 4 layers)
 siger tune --model SIGER --datasets $MULTI --data-dir $DATA --space results/studies/spaces/siger_multi.yaml \
     --trials 40 --out results/studies/siger_multi --enqueue results/studies/spaces/siger_multi_enqueue.yaml \
-    --pruner percentile --epochs 200 --sampler-seed 1 $T1
+    --pruner percentile --epochs 200 --sampler-seed 1 --extend-space $T1
 mkdir -p results/studies/mgcn_multi && ln -sfn ../siger_multi/refs results/studies/mgcn_multi/refs
 siger tune --model MGCN --datasets $MULTI --data-dir $DATA --space results/studies/spaces/mgcn_multi.yaml \
     --trials 40 --out results/studies/mgcn_multi --enqueue results/studies/spaces/mgcn_multi_enqueue.yaml \
-    --pruner percentile --epochs 200 --sampler-seed 1 $T1
+    --pruner percentile --epochs 200 --sampler-seed 1 --extend-space $T1
 # the comparison rows at the current defaults (SIGER: infusion weight measured on held-out train
 # interactions), 5 paired seeds; they replace the rows of the previous defaults
 for spec in ml100k_thin:data/derived baby_thin:data/derived ml100k:$DATA tiktok:$DATA baby:$DATA; do

@@ -206,6 +206,36 @@ def test_cli_tune_and_errors(planted_dir, tmp_path, capsys):
     assert "must be below" in capsys.readouterr().err
 
 
+def test_a_resumed_study_can_add_keys_to_its_space_and_queue_new_entries(planted_dir, tmp_path):
+    from siger.config import ConfigError
+
+    out = tmp_path / "s"
+    lr = {"learning_rate": [0.05, 0.001]}
+    first = [{"learning_rate": 0.05}, {"learning_rate": 0.001}]
+    run_tune(_spec(planted_dir, out, lr, TuneOptions(trials=2, pruner="none", enqueue=first), epochs=2),
+             log=lambda s: None)
+    wider = {**lr, "n_layers": [1, 3]}
+    with pytest.raises(ConfigError, match="started with other settings"):  # not without --extend-space
+        run_tune(_spec(planted_dir, out, wider, TuneOptions(trials=3, pruner="none"), epochs=2), log=lambda s: None)
+    with pytest.raises(ConfigError, match="only adds keys"):  # a key it had may not change
+        run_tune(_spec(planted_dir, out, {"learning_rate": [0.05, 0.002], "n_layers": [1, 3]},
+                       TuneOptions(trials=3, pruner="none", extend_space=True), epochs=2), log=lambda s: None)
+    # the same entries plus one: only the new one is queued (the earlier ones ran already)
+    more = [*first, {"learning_rate": 0.05, "n_layers": 3}]
+    res = run_tune(_spec(planted_dir, out, wider, TuneOptions(trials=3, pruner="none", extend_space=True,
+                                                              enqueue=more), epochs=2), log=lambda s: None)
+    params = [r["params"] for r in sorted(res["rows"], key=lambda r: r["number"])]
+    # the earlier trials ran LightGCN's n_layers default, 2, and are shown so
+    assert params == [{"learning_rate": 0.05, "n_layers": 2}, {"learning_rate": 0.001, "n_layers": 2},
+                      {"learning_rate": 0.05, "n_layers": 3}]
+    md = (out / "study.md").read_text()
+    assert "Space extended at trial 2: n_layers added (the trials before it ran n_layers=2)." in md
+    # resumed again with the same entries and space: nothing new is queued, nothing is refused
+    res = run_tune(_spec(planted_dir, out, wider, TuneOptions(trials=3, pruner="none", enqueue=more), epochs=2),
+                   log=lambda s: None)
+    assert len(res["rows"]) == 3
+
+
 def test_confirmation_retrains_the_top_trials_and_chooses_the_best_mean_valid(planted_dir, tmp_path):
     from siger.experiments.tune import confirm_top
 

@@ -25,7 +25,7 @@ def cmd_tune(args, extra) -> int:
                        startup_trials=args.startup_trials, select_by=args.select_by, heartbeat=args.heartbeat,
                        prune_percentile=args.prune_percentile, prune_curve=args.prune_curve,
                        prune_startup=args.prune_startup, note=args.note,
-                       enqueue=enqueue, trial_seeds=args.trial_seeds)
+                       enqueue=enqueue, trial_seeds=args.trial_seeds, extend_space=args.extend_space)
     datasets = []
     if args.datasets:
         from siger.experiments.tune.multi import parse_datasets
@@ -100,6 +100,9 @@ def register(sub, train_epilog: str | None = None) -> None:
                    help="trials to run first: a mapping or a list of them; keys not given take their config value")
     p.add_argument("--select-by", default="valid", choices=["valid", "test"],
                    help="choose on valid (default) or, as MMRec does, on test (labelled as having seen test)")
+    p.add_argument("--extend-space", action="store_true",
+                   help="resume a study with a space that adds keys to its own (the trials so far ran them at "
+                        "their config values; study.md says from which trial)")
     p.add_argument("--note", default=None, help="a line kept with the study and printed in study.md")
     p.add_argument("--report-only", action="store_true",
                    help="write the study's reports from its storage and run nothing (e.g. while workers run it)")

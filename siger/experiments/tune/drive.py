@@ -25,7 +25,7 @@ from siger.experiments.tune.study import (
     StudySpec,
     check_identity,
     complete_params,
-    enqueued_params,
+    enqueue_new,
     finished_count,
     metric_name,
     open_study,
@@ -87,10 +87,8 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
     study = open_study(spec)
     check_identity(study, spec)
     atomic_write(out / "space.yaml", lambda p: Path(p).write_text(yaml.safe_dump(spec.space.to_yaml(), sort_keys=False)))
-    if spec.opts.enqueue and not study.user_attrs.get("enqueued"):
-        for given in spec.opts.enqueue:
-            study.enqueue_trial(enqueued_params(spec, given), skip_if_exists=True)
-        study.set_user_attr("enqueued", True)
+    if spec.opts.enqueue:
+        enqueue_new(study, spec)
     if spec.opts.note:
         study.set_user_attr("note", spec.opts.note)
     optuna.storages.fail_stale_trials(study)  # trials a killed process left RUNNING, once they are stale

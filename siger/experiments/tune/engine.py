@@ -45,6 +45,7 @@ class TuneOptions:
     trial_seeds: int = 1  # seeds per trial: the value is the mean over them (the pruner reads the first)
     prune_startup: int | None = None  # completed trials before median / percentile prune (None: min(startup_trials, 5))
     prune_curve: str = "best"  # median / percentile: compare with the others' best-so-far curves ("raw": Optuna's rule)
+    extend_space: bool = False  # resume with a space that adds keys to the study's (the earlier trials ran them at their config values)
 
     def check(self) -> None:
         if self.sampler not in SAMPLERS:

@@ -10,14 +10,14 @@ from typing import Any, Callable
 
 from siger.artifacts import atomic_write, write_json
 from siger.experiments.tune.engine import optuna_module
-from siger.experiments.tune.study import StudySpec, complete_params, metric_name, open_study
+from siger.experiments.tune.study import StudySpec, complete_params, metric_name, open_study, params_as_run
 
 
 def _rows(study, spec: StudySpec) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
-        rows.append({"number": t.number, "state": t.state.name, "params": complete_params(spec, t.params),
+        rows.append({"number": t.number, "state": t.state.name, "params": complete_params(spec, params_as_run(study, t.number, t.params)),
                      "valid": ua.get("valid"), "test": ua.get("test"), "best_epoch": ua.get("best_epoch"),
                      "epochs_run": ua.get("epochs_run"), "seconds_per_epoch": ua.get("seconds_per_epoch"),
                      "run_dir": ua.get("run_dir"), "error": ua.get("error"), "value": t.value,
@@ -145,7 +145,10 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
            f"{spec.opts.trial_seeds} seeds per trial ({base.train.seed}, {base.train.seed + 1}, ...; the pruner reads "
            f"the first, the value is the mean best-valid {metric} over them)")
         + f". Fixed: {fixed}."
-        + (f" Note: {study.user_attrs['note']}" if study.user_attrs.get("note") else ""),
+        + (f" Note: {study.user_attrs['note']}" if study.user_attrs.get("note") else "")
+        + "".join(f" Space extended at trial {e['from_trial']}: {', '.join(e['added'])} added (the trials before "
+                  f"it ran {', '.join(f'{k}={v}' for k, v in e['until_then'].items())})."
+                  for e in study.user_attrs.get("space_extensions", [])),
         "",
         (f"Chosen on **valid {metric}** (the trial's best-valid epoch). The test columns are recorded at that "
          "epoch for reference and were **not used** to choose." if sel == "valid" else

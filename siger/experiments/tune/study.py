@@ -111,10 +111,58 @@ def check_identity(study, spec: StudySpec) -> None:
         study.set_user_attr("identity", want)
         return
     diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    if diff == ["space"] and spec.opts.extend_space:
+        extend_space(study, spec, have, want)
+        return
     if diff:
         detail = "; ".join(f"{k}: study has {have.get(k)!r}, now {want.get(k)!r}" for k in diff)
         raise ConfigError(f"{spec.out}: this study was started with other settings ({detail}); "
                           "use another --out or the same settings")
+
+
+def extend_space(study, spec: StudySpec, have: dict[str, Any], want: dict[str, Any]) -> None:
+    """Resume a study with a space that adds keys to its own (``--extend-space``): every key it
+    had must stay as it was. The trials so far ran each added key at its config value; the study
+    remembers that (``space_extensions``: from which trial, which keys, at which values), its
+    reports show those values for the earlier trials, and the identity becomes the wider space."""
+    old, new = have["space"], want["space"]
+    changed = sorted(k for k in old if new.get(k) != old[k])
+    if changed:
+        raise ConfigError(f"{spec.out}: --extend-space only adds keys; the space changes or drops {changed}")
+    added = sorted(set(new) - set(old))
+    base = spec.trial_config({})
+    values = {**base.to_dict()["train"], **base.to_dict()["model"]}
+    ext = list(study.user_attrs.get("space_extensions", []))
+    ext.append({"from_trial": len(study.get_trials(deepcopy=False)), "added": added,
+                "until_then": {k: values[k] for k in added}})
+    study.set_user_attr("space_extensions", ext)
+    study.set_user_attr("identity", want)
+
+
+def params_as_run(study, number: int, params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's values with the keys a later space extension added, at the values it ran them."""
+    out = dict(params)
+    for e in study.user_attrs.get("space_extensions", []):
+        if number < e["from_trial"]:
+            for k, v in e["until_then"].items():
+                out.setdefault(k, v)
+    return out
+
+
+def enqueue_new(study, spec: StudySpec) -> list[dict[str, Any]]:
+    """Queue the ``--enqueue`` entries this study has not queued before (remembered by content,
+    so an entry added to a file later is queued when the study resumes); returns them. A study
+    from before entries were remembered (one flag) counts the entries given now as queued."""
+    key = lambda g: json.dumps(g, sort_keys=True, default=str)  # noqa: E731
+    done = study.user_attrs.get("enqueued_entries")
+    if done is None:
+        done = [key(g) for g in spec.opts.enqueue] if study.user_attrs.get("enqueued") else []
+    new = [g for g in spec.opts.enqueue if key(g) not in done]
+    for g in new:
+        study.enqueue_trial(enqueued_params(spec, g), skip_if_exists=True)
+    study.set_user_attr("enqueued_entries", [*done, *(key(g) for g in new)])
+    study.set_user_attr("enqueued", True)
+    return new
 
 
 def finished_count(study) -> int:
