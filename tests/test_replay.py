@@ -103,3 +103,18 @@ def test_per_setting_replays_one_seed_and_stamps_the_others_by_it(planted_dir, t
     assert calls == [1] and len(verdicts) == 1 and verdicts[0].ok
     assert out[0]["verified"] == {"commit": "c0ffee", "epochs": 1}
     assert out[1]["verified"] == {"commit": "c0ffee", "epochs": 1, "by": recs[0]["id"]}
+
+
+def test_stop_check_knows_the_current_early_stopping_rule():
+    from siger.experiments.replay import stop_check
+
+    def rec(best, run, warmup=20, patience=20, stopped="early_stop"):
+        return {"stopped": stopped, "best_epoch": best, "epochs_run": run,
+                "config": {"train": {"warmup_epochs": warmup, "patience": patience, "eval_every": 1, "epochs": 1000}}}
+
+    assert stop_check(rec(45, 66)) is None  # best after the warm-up: 20 bad evaluations since 45, all counted
+    assert stop_check(rec(3, 40)) is None  # best in the warm-up: epochs 20..39 are the 20 counted
+    msg = stop_check(rec(3, 24))  # the earlier rule stopped here: epochs 20..23 are only 4 of 20
+    assert msg is not None and "counts 4 of its 20" in msg
+    assert stop_check(rec(0, 21, warmup=0)) is None  # MMRec's rule: 20 since the best
+    assert stop_check(rec(3, 24, stopped="epochs")) is None  # not an early stop

@@ -110,25 +110,54 @@ def test_early_stopping_respects_patience(tiny_dir, tmp_path):
     assert res["stopped_early"] and res["epochs_run"] == res["best_epoch"] + 3
 
 
-def test_warmup_keeps_early_stopping_off_until_its_epoch(tiny_dir, tmp_path):
+def test_patience_counts_only_evaluations_after_the_warmup(tiny_dir, tmp_path):
     # lr 0: valid never improves after epoch 0, so MMRec's rule (warm-up 0) stops at epoch 0 + 2 + 1
     res0 = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=0),
                 tmp_path / "w0")
     assert res0["best_epoch"] == 0 and res0["epochs_run"] == 3
+    # warm-up 9: the evaluations of epochs 9 and 10 use the patience up -> epochs 0..10
     res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=9),
                tmp_path / "w9")
-    assert res["best_epoch"] == 0 and res["stopped_early"] and res["epochs_run"] == 9  # epochs 0..8
-    # a warm-up shorter than the patience changes nothing
+    assert res["best_epoch"] == 0 and res["stopped_early"] and res["epochs_run"] == 11
+    # a warm-up shorter than the patience still gives the whole patience after it: epochs 2 and 3
     res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=2),
                tmp_path / "w2")
-    assert res["epochs_run"] == 3
+    assert res["epochs_run"] == 4
+
+
+def test_patience_used_by_hand():
+    from siger.train.trainer import patience_used
+
+    hist = [{"epoch": e, "valid": {}} for e in range(25)]
+    assert patience_used(hist, 21, 20) == 5  # best at 3: 21 bad evaluations, 5 of them after the warm-up
+    assert patience_used(hist, 3, 20) == 3  # best at 21: all 3 since then are after the warm-up
+    assert patience_used(hist, 21, 0) == 21  # no warm-up: MMRec's count
+    sparse = [{"epoch": e, **({"valid": {}} if e % 5 == 4 else {})} for e in range(25)]  # eval_every 5
+    assert patience_used(sparse, 4, 20) == 1  # evaluations at 4, 9, 14, 19, 24: one after epoch 20
 
 
 def test_resumed_finished_run_with_warmup_does_not_train_more(tiny_dir, tmp_path):
     cfg = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=5)
     first = _fit(cfg, tmp_path / "w")
     again = _fit(cfg, tmp_path / "w", resume=True)
-    assert first["epochs_run"] == again["epochs_run"] == 5 and again["stopped_early"]
+    assert first["epochs_run"] == again["epochs_run"] == 7 and again["stopped_early"]
+
+
+def test_a_run_the_old_rule_stopped_inside_the_warmup_is_continued(tiny_dir, tmp_path, monkeypatch):
+    """A finished run stopped by the rule before 2026-12-05 (patience counted from a peak inside the
+    warm-up) is continued from its checkpoint when a study or comparison meets it again."""
+    import siger.train.trainer as T
+    from siger.experiments.runs import train_or_load
+
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=5)
+    old = lambda hist, bad, warmup: bad if hist and hist[-1]["epoch"] + 1 >= warmup else 0  # noqa: E731
+    monkeypatch.setattr(T, "patience_used", old)
+    assert _fit(cfg, tmp_path / "r")["epochs_run"] == 5  # the old rule: stop at epoch 4
+    monkeypatch.undo()
+    res = train_or_load(cfg, tmp_path / "r", log=lambda s: None)
+    assert res["epochs_run"] == 7 and res["best_epoch"] == 0 and res["stopped_early"]
+    assert len((tmp_path / "r" / "log.jsonl").read_text().splitlines()) == 7
+    assert train_or_load(cfg, tmp_path / "r", log=lambda s: None)["epochs_run"] == 7  # nothing more
 
 
 def test_eval_callback_sees_every_evaluation_and_can_stop_the_run(tiny_dir, tmp_path):

@@ -186,6 +186,24 @@ def verify_record(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_d
     return Verdict(rec["id"], label, not diffs, diffs, source)
 
 
+def stop_check(rec: dict[str, Any]) -> str | None:
+    """None when a run record's early stop is what the current rule decides at its last epoch
+    (:func:`siger.train.trainer.patience_used`: patience counts evaluations after the warm-up
+    only), else why not. A replay of the first epochs cannot see the rule; this check can, from
+    the record alone. Runs that reached their epoch cap or were pruned are not early stops."""
+    if rec.get("stopped") != "early_stop":
+        return None
+    t = rec["config"]["train"]
+    warmup, patience, every = t.get("warmup_epochs", 0), t["patience"], t.get("eval_every", 1)
+    last, best = rec["epochs_run"] - 1, rec["best_epoch"]
+    evals = [e for e in range(last + 1) if (e + 1) % every == 0 or e == t["epochs"] - 1]
+    used = min(sum(1 for e in evals if e > best), sum(1 for e in evals if e >= warmup))
+    if used >= patience:
+        return None
+    return (f"early stop at epoch {last} (best {best}, inside the {warmup}-epoch warm-up): the current rule "
+            f"counts {used} of its {patience} evaluations of patience there and trains on; rerun the run")
+
+
 def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, data_dir: str | None = None,
            rtol: float = 0.0, seed: int = 0, only_stale: bool = True, log: Callable[[str], None] = print,
            save: Callable[[list[dict[str, Any]]], None] | None = None,
@@ -237,13 +255,16 @@ def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, d
                     for k in ("log_head", "log_head_source", "modes_head"):
                         if k in rec:
                             r[k] = rec[k]
-                if v.ok:
+                stop = stop_check(r)
+                if v.ok and stop is None:
                     r["verified"] = {"commit": state["commit"], "epochs": epochs,
                                      **({"by": rid} if r["id"] != rid else {})}
                     r.pop("replay_differs", None)
                 else:
                     r.pop("verified", None)
-                    r["replay_differs"] = v.diffs[:5]
+                    r["replay_differs"] = v.diffs[:5] + ([stop] if stop else [])
+                    if stop:
+                        log(f"STOP {r.get('table')}/{r['dataset']}/{r.get('label')}/seed {r.get('seed')}: {stop}")
             if save is not None:
                 save(records)
     finally:
