@@ -233,3 +233,20 @@ for m in lattice dragon smore gume; do
       --trials 40 --out results/studies/${m}_multi --enqueue-defaults --pruner percentile --epochs 200 \
       --sampler-seed 1 $T1
 done
+
+# -- 2026-12-05 (night): early stopping counts patience only after the warm-up. The records the old
+#    rule had stopped inside the warm-up were continued from their checkpoints (same commands, which
+#    resume a finished run the current rule would not have stopped) or, where the run folders were
+#    gone, rerun; each row then replaced (`siger results add ... --replace`); everything replayed.
+siger compare --models SMORE --dataset ml100k --data-dir $DATA --seeds 3 --out $R/new_ml100k $T1
+siger compare --models SIGER --dataset baby_thin --data-dir data/derived --seeds 5 --out $R/cmp5_baby_thin $T1
+siger train --model SIGER --dataset tiktok_cu --data-dir data/derived --seed 1001 --out $R/coldusers_tiktok/SIGER/seed1001 --resume $T1
+siger evaluate --run $R/coldusers_tiktok/SIGER/seed1001 --modes warm,cold_users
+for d in tiktok baby; do for t in 0062 0050; do
+  [ $d = baby ] && [ $t = 0050 ] && continue
+  for s in 999 1000 1001; do
+    siger train --model MGCN --dataset $d --data-dir $DATA --config results/studies/mgcn_tiktok/trials/$t/config.yaml \
+        --seed $s --epochs 1000 --out $R/cmp_$d/MGCN_trial$t/seed$s --resume $T2
+  done
+done; done
+siger results verify --per-setting --epochs 1 --data-dir data/derived
