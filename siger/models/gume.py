@@ -100,15 +100,22 @@ class GUME(Recommender):
         self.fusion = AttentionFusion(d, len(self.modalities))
         self.to(self.device_)
 
+    def item_views(self) -> dict[str, torch.Tensor]:
+        """Per modality the items' explicit view h^m = (S^m)^L (E_i * gate^m(f^m)) ``[n_i, d]``."""
+        views = {}
+        for m in self.modalities:
+            h = self.item_emb * self.space[m](self.item_inputs[m])
+            for _ in range(self.config.n_layers):
+                h = self.item_graphs[m] @ h
+            views[m] = h
+        return views
+
     def encode(self) -> dict[str, object]:
         """"id" (H^id), "x" (X^m per m), "it" (H^it), "int" (H^int): ``[n_u + n_i, d]`` each."""
         c = self.config
         h_id = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), c.n_ui_layers)
         xs, ext = {}, []
-        for m in self.modalities:
-            h = self.item_emb * self.space[m](self.item_inputs[m])
-            for _ in range(c.n_layers):
-                h = self.item_graphs[m] @ h
+        for m, h in self.item_views().items():
             xs[m] = torch.cat([self.r_hat @ h, h])
             ext.append(lightgcn_propagate(self.adj, torch.cat([self.ext_users[m], h]), c.n_ui_layers))
         h_it = torch.stack(ext).mean(dim=0)
@@ -188,8 +195,7 @@ class GUME(Recommender):
         self.eval()
         try:
             with torch.no_grad():
-                e = self.encode()
-                views = {m: e["x"][m][self.n_users:] for m in self.modalities}
+                views = self.item_views()  # the explicit views only: H^it and H^int are not needed here
                 deg = item_degrees(data.train_matrix) + np.asarray(self.item_edges.sum(axis=1)).ravel()
                 lg = LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_ui_layers, deg)
         finally:
