@@ -14,8 +14,10 @@ A study is a folder::
 The package, one job a module: :mod:`~siger.experiments.tune.space` (the YAML search-space
 language), :mod:`~siger.experiments.tune.engine` (Optuna's samplers, pruners and storage),
 :mod:`~siger.experiments.tune.study` (a study's spec, identity and trial objective),
-:mod:`~siger.experiments.tune.report` (its reports and plots) and
-:mod:`~siger.experiments.tune.drive` (running a study; confirming its top trials).
+:mod:`~siger.experiments.tune.report` (its reports and plots),
+:mod:`~siger.experiments.tune.rescore` (retrying finished trials whose runs a changed training
+rule would have continued) and :mod:`~siger.experiments.tune.drive` (running a study; confirming
+its top trials).
 """
 
 from siger.experiments.tune.drive import confirm_top, run_tune

@@ -19,6 +19,7 @@ from siger.experiments.stats import mean_std
 from siger.experiments.tune.engine import checkpoint_storage, optuna_module, storage_url
 from siger.experiments.tune.multi import MultiObjective, train_references
 from siger.experiments.tune.report import write_reports
+from siger.experiments.tune.rescore import live_trials, requeue_stale
 from siger.experiments.tune.study import (
     InvalidTrial,
     Objective,
@@ -29,6 +30,7 @@ from siger.experiments.tune.study import (
     finished_count,
     metric_name,
     open_study,
+    params_as_run,
 )
 
 
@@ -43,7 +45,7 @@ class _StopAt:
     def count(self, study) -> int:
         optuna = optuna_module()
         s = optuna.trial.TrialState
-        return len(study.get_trials(deepcopy=False, states=(s.COMPLETE, s.PRUNED, s.RUNNING)))
+        return len(live_trials(study, (s.COMPLETE, s.PRUNED, s.RUNNING)))
 
     def __call__(self, study, trial) -> None:
         if finished_count(study) >= self.n or self.count(study) >= self.n:
@@ -92,6 +94,8 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
     if spec.opts.note:
         study.set_user_attr("note", spec.opts.note)
     optuna.storages.fail_stale_trials(study)  # trials a killed process left RUNNING, once they are stale
+    # finished trials whose runs the current training rules would have continued: retried first
+    requeue_stale(study, out, lambda t: params_as_run(study, t.number, t.params), log)
     if spec.datasets:  # every relative score needs its reference run first
         train_references(spec, [spec.trial_config({}).train.seed], log)
     log(f"study {study.study_name}: {finished_count(study)} of {spec.opts.trials} trials finished; "
@@ -140,7 +144,7 @@ def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Calla
     metric = metric_name(spec)
     sel = spec.opts.select_by
     exclude = exclude or {}
-    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    complete = [t for t in live_trials(study, (optuna.trial.TrialState.COMPLETE,))
                 if t.value is not None and not any(str(t.params.get(k)) == str(v) for k, v in exclude.items())]
     chosen = sorted(complete, key=lambda t: -t.value)[:top]
     base_seed = spec.trial_config({}).train.seed

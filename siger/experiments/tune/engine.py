@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from siger.config import ConfigError
+from siger.experiments.tune.rescore import live_trials
 from siger.experiments.tune.space import Space
 
 SAMPLERS = ("tpe", "random", "grid")
@@ -100,7 +101,7 @@ def make_pruner(opts: TuneOptions, warmup: int, max_epochs: int):
         keep = 50.0 if opts.pruner == "median" else 100.0 - opts.prune_percentile
         startup = opts.prune_startup if opts.prune_startup is not None else max(1, min(opts.startup_trials, 5))
         inner = optuna.pruners.PercentilePruner(keep, n_startup_trials=startup, n_warmup_steps=warmup)
-        return BestSoFarPruner(inner, max_epochs) if opts.prune_curve == "best" else inner
+        return BestSoFarPruner(inner, max_epochs, best=opts.prune_curve == "best")
     if opts.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=max_epochs,
                                               reduction_factor=3)
@@ -124,20 +125,22 @@ def best_so_far(values: dict[int, float], horizon: int, maximize: bool = True) -
     return out
 
 
-class _BestSoFarView:
-    """What Optuna's median / percentile pruner reads of a study (its direction and its trials),
-    each trial's curve replaced by :func:`best_so_far`. The stored curves are not changed."""
+class _PrunerView:
+    """What Optuna's median / percentile pruner reads of a study (its direction and its trials):
+    the trials no retry replaces (:func:`~siger.experiments.tune.rescore.superseded`), each curve
+    replaced by :func:`best_so_far` when ``best`` is set. The stored curves are not changed."""
 
-    def __init__(self, study, horizon: int):
-        self._study, self._horizon = study, horizon
+    def __init__(self, study, horizon: int, best: bool):
+        self._study, self._horizon, self._best = study, horizon, best
         self.direction = study.direction
         self._maximize = study.direction == optuna_module().study.StudyDirection.MAXIMIZE
 
     def get_trials(self, deepcopy: bool = True, states=None):
         out = []
-        for t in self._study.get_trials(deepcopy=False, states=states):
-            t = copy.copy(t)  # shallow: the stored trial keeps its raw curve
-            t.intermediate_values = best_so_far(t.intermediate_values, self._horizon, self._maximize)
+        for t in live_trials(self._study, states):
+            if self._best:
+                t = copy.copy(t)  # shallow: the stored trial keeps its raw curve
+                t.intermediate_values = best_so_far(t.intermediate_values, self._horizon, self._maximize)
             out.append(t)
         return out
 
@@ -151,15 +154,16 @@ class BestSoFarPruner:
     trial is compared with the others' values on their way down (the post-graph dip) rather than
     with what they had reached. Here each completed trial counts with its best valid by that epoch,
     held after it stopped; the trial judged keeps Optuna's own best so far. The rule is Optuna's
-    (``inner`` decides); only the curves it reads change, so ``--prune-curve raw`` gives it back.
-    Optuna calls a pruner only through ``prune(study, trial)``, so this needs no Optuna base class.
+    (``inner`` decides); only the curves it reads change, so ``best=False`` (``--prune-curve raw``)
+    gives them back. Either way trials replaced by a retry are not read. Optuna calls a pruner only
+    through ``prune(study, trial)``, so this needs no Optuna base class.
     """
 
-    def __init__(self, inner, horizon: int):
-        self.inner, self.horizon = inner, horizon
+    def __init__(self, inner, horizon: int, best: bool = True):
+        self.inner, self.horizon, self.best = inner, horizon, best
 
     def prune(self, study, trial) -> bool:
-        return self.inner.prune(_BestSoFarView(study, self.horizon), trial)
+        return self.inner.prune(_PrunerView(study, self.horizon, self.best), trial)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

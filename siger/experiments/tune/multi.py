@@ -44,6 +44,7 @@ import numpy as np
 from siger.config import PLACE_KEYS, Config, ConfigError, TrainConfig, build_config, config_mismatch
 from siger.experiments.runs import train_or_load
 from siger.experiments.tune.engine import best_so_far, optuna_module
+from siger.experiments.tune.rescore import live_trials
 from siger.experiments.tune.study import InvalidTrial, Objective, StudySpec
 
 AGGREGATES = ("worst", "mean")
@@ -259,7 +260,7 @@ class MultiObjective(Objective):
     def _best_complete(self, trial) -> float | None:
         """The best value of the study's complete trials (None before the first)."""
         optuna = optuna_module()
-        vals = [t.value for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        vals = [t.value for t in live_trials(trial.study, (optuna.trial.TrialState.COMPLETE,))
                 if t.value is not None]
         return max(vals) if vals else None
 
@@ -268,7 +269,7 @@ class MultiObjective(Objective):
         optuna = optuna_module()
         study = trial.study
         out = []
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        for t in live_trials(study, (optuna.trial.TrialState.COMPLETE,)):
             c = (t.user_attrs.get("curves") or {}).get(name)
             if c:
                 out.append({int(e): float(v) for e, v in c.items()})
@@ -278,7 +279,7 @@ class MultiObjective(Objective):
 def leave_one_out(rows: list[dict[str, Any]], names: list[str], how: str) -> list[dict[str, Any]]:
     """For each dataset: the complete trial with the best ``how`` aggregate over the *other*
     datasets, and its relative score on the one left out (valid and test)."""
-    done = [r for r in rows if r["state"] == "COMPLETE" and r.get("datasets")
+    done = [r for r in rows if r["state"] == "COMPLETE" and r.get("datasets") and r.get("superseded_by") is None
             and all(n in r["datasets"] for n in names)]
     out = []
     for left in names:

@@ -10,19 +10,25 @@ from typing import Any, Callable
 
 from siger.artifacts import atomic_write, write_json
 from siger.experiments.tune.engine import optuna_module
+from siger.experiments.tune.rescore import live_trials, superseded
 from siger.experiments.tune.study import StudySpec, complete_params, metric_name, open_study, params_as_run
 
 
 def _rows(study, spec: StudySpec) -> list[dict[str, Any]]:
+    """One row per trial; a trial a retry replaces (:mod:`~siger.experiments.tune.rescore`) has
+    ``superseded_by``, and its state reads so."""
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    gone = superseded(trials)
+    for t in trials:
         ua = t.user_attrs
         rows.append({"number": t.number, "state": t.state.name, "params": complete_params(spec, params_as_run(study, t.number, t.params)),
                      "valid": ua.get("valid"), "test": ua.get("test"), "best_epoch": ua.get("best_epoch"),
                      "epochs_run": ua.get("epochs_run"), "seconds_per_epoch": ua.get("seconds_per_epoch"),
                      "run_dir": ua.get("run_dir"), "error": ua.get("error"), "value": t.value,
                      "seeds": ua.get("seeds"), "datasets": ua.get("datasets"), "mean": ua.get("mean"),
-                     "worst": ua.get("worst"), "bounded": ua.get("bounded")})
+                     "worst": ua.get("worst"), "bounded": ua.get("bounded"),
+                     "superseded_by": gone.get(t.number), "retry_of": ua.get("retry_of")})
     return rows
 
 
@@ -57,6 +63,10 @@ def trial_lines(ordered: list[dict[str, Any]], spec: StudySpec, best: int, metri
 
 def _state(r: dict[str, Any]) -> str:
     state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(r["state"], r["state"].lower())
+    if r.get("superseded_by") is not None:
+        return f"{state}, superseded by {r['superseded_by']}"
+    if r.get("retry_of") and r["state"] != "FAIL":
+        state += f" (re-scores {', '.join(map(str, r['retry_of']))})"
     if r["error"]:
         state += " (invalid config)" if str(r["error"]).startswith("invalid: ") else " (diverged)"
     elif r.get("bounded"):
@@ -106,11 +116,11 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
     study = open_study(spec)
     metric = metric_name(spec)
     rows = _rows(study, spec)
-    done = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
+    done = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None and r["superseded_by"] is None]
     if not done:
         raise RuntimeError(f"{out}: no trial of the study has completed")
-    best = study.best_trial
-    best_row = next(r for r in rows if r["number"] == best.number)
+    best_row = max(done, key=lambda r: r["value"]) if study.direction.name == "MAXIMIZE" else \
+        min(done, key=lambda r: r["value"])
     confirmed = json.loads((out / "confirm.json").read_text()) if (out / "confirm.json").exists() else None
     src = out / (confirmed["best"]["run_dir"] if confirmed else best_row["run_dir"])
     src = src / (spec.datasets[0][0] if spec.datasets else "") / "config.yaml"
@@ -123,9 +133,11 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
             return r[spec.aggregate] if r[spec.aggregate] is not None else -1.0
         return r["valid"][metric] if r["valid"] else -1.0
 
-    ordered = sorted(rows, key=lambda r: (r["state"] not in ("COMPLETE", "PRUNED"), -vkey(r)))
+    ordered = sorted(rows, key=lambda r: (r["state"] not in ("COMPLETE", "PRUNED") or r["superseded_by"] is not None,
+                                          -vkey(r)))
     base = spec.trial_config({})
-    n_pruned = sum(r["state"] == "PRUNED" for r in rows)
+    n_pruned = sum(r["state"] == "PRUNED" and r["superseded_by"] is None for r in rows)
+    n_gone = sum(r["superseded_by"] is not None for r in rows)
     pruners: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         name = t.user_attrs.get("pruner", "not recorded")
@@ -136,6 +148,7 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
         f"# Study: {base.train.model} on {spec.label()}",
         "",
         f"{len(rows)} trials ({len(done)} complete, {n_pruned} pruned"
+        + (f", {n_gone} superseded by a re-scoring retry" if n_gone else "")
         + "".join(f", {sum(r['state'] == st for r in rows)} {st.lower()}" for st in ("FAIL", "RUNNING", "WAITING")
                   if any(r["state"] == st for r in rows))
         + f"); {spec.opts.sampler} sampler, pruner{'s' if len(pruners) > 1 else ''} "
@@ -153,13 +166,13 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
         (f"Chosen on **valid {metric}** (the trial's best-valid epoch). The test columns are recorded at that "
          "epoch for reference and were **not used** to choose." if sel == "valid" else
          f"Chosen on **test {metric}** (MMRec's behaviour): **this choice has seen the test set**."),
-        f" Best: trial {best.number} (`best_config.yaml`). Space: `space.yaml`.",
+        f" Best: trial {best_row['number']} (`best_config.yaml`). Space: `space.yaml`.",
         "",
     ]
     if spec.datasets:
-        lines += multi_lines(ordered, spec, best.number, metric, keys)
+        lines += multi_lines(ordered, spec, best_row['number'], metric, keys)
     else:
-        lines += trial_lines(ordered, spec, best.number, metric, keys)
+        lines += trial_lines(ordered, spec, best_row['number'], metric, keys)
     if confirmed:
         cm = confirmed["metric"]
         lines += ["", f"## Confirmation: the top {len(confirmed['rows'])} trials over {confirmed['seeds']} seeds", "",
@@ -196,13 +209,16 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
 
 
 def _importances(study) -> dict[str, float]:
+    """fANOVA importances over the complete trials no retry replaces (read from an in-memory copy)."""
     optuna = optuna_module()
-    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    complete = live_trials(study, (optuna.trial.TrialState.COMPLETE,))
     if len(complete) < 3:
         return {}
+    live = optuna.create_study(direction=study.direction)
+    live.add_trials(complete)
     try:
         return {k: float(v) for k, v in optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)).items()}
+            live, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)).items()}
     except (RuntimeError, ValueError, ZeroDivisionError):
         return {}
 
@@ -223,12 +239,14 @@ def _plot_history(rows, metric: str, path: Path, title: str, aggregate: str | No
     fig, ax = plt.subplots(figsize=(7, 4))
     for state, style in (("COMPLETE", dict(color="C0", marker="o", label="complete")),
                          ("PRUNED", dict(color="C7", marker="x", label="pruned (best valid before pruning)"))):
-        pts = [(r["number"], value(r)) for r in rows if r["state"] == state and value(r) is not None]
+        pts = [(r["number"], value(r)) for r in rows if r["state"] == state and value(r) is not None
+               and r.get("superseded_by") is None]
         if pts:
             ax.scatter(*zip(*pts), s=18, **style)
     best, xs, ys = -math.inf, [], []
     for r in sorted(rows, key=lambda r: r["number"]):
-        if r["state"] == "COMPLETE" and r["value"] is not None and value(r) is not None:
+        if r["state"] == "COMPLETE" and r["value"] is not None and value(r) is not None \
+                and r.get("superseded_by") is None:
             best = max(best, value(r))
         if best > -math.inf:
             xs.append(r["number"])

@@ -29,6 +29,7 @@ from siger.experiments.tune.engine import (
     pruner_name,
     storage_url,
 )
+from siger.experiments.tune.rescore import live_trials
 from siger.experiments.tune.space import Space
 
 
@@ -166,9 +167,10 @@ def enqueue_new(study, spec: StudySpec) -> list[dict[str, Any]]:
 
 
 def finished_count(study) -> int:
+    """Finished trials (complete or pruned) that no retry replaces: a re-scored trial counts once."""
     optuna = optuna_module()
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=states))
+    return len(live_trials(study, states))
 
 
 # -- reports ---------------------------------------------------------------------------------

@@ -1,0 +1,94 @@
+"""Re-scoring finished trials that a changed training rule would have trained on.
+
+Optuna fixes a trial's value when it finishes. When the rule that ends a run changes (the early
+stop that counted patience from a peak inside the warm-up did), a finished trial can hold a value
+the current code would not give. Each time a study is opened to run, :func:`requeue_stale` finds
+such trials from their runs' records (:func:`siger.experiments.replay.stop_check`, per run) and
+queues a **retry** of each: the same values, the same run folder, and ``retry_of`` naming the
+trials it replaces. Its finished runs are reused as they are; a run the current rule would not
+have stopped continues from its checkpoint, and the trial's value is taken again.
+
+A retried trial is **superseded** (:func:`superseded`): from then on the study's count of
+finished trials, its best trial, the pruners' reference curves, the leave-one-dataset-out choice
+and the reports read its retry instead, and study.md lists it as superseded. Optuna's TPE sampler
+still sees both (it reads the storage directly); the retry has the same values, so that only
+weights one point twice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from siger.experiments.replay import stop_check
+
+
+def superseded(trials: Iterable[Any]) -> dict[int, int]:
+    """``{trial number: the number of the newest retry that replaces it}``. A retry names what
+    it replaces in its ``retry_of`` user attribute (a list of numbers); a retry of a retry (a
+    killed retry re-queued by the heartbeat keeps the attribute) replaces the same trials."""
+    out: dict[int, int] = {}
+    trials = list(trials)
+    for t in trials:
+        for n in t.user_attrs.get("retry_of") or []:
+            if n != t.number:
+                out[n] = max(out.get(n, -1), t.number)
+    return out
+
+
+def live_trials(study, states=None) -> list[Any]:
+    """The study's trials in ``states`` (all when None) that no retry replaces."""
+    gone = superseded(study.get_trials(deepcopy=False))
+    return [t for t in study.get_trials(deepcopy=False, states=states) if t.number not in gone]
+
+
+def _run_folders(run: Path) -> list[Path]:
+    """A trial's run folders: its own (with one folder per dataset in a multi-dataset study) and
+    the ``<run>-seed<S>`` folders of its extra seeds."""
+    return [run, *sorted(run.parent.glob(f"{run.name}-seed*"))] if run.parent.exists() else [run]
+
+
+def stale_runs(run: Path) -> list[str]:
+    """Why the current rule would train on in the runs of the trial whose run folder is ``run``:
+    one line per run record that :func:`stop_check` flags (none: the trial's value stands)."""
+    out = []
+    for folder in _run_folders(run):
+        for rec_path in sorted(folder.rglob("record.json")) if folder.exists() else []:
+            try:
+                rec = json.loads(rec_path.read_text())
+            except (OSError, ValueError):
+                continue  # an unreadable record is not evidence either way; the run's resume decides
+            why = stop_check(rec)
+            if why:
+                out.append(f"{rec_path.parent.relative_to(run.parent)}: {why}")
+    return out
+
+
+def requeue_stale(study, out: Path, params_of: Callable[[Any], dict[str, Any]],
+                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Queue one retry per run folder whose finished trials hold a stale value (see the module
+    docstring); ``params_of(trial)`` gives the values the trial ran (the keys of later space
+    extensions included). Trials already replaced, or with a retry waiting or running, are left
+    alone. Returns what was queued: ``{"run_dir", "retry_of", "why"}`` each."""
+    trials = study.get_trials(deepcopy=False)
+    gone = superseded(trials)
+    by_dir: dict[str, list[Any]] = {}
+    for t in trials:
+        if t.state.name in ("COMPLETE", "PRUNED") and t.number not in gone and t.user_attrs.get("run_dir"):
+            by_dir.setdefault(t.user_attrs["run_dir"], []).append(t)
+    queued = []
+    for run_dir, group in sorted(by_dir.items()):
+        why = stale_runs(Path(out) / run_dir)
+        if not why:
+            continue
+        numbers = sorted(t.number for t in group)
+        study.enqueue_trial(params_of(group[-1]), user_attrs={"run_dir": run_dir, "retry_of": numbers,
+                                                                "rescore": why})
+        queued.append({"run_dir": run_dir, "retry_of": numbers, "why": why})
+        log(f"re-queued trial{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))} ({run_dir}): "
+            f"the current early-stopping rule trains on in {len(why)} of its runs")
+    return queued
+
+
+__all__ = ["live_trials", "requeue_stale", "stale_runs", "superseded"]
