@@ -154,48 +154,54 @@ def test_a_trial_with_the_reference_config_reuses_the_reference_run(tmp_path):
 
 
 def test_a_trial_the_old_early_stop_ended_is_retried_and_superseded(tmp_path, monkeypatch):
-    """A finished trial whose run the rule before 2026-12-05 stopped inside the warm-up is queued
-    again when the study resumes: same values, same run folder, the run continued from its
-    checkpoint; the retry replaces it in the count, the best choice and the report."""
+    """Finished trials whose runs the rule before 2026-12-05 stopped inside the warm-up are queued
+    again when the study resumes: same values, the first one's run folder, the runs continued from
+    their checkpoints; two trials with the same values get one retry. The retry replaces them in
+    the count, the best choice and the report."""
+    import siger.experiments.tune.drive as drive
     import siger.train.trainer as T
     from siger.experiments.tune.rescore import live_trials, stale_runs
 
     data = write_planted(tmp_path / "data", "p1", seed=0)
     write_planted(data, "p2", seed=1)
     space = parse_space({"learning_rate": {"low": 0.0, "high": 1e-2}}, "LightGCN")
-    ov = {**FAST, "data_dir": str(data), "epochs": "12", "warmup_epochs": "5", "patience": "2"}
+    ov = {**FAST, "data_dir": str(data), "epochs": "8", "warmup_epochs": "5", "patience": "2"}
     st = tmp_path / "st"
 
-    def spec():
+    def spec(trials):
         return StudySpec("LightGCN", None, ov, None, space, str(st),
-                         TuneOptions(trials=1, sampler="random", pruner="none", enqueue=[{"learning_rate": 0.0}]),
+                         TuneOptions(trials=trials, sampler="random", pruner="none", enqueue=[{"learning_rate": 0.0}]),
                          datasets=parse_datasets("p1,p2", str(data)), reference="MGCN", aggregate="worst")
 
     old = lambda hist, bad, warmup: bad if hist and hist[-1]["epoch"] + 1 >= warmup else 0  # noqa: E731
     monkeypatch.setattr(T, "patience_used", old)
-    run_tune(spec(), log=lambda s: None)
+    monkeypatch.setattr(drive, "requeue_stale", lambda *a, **k: [])  # the code of then: no re-scoring either
+    run_tune(spec(1), log=lambda s: None)
+    open_study(spec(1)).enqueue_trial({"learning_rate": 0.0})  # the same values again (as a sampler may draw)
+    run_tune(spec(2), log=lambda s: None)
     monkeypatch.undo()
-    (first,) = open_study(spec()).get_trials()
+    first, twin = open_study(spec(2)).get_trials()
     run = st / first.user_attrs["run_dir"]
+    assert twin.params == first.params and twin.user_attrs["run_dir"] != first.user_attrs["run_dir"]
     # a learning rate of 0: the best epoch is 0, so the old rule stopped at epoch 4 (patience 2 from the peak)
     assert json.loads((run / "p1" / "metrics.json").read_text())["epochs_run"] == 5
     why = stale_runs(run)
     assert len(why) == 2 and why[0].startswith(f"{run.name}/p1: early stop at epoch 4 (best 0")
 
-    run_tune(spec(), log=lambda s: None)  # the same --trials: the retry runs in the stale trial's place
-    study = open_study(spec())
-    first, retry = study.get_trials()
-    assert retry.user_attrs["retry_of"] == [0] and retry.user_attrs["run_dir"] == first.user_attrs["run_dir"]
+    run_tune(spec(2), log=lambda s: None)  # the same --trials: the retry runs in the stale trials' place
+    study = open_study(spec(2))
+    first, twin, retry, new = study.get_trials()
+    assert retry.user_attrs["retry_of"] == [0, 1] and retry.user_attrs["run_dir"] == first.user_attrs["run_dir"]
     assert retry.params == first.params and retry.state.name == "COMPLETE"
     # the current rule: 2 evaluations of patience after the warm-up, so epochs 0-6
     assert json.loads((run / "p1" / "metrics.json").read_text())["epochs_run"] == 7
     assert retry.user_attrs["datasets"]["p2"]["epochs_run"] == 7 and stale_runs(run) == []
-    assert [t.number for t in live_trials(study)] == [1]
+    assert [t.number for t in live_trials(study)] == [2, 3] and new.params != first.params
     text = (st / "study.md").read_text()
-    assert "| 0 | complete, superseded by 1 |" in text and "| 1 | complete (re-scores 0) |" in text
-    assert "Best: trial 1 " in text and "1 superseded by a re-scoring retry" in text
-    run_tune(spec(), log=lambda s: None)  # nothing stale is left: nothing is queued or run again
-    assert len(open_study(spec()).get_trials()) == 2
+    assert "| 0 | complete, superseded by 2 |" in text and "| 2 | complete (re-scores 0, 1) |" in text
+    assert "2 superseded by a re-scoring retry" in text
+    run_tune(spec(2), log=lambda s: None)  # nothing stale is left: nothing is queued or run again
+    assert len(open_study(spec(2)).get_trials()) == 4
 
 
 def test_superseded_follows_retries_of_retries():

@@ -67,24 +67,28 @@ def stale_runs(run: Path) -> list[str]:
 
 def requeue_stale(study, out: Path, params_of: Callable[[Any], dict[str, Any]],
                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Queue one retry per run folder whose finished trials hold a stale value (see the module
+    """Queue one retry per set of values whose finished trials hold a stale value (see the module
     docstring); ``params_of(trial)`` gives the values the trial ran (the keys of later space
-    extensions included). Trials already replaced, or with a retry waiting or running, are left
-    alone. Returns what was queued: ``{"run_dir", "retry_of", "why"}`` each."""
+    extensions included). Trials that ran the same values (a sampler's repeat, or a heartbeat
+    retry sharing the run folder) get one retry, in the run folder of the first, which replaces
+    them all: the same values and seed train the same run. Trials already replaced, or with a
+    retry waiting or running, are left alone. Returns what was queued: ``{"run_dir",
+    "retry_of", "why"}`` each."""
     trials = study.get_trials(deepcopy=False)
     gone = superseded(trials)
-    by_dir: dict[str, list[Any]] = {}
+    groups: dict[str, list[Any]] = {}
     for t in trials:
         if t.state.name in ("COMPLETE", "PRUNED") and t.number not in gone and t.user_attrs.get("run_dir"):
-            by_dir.setdefault(t.user_attrs["run_dir"], []).append(t)
+            groups.setdefault(json.dumps(params_of(t), sort_keys=True, default=str), []).append(t)
     queued = []
-    for run_dir, group in sorted(by_dir.items()):
-        why = stale_runs(Path(out) / run_dir)
+    for group in groups.values():
+        why = [w for t in group for w in stale_runs(Path(out) / t.user_attrs["run_dir"])]
         if not why:
             continue
-        numbers = sorted(t.number for t in group)
-        study.enqueue_trial(params_of(group[-1]), user_attrs={"run_dir": run_dir, "retry_of": numbers,
-                                                                "rescore": why})
+        group = sorted(group, key=lambda t: t.number)
+        run_dir, numbers = group[0].user_attrs["run_dir"], [t.number for t in group]
+        study.enqueue_trial(params_of(group[0]), user_attrs={"run_dir": run_dir, "retry_of": numbers,
+                                                               "rescore": why})
         queued.append({"run_dir": run_dir, "retry_of": numbers, "why": why})
         log(f"re-queued trial{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))} ({run_dir}): "
             f"the current early-stopping rule trains on in {len(why)} of its runs")
