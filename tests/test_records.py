@@ -94,6 +94,10 @@ def test_rendered_tables_are_computed_from_the_records():
         P.render([_fake("A", 1, 0.1, 0.05), {**_fake("A", 1, 0.2, 0.05), "id": "other"}], stale=lambda r: None)
     marked = P.render([_fake("A", 1, 0.1, 0.05)], stale=lambda r: "stale")["comparison:d"]
     assert "| A † |" in marked
+    # the depth table takes its deltas against MGCN at 4 behaviour layers
+    depth = P.render([_fake(P.DEPTH_REF, 1, 0.10, 0.05, table="depth"), _fake("SIGER (defaults)", 1, 0.12, 0.04, "depth", x=1)],
+                     stale=lambda r: None)["depth:d"]
+    assert "| SIGER (defaults) | 1 | **0.0600** | **0.1200** | 0.0200 | 0.0400 | +0.0200 | -0.0100 |" in depth
 
 
 def test_headline_pairs_siger_with_mgcn_and_the_strongest_other_row():

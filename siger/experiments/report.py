@@ -34,6 +34,17 @@ COMPARISON_REF = "SIGER (defaults)"  # the row a comparison table's deltas are t
 BACKBONE_REF = "MGCN (MMRec defaults)"  # SIGER's backbone at MMRec's values: the headline's second column
 
 
+# the depth table: SIGER and its backbone at 2 and 4 behaviour layers, deltas against the backbone at 4
+DEPTH_REF = "MGCN (MMRec defaults, 4 behaviour layers)"
+
+
+def ref_label(table: str) -> str | None:
+    """The row a table's paired deltas are taken against (None: a table without deltas)."""
+    if table.startswith("ablation"):
+        return ABLATION_REF
+    return {"comparison": COMPARISON_REF, "depth": DEPTH_REF}.get(table)
+
+
 DELTA_METRICS = ("recall@20", "ndcg@20")  # the paired differences a table shows
 
 
@@ -404,8 +415,7 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
         for table in _tables(records):
             if table in COLD_TABLES:
                 continue
-            ref = ABLATION_REF if table.startswith("ablation") else COMPARISON_REF if table == "comparison" else None
-            t = run_table(records, table, ds, stale, ref_label=ref)
+            t = run_table(records, table, ds, stale, ref_label=ref_label(table))
             if t:
                 blocks[f"{table}:{ds}"] = t
     blocks["studies"] = study_table(records)
@@ -434,7 +444,8 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
              f"({len(records)} records); do not edit by hand. Protocol: MMRec (full ranking over all items, "
              "the user's train items masked, test metrics at the best-valid epoch); mean ± sample std over "
              "seeds; s/epoch is training time per epoch on the machine of each record. "
-             f"Δ columns: the row minus the reference row ({COMPARISON_REF} in a comparison, {ABLATION_REF} in an "
+             f"Δ columns: the row minus the reference row ({COMPARISON_REF} in a comparison, {DEPTH_REF} in the "
+             f"depth table, {ABLATION_REF} in an "
              "ablation), seed by seed over the seeds both have, mean and 95 % interval (Student's t). "
              "Marks: † the model, training, evaluation or data code changed since the record's commit and no "
              "replay on the current code has matched it since (`siger results verify`); "
