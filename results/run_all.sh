@@ -250,3 +250,17 @@ for d in tiktok baby; do for t in 0062 0050; do
   done
 done; done
 siger results verify --per-setting --epochs 1 --data-dir data/derived
+
+# -- 2026-12-06: behaviour-graph depth. Both multi-dataset studies' 4-layer trials (SIGER 12, MGCN 9)
+#    gained on most datasets, so both models at 4 behaviour layers, 5 seeds, paired with the
+#    committed 2-layer rows of the same seeds (table "depth", deltas against MGCN at 4 layers)
+for d in tiktok ml100k baby; do
+  for s in 999 1000 1001 1002 1003; do
+    siger train --model SIGER --dataset $d --data-dir $DATA --n_ui_layers 4 --seed $s --out $R/cmp5_$d/SIGER_ui4/seed$s $T1
+    siger train --model MGCN --dataset $d --data-dir $DATA --n_ui_layers 4 --seed $s --out $R/cmp5_$d/MGCN_ui4/seed$s $T1
+  done
+  siger results add $R/cmp5_$d/MGCN_ui4 --table depth --label "MGCN (MMRec defaults, 4 behaviour layers)"
+  siger results add $R/cmp5_$d/SIGER_ui4 --table depth --label "SIGER (defaults, 4 behaviour layers)"
+  siger results add $R/cmp5_$d/MGCN --table depth --label "MGCN (MMRec defaults)"
+  siger results add $R/cmp5_$d/SIGER --table depth --label "SIGER (defaults)"
+done
