@@ -58,6 +58,13 @@ def test_results_add_appends_replaces_and_refuses_bad_input(tiny_dir, tmp_path, 
     assert main(["results", "add", str(tmp_path / "runs" / "s1"), "--records", str(recs), "--table",
                  "comparison", "--label", "LightGCN (tiny)"]) == 0
     assert len(R.load_records(recs)) == 2  # the same run again replaces its record
+    # a replay's stamp on a run's record goes with the run into another table (not to other runs)
+    stamped = [{**r, "verified": {"commit": "abc", "epochs": 1}} if r["seed"] == 1 else r for r in R.load_records(recs)]
+    R.save_records(stamped, recs)
+    assert main(["results", "add", str(tmp_path / "runs"), "--records", str(recs), "--table", "depth"]) == 0
+    depth = {r["seed"]: r for r in R.load_records(recs) if r["table"] == "depth"}
+    assert depth[1]["verified"] == {"commit": "abc", "epochs": 1} and "verified" not in depth[2]
+    R.save_records([r for r in R.load_records(recs) if r["table"] != "depth"], recs)
     assert main(["results", "add", str(tmp_path / "runs" / "s1"), "--records", str(recs), "--table", "cold"]) == 2
     assert "siger evaluate --run" in capsys.readouterr().err  # a cold row needs the cold-start metrics
     assert len(R.load_records(recs)) == 2
