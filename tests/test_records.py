@@ -58,8 +58,11 @@ def test_results_add_appends_replaces_and_refuses_bad_input(tiny_dir, tmp_path, 
     assert main(["results", "add", str(tmp_path / "runs" / "s1"), "--records", str(recs), "--table",
                  "comparison", "--label", "LightGCN (tiny)"]) == 0
     assert len(R.load_records(recs)) == 2  # the same run again replaces its record
-    # a replay's stamp on a run's record goes with the run into another table (not to other runs)
-    stamped = [{**r, "verified": {"commit": "abc", "epochs": 1}} if r["seed"] == 1 else r for r in R.load_records(recs)]
+    # a replay's stamp on a run's record goes with the run into another table (not to other runs),
+    # also when the run sits there already without it (added before the replay)
+    assert main(["results", "add", str(tmp_path / "runs"), "--records", str(recs), "--table", "depth"]) == 0
+    stamped = [{**r, "verified": {"commit": "abc", "epochs": 1}} if r["seed"] == 1 and r["table"] == "comparison"
+               else r for r in R.load_records(recs)]
     R.save_records(stamped, recs)
     assert main(["results", "add", str(tmp_path / "runs"), "--records", str(recs), "--table", "depth"]) == 0
     depth = {r["seed"]: r for r in R.load_records(recs) if r["table"] == "depth"}

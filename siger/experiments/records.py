@@ -126,11 +126,11 @@ def add_runs(paths: list[str | Path], table: str, label: str | None = None, note
     records = load_records(records_path)
     # a run already in another table keeps what replays established for it there: its verified
     # stamp, and the first epochs a replay recovered for a record made before records carried them
-    known = {r["id"]: r for r in records}
-    for rec in new:
-        for k in ("verified", "log_head"):
-            if k not in rec and k in known.get(rec["id"], {}):
-                rec[k] = known[rec["id"]][k]
+    for k in ("verified", "log_head"):
+        known = {r["id"]: r[k] for r in records if k in r}
+        for rec in new:
+            if k not in rec and rec["id"] in known:
+                rec[k] = known[rec["id"]]
     if replace:
         records = replace_rows(records, new, table, keep_note=note is None)
     save_records(merge_records(records, new), records_path)
