@@ -324,6 +324,16 @@ def test_pruner_judges_a_slow_trial_past_the_epoch_where_the_others_stopped():
     assert not make_pruner(TuneOptions(**opts, prune_startup=6), warmup=2, max_epochs=20).prune(study, slow)
     with pytest.raises(ConfigError, match="prune-startup"):
         TuneOptions(prune_startup=0).check()
+    # a trial replaced by a re-scoring retry is not read by either pruner: trial 4 (0.9) superseded
+    # by a retry that scored 0.3
+    retry = {e: 0.3 for e in range(6)}
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=0.3, params={},
+                                              distributions={}, intermediate_values=retry,
+                                              user_attrs={"retry_of": [4]}))
+    from siger.experiments.tune.engine import _PrunerView
+
+    assert sorted(t.value for t in _PrunerView(study, 20, best=False).get_trials(
+        states=(optuna.trial.TrialState.COMPLETE,))) == [0.3, 0.5, 0.6, 0.7, 0.8]
 
 
 def test_confirmation_can_leave_out_trials_by_value(planted_dir, tmp_path):
