@@ -264,3 +264,21 @@ for d in tiktok ml100k baby; do
   siger results add $R/cmp5_$d/MGCN --table depth --label "MGCN (MMRec defaults)"
   siger results add $R/cmp5_$d/SIGER --table depth --label "SIGER (defaults)"
 done
+# exploratory (TikTok, 3 seeds): where SIGER at 4 layers loses to MGCN at 4 layers
+for s in 999 1000 1001; do
+  siger train --model SIGER --dataset tiktok --data-dir $DATA --n_ui_layers 4 --beta_rule fixed --beta 0 --lambda_p 0 \
+      --lambda_a 0 --seed $s --out $R/abl4_tiktok/backbone/seed$s $T1
+  siger train --model SIGER --dataset tiktok --data-dir $DATA --n_ui_layers 4 --learning_rate 0.001 --reg_weight 0.0001 \
+      --lambda_c 0.01 --tau_c 0.2 --cl_batch 0 --seed $s --out $R/abl4_tiktok/mgcn_keys/seed$s $T1
+done
+siger results add $R/abl4_tiktok/backbone --table depth --label "SIGER backbone (beta=0, lambda_p=0, lambda_a=0), 4 behaviour layers" --note "..."
+siger results add $R/abl4_tiktok/mgcn_keys --table depth --label "SIGER with MGCN's shared values, 4 behaviour layers" --note "..."
+# MGCN at 4 layers is a comparison row too (the README headline's strongest other row on TikTok)
+for d in tiktok ml100k baby; do
+  siger results add $R/cmp5_$d/MGCN_ui4 --table comparison --label "MGCN (MMRec values, 4 behaviour layers)" --note "..."
+done
+# the studies resume with the loop of the multi-dataset studies above (same commands): a resumed
+# study first retries the trials whose runs the current early-stopping rule would have continued
+# (siger/experiments/tune/rescore.py), after the entries newly added to its --enqueue file
+siger results study results/studies/siger_multi --note "..."
+siger results study results/studies/mgcn_multi --note "..."
