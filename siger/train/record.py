@@ -160,3 +160,21 @@ def record_id(rec: dict[str, Any]) -> str:
     """A stable id: the same run (config, seed, date) always gets the same id."""
     key = json.dumps({k: rec.get(k) for k in ("kind", "model", "dataset", "seed", "config", "date")}, sort_keys=True)
     return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def stop_check(rec: dict[str, Any]) -> str | None:
+    """None when a run record's early stop is what the current rule decides at its last epoch
+    (:func:`siger.train.trainer.patience_used`: patience counts evaluations after the warm-up
+    only), else why not. A replay of the first epochs cannot see the rule; this check can, from
+    the record alone. Runs that reached their epoch cap or were pruned are not early stops."""
+    if rec.get("stopped") != "early_stop":
+        return None
+    t = rec["config"]["train"]
+    warmup, patience, every = t.get("warmup_epochs", 0), t["patience"], t.get("eval_every", 1)
+    last, best = rec["epochs_run"] - 1, rec["best_epoch"]
+    evals = [e for e in range(last + 1) if (e + 1) % every == 0 or e == t["epochs"] - 1]
+    used = min(sum(1 for e in evals if e > best), sum(1 for e in evals if e >= warmup))
+    if used >= patience:
+        return None
+    return (f"early stop at epoch {last} (best {best}, inside the {warmup}-epoch warm-up): the current rule "
+            f"counts {used} of its {patience} evaluations of patience there and trains on; rerun the run")

@@ -3,7 +3,7 @@
 Optuna fixes a trial's value when it finishes. When the rule that ends a run changes (the early
 stop that counted patience from a peak inside the warm-up did), a finished trial can hold a value
 the current code would not give. Each time a study is opened to run, :func:`requeue_stale` finds
-such trials from their runs' records (:func:`siger.experiments.replay.stop_check`, per run) and
+such trials from their runs' records (:func:`siger.train.record.stop_check`, per run) and
 queues a **retry** of each: the same values, the same run folder, and ``retry_of`` naming the
 trials it replaces. Its finished runs are reused as they are; a run the current rule would not
 have stopped continues from its checkpoint, and the trial's value is taken again.
@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from siger.experiments.replay import stop_check
+from siger.train.record import stop_check
 
 
 def superseded(trials: Iterable[Any]) -> dict[int, int]:
