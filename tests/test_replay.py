@@ -106,7 +106,7 @@ def test_per_setting_replays_one_seed_and_stamps_the_others_by_it(planted_dir, t
 
 
 def test_stop_check_knows_the_current_early_stopping_rule():
-    from siger.experiments.replay import stop_check
+    from siger.train.record import stop_check
 
     def rec(best, run, warmup=20, patience=20, stopped="early_stop"):
         return {"stopped": stopped, "best_epoch": best, "epochs_run": run,
