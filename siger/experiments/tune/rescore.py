@@ -29,7 +29,6 @@ def superseded(trials: Iterable[Any]) -> dict[int, int]:
     it replaces in its ``retry_of`` user attribute (a list of numbers); a retry of a retry (a
     killed retry re-queued by the heartbeat keeps the attribute) replaces the same trials."""
     out: dict[int, int] = {}
-    trials = list(trials)
     for t in trials:
         for n in t.user_attrs.get("retry_of") or []:
             if n != t.number:
@@ -38,9 +37,11 @@ def superseded(trials: Iterable[Any]) -> dict[int, int]:
 
 
 def live_trials(study, states=None) -> list[Any]:
-    """The study's trials in ``states`` (all when None) that no retry replaces."""
-    gone = superseded(study.get_trials(deepcopy=False))
-    return [t for t in study.get_trials(deepcopy=False, states=states) if t.number not in gone]
+    """The study's trials in ``states`` (all when None) that no retry replaces (one read of the
+    storage: the pruners call this at every evaluation)."""
+    trials = study.get_trials(deepcopy=False)
+    gone = superseded(trials)
+    return [t for t in trials if t.number not in gone and (states is None or t.state in states)]
 
 
 def _run_folders(run: Path) -> list[Path]:
