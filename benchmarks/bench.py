@@ -34,6 +34,11 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cpus, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.python_version()}"
 
 
+def _sig(seconds: float) -> float:
+    """Three significant figures: a fast machine's few-millisecond timing must not round to 0."""
+    return float(f"{seconds:.3g}")
+
+
 def bench(model: str, dataset: str, data_dir: str | None, epochs: int, overrides: dict[str, str],
           steps: int = 0) -> dict:
     import torch
@@ -79,9 +84,9 @@ def bench(model: str, dataset: str, data_dir: str | None, epochs: int, overrides
         "train_interactions": int(len(data.train)), "epochs_timed": epochs,
         "load_s": round(load_s, 2), "graph_build_s": round(graph_s, 2),
         "batch_size": cfg.train.batch_size, "steps_per_epoch": -(-int(len(data.train)) // cfg.train.batch_size),
-        "epoch_s": round(min(epoch_s), 2) if epoch_s else None, "epoch_s_all": [round(x, 2) for x in epoch_s],
-        "step_s": round(float(sorted(step_s)[len(step_s) // 2]), 4) if step_s else None,
-        "eval_s": round(eval_s, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "epoch_s": _sig(min(epoch_s)) if epoch_s else None, "epoch_s_all": [_sig(x) for x in epoch_s],
+        "step_s": _sig(float(sorted(step_s)[len(step_s) // 2])) if step_s else None,
+        "eval_s": _sig(eval_s), "peak_rss_mb": round(peak_rss_mb(), 1),
         "threads": torch.get_num_threads(), "machine": machine(),
     }
 
