@@ -281,3 +281,25 @@ def test_prepare_cold_items(tmp_path, capsys):
     assert cold.titles is not None and all(t == "T" + i[1:] for t, i in zip(cold.titles, cold.ids))
     rep = json.loads((out / "prepare_report.json").read_text())
     assert rep["cold_items"] == 6 and rep["cold_interactions"] == len(cold.valid) + len(cold.test)
+
+
+def test_propagate_beside_equals_the_joint_graph():
+    """Two layers of new rows beside a trained graph A are the new rows of the joint graph
+    [[A, 0], [off, diag]] applied twice (new items feed no trained row); the trained graph may be
+    a matrix or a function."""
+    import scipy.sparse as sp
+
+    from siger.models.newitems import propagate_beside
+
+    rng = np.random.default_rng(0)
+    a = rng.random((4, 4)) * (rng.random((4, 4)) < 0.6)
+    off = rng.random((2, 4)) * (rng.random((2, 4)) < 0.7)
+    diag = np.array([0.5, 0.25])
+    h_known, h_new = rng.standard_normal((4, 3)), rng.standard_normal((2, 3))
+    joint = np.block([[a, np.zeros((4, 2))], [off, np.diag(diag)]])
+    want = (joint @ joint @ np.vstack([h_known, h_new]))[4:]
+    t = torch.from_numpy
+    a_t = t(a).float()
+    for graph in (a_t, lambda h: a_t @ h):
+        got = propagate_beside(sp.csr_matrix(off), diag, t(h_known).float(), t(h_new).float(), 2, graph)
+        assert np.allclose(got.numpy(), want, atol=1e-5)

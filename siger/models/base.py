@@ -8,6 +8,8 @@ A model is one file: a :class:`Recommender` subclass decorated with ``@register`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -70,6 +72,23 @@ class Recommender(nn.Module):
         self.n_items = data.n_items
         self.device_ = torch.device(device)
 
+    def require_modalities(self, data: InteractionData) -> list[str]:
+        """The dataset's modalities, for a model that needs at least one (an error names the
+        dataset where it has none)."""
+        if not data.modalities:
+            raise ValueError(f"{self.name} needs at least one modality; dataset {data.name} has none")
+        return list(data.modalities)
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode inside the block (no dropout, no noise), the previous mode restored after."""
+        was = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was)
+
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final (user ``[n_users, d]``, item ``[n_items, d]``) embeddings, no noise."""
         raise NotImplementedError
@@ -110,12 +129,8 @@ class Recommender(nn.Module):
     @torch.no_grad()
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final embeddings for ranking, computed in eval mode."""
-        was = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             u, i = self.forward()
-        finally:
-            self.train(was)
         return u.detach(), i.detach()
 
     def extra_repr(self) -> str:

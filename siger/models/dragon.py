@@ -123,9 +123,7 @@ class DRAGON(Recommender):
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)
         c = config
-        self.modalities = data.modalities
-        if not self.modalities:
-            raise ValueError(f"{self.name} needs at least one modality; dataset {data.name} has none")
+        self.modalities = self.require_modalities(data)
         self.adj = SparseGraph(graphs.ui_adjacency(), device, symmetric=True)
         share = mixing_weights(self.modalities, c.mm_image_weight)
         self.item_graph = SparseGraph(sum(share[m] * binary_knn_sym(self.knn_neighbours(m, data, graphs))
@@ -198,15 +196,11 @@ class DRAGON(Recommender):
         is its ``knn_k - 1`` nearest trained items plus itself, weight 1 each, normalised by the
         degrees (its own and theirs) as the trained binary graph is, the modalities mixed by
         their shares; then h + S^L h. ``[n_new, M d]``."""
-        from siger.models.newitems import check_new_features, neighbour_rows, normalised_row, spmm, trained_items
+        from siger.models.newitems import normalised_row, placement_rows, propagate_beside
 
         c = self.config
-        was = self.training
-        self.eval()
-        try:
-            check_new_features(features, data.features, self.modalities)
-            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features,
-                                  trained_items(data.train_matrix), c.knn_k)
+        with self.evaluating():
+            rows = placement_rows(features, data, self.modalities, c.knn_k)
             i_known = torch.cat([self.encoders[m](self.adj, self.item_inputs[m])[self.n_users:]
                                  for m in self.modalities], dim=1)
             i_new = torch.cat([F.normalize(self.encoders[m].mlp(torch.as_tensor(np.asarray(features[m], np.float32),
@@ -221,14 +215,7 @@ class DRAGON(Recommender):
                 o, d = normalised_row(b, deg, "sym")
                 off = share[m] * o if off is None else off + share[m] * o
                 diag = diag + share[m] * d
-            diag_t = torch.as_tensor(np.asarray(diag, np.float32), device=i_new.device).unsqueeze(1)
-            h_known, h_new = i_known, i_new
-            for _ in range(c.n_mm_layers):
-                h_new = spmm(off, h_known) + diag_t * h_new
-                h_known = self.item_graph @ h_known
-            return i_new + h_new
-        finally:
-            self.train(was)
+            return i_new + propagate_beside(off, diag, i_known, i_new, c.n_mm_layers, self.item_graph)
 
     def summary(self) -> dict[str, object]:
         counts = self._ug_indptr.diff()

@@ -128,18 +128,14 @@ class FREEDOM(Recommender):
         trained rows' degrees, weighted by the modality weights; the ``n_mm_layers`` propagation
         of ID embeddings then runs through it. Its missing ID embedding and LightGCN part are the
         neighbour aggregates (see :mod:`siger.models.newitems`). ``[n_new, d]``."""
-        from siger.models.newitems import NewItemsUnsupported, check_new_features, neighbour_rows, spmm, trained_items
+        from siger.models.newitems import NewItemsUnsupported, placement_rows, propagate_beside, spmm
 
         c = self.config
         provided = f"mm_adj_freedomdsp_{c.knn_k}_{int(10 * c.mm_image_weight)}"
         if provided in data.extra_graphs or not self.modalities:
             raise NewItemsUnsupported("FREEDOM on a provided mixed graph (no raw features) cannot place a new item")
-        was = self.training
-        self.eval()
-        try:
-            check_new_features(features, data.features, self.modalities)
-            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features,
-                                  trained_items(data.train_matrix), c.knn_k)
+        with self.evaluating():
+            rows = placement_rows(features, data, self.modalities, c.knn_k)
             e_new = spmm(rows.agg, self.item_emb)
             lg = lightgcn_propagate(self.full_adj, torch.cat([self.user_emb, self.item_emb]), c.n_ui_layers)
             lg_new = spmm(rows.agg, lg[self.n_users:])
@@ -154,14 +150,7 @@ class FREEDOM(Recommender):
                 part = w * sp.diags(d_new ** -0.5) @ b @ sp.diags(d_known ** -0.5)
                 off = part if off is None else off + part
                 diag = diag + w / d_new
-            diag_t = torch.as_tensor(np.asarray(diag, np.float32), device=e_new.device).unsqueeze(1)
-            h_known, h_new = self.item_emb, e_new
-            for _ in range(c.n_mm_layers):
-                h_new = spmm(sp.csr_matrix(off, dtype=np.float32), h_known) + diag_t * h_new
-                h_known = self.mm_adj @ h_known
-            return lg_new + h_new
-        finally:
-            self.train(was)
+            return lg_new + propagate_beside(off, diag, self.item_emb, e_new, c.n_mm_layers, self.mm_adj)
 
     def loss(self, users, pos, neg):
         u, i = self.forward()

@@ -81,9 +81,7 @@ class GUME(Recommender):
         super().__init__(data, config, graphs, device)
         c = config
         d = c.embedding_dim
-        self.modalities = data.modalities
-        if not self.modalities:
-            raise ValueError(f"{self.name} needs at least one modality; dataset {data.name} has none")
+        self.modalities = self.require_modalities(data)
         self.user_emb, self.item_emb = id_embeddings(self.n_users, self.n_items, d)
         self.ext_users = nn.ParameterDict({m: nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, d)))
                                            for m in self.modalities})
@@ -155,33 +153,22 @@ class GUME(Recommender):
         the enhanced user-item graph, which only training interactions give) are the neighbour
         aggregates ``agg @ E`` and ``agg @ H^id``; then the feature gates, ``n_layers``
         propagations of the explicit views, and the fusion: H = H^id + H^int. ``[n_new, d]``."""
-        from siger.models.newitems import check_new_features, neighbour_rows, normalised_row, spmm, trained_items
+        from siger.models.newitems import normalised_row, placement_rows, propagate_beside, spmm
 
         c = self.config
-        was = self.training
-        self.eval()
-        try:
-            check_new_features(features, data.features, self.modalities)
-            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features,
-                                  trained_items(data.train_matrix), c.knn_k)
+        with self.evaluating():
+            rows = placement_rows(features, data, self.modalities, c.knn_k)
             h_id = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), c.n_ui_layers)
             e_new = spmm(rows.agg, self.item_emb)
             id_new = spmm(rows.agg, h_id[self.n_users:])
             views = []
             for m in self.modalities:
                 f = torch.as_tensor(np.asarray(features[m], np.float32), device=e_new.device)
-                h_new = e_new * self.space[m](f)
-                h_known = self.item_emb * self.space[m](self.item_inputs[m])
                 deg = np.asarray(graphs.knn(m, c.knn_k, "none").sum(axis=1)).ravel()
                 off, diag = normalised_row(rows.knn[m], deg, "sym")
-                d = torch.as_tensor(diag, device=h_new.device).unsqueeze(1)
-                for _ in range(c.n_layers):
-                    h_new = spmm(off, h_known) + d * h_new
-                    h_known = self.item_graphs[m] @ h_known
-                views.append(h_new)
+                views.append(propagate_beside(off, diag, self.item_emb * self.space[m](self.item_inputs[m]),
+                                              e_new * self.space[m](f), c.n_layers, self.item_graphs[m]))
             return id_new + self.fusion(views, id_new)
-        finally:
-            self.train(was)
 
     def fold_in(self, data):
         """New users from their histories (:mod:`siger.models.newusers`): a user's final
@@ -191,15 +178,10 @@ class GUME(Recommender):
         user aggregation R̂ h^m of the trained item views, then the fusion."""
         from siger.models.newusers import LightGCNFoldIn, item_degrees
 
-        was = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                views = self.item_views()  # the explicit views only: H^it and H^int are not needed here
-                deg = item_degrees(data.train_matrix) + np.asarray(self.item_edges.sum(axis=1)).ravel()
-                lg = LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_ui_layers, deg)
-        finally:
-            self.train(was)
+        with self.evaluating(), torch.no_grad():
+            views = self.item_views()  # the explicit views only: H^it and H^int are not needed here
+            deg = item_degrees(data.train_matrix) + np.asarray(self.item_edges.sum(axis=1)).ravel()
+            lg = LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_ui_layers, deg)
 
         @torch.no_grad()
         def users(history, free=None):

@@ -85,9 +85,7 @@ class LATTICE(Recommender):
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)
         c = config
-        self.modalities = data.modalities
-        if not self.modalities:
-            raise ValueError(f"{self.name} needs at least one modality; dataset {data.name} has none")
+        self.modalities = self.require_modalities(data)
         self.user_emb, self.item_emb = id_embeddings(self.n_users, self.n_items, c.embedding_dim)
         self.adj = SparseGraph(graphs.ui_adjacency_rw_self(), device, symmetric=False)
         self.original = {m: SparseGraph(graphs.knn(m, c.knn_k), device) for m in self.modalities}
@@ -191,15 +189,12 @@ class LATTICE(Recommender):
         projected features, cosine-weighted); the modalities mixed by w, the learned rows
         sym-normalised, G = (1 - lambda) L + lambda O; then ``n_layers`` propagations beside the
         trained items' own and the item is H^cf + h / ||h||. ``[n_new, d]``."""
-        from siger.models.newitems import check_new_features, neighbour_rows, normalised_row, spmm, trained_items
+        from siger.models.newitems import normalised_row, placement_rows, spmm, trained_items
 
         c = self.config
-        was = self.training
-        self.eval()
-        try:
-            check_new_features(features, data.features, self.modalities)
+        with self.evaluating():
             cand = trained_items(data.train_matrix)
-            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features, cand, c.knn_k)
+            rows = placement_rows(features, data, self.modalities, c.knn_k)
             dev = self.item_emb.device
             w = torch.softmax(self.modal_logits, dim=0).cpu().numpy().astype(np.float64)
             # the original graph's new rows, mixed
@@ -237,8 +232,6 @@ class LATTICE(Recommender):
                 h_known = (1 - c.lambda_coeff) * spmm_pairs(*learned, h_known) + c.lambda_coeff * orig
             cf = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), c.n_ui_layers)
             return spmm(rows.agg, cf[self.n_users:]) + F.normalize(h_new, dim=1)
-        finally:
-            self.train(was)
 
 
 def _top_cosine_rows(p_new: torch.Tensor, p_known: torch.Tensor, candidates: np.ndarray, k: int,

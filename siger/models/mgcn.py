@@ -96,9 +96,7 @@ class MGCN(Recommender):
     def __init__(self, data, config, graphs, device="cpu"):
         super().__init__(data, config, graphs, device)
         c = config
-        self.modalities = data.modalities
-        if not self.modalities:
-            raise ValueError(f"{self.name} needs at least one modality; dataset {data.name} has none")
+        self.modalities = self.require_modalities(data)
         d = c.embedding_dim
         self.user_emb = nn.Parameter(torch.empty(self.n_users, d))
         self.item_emb = nn.Parameter(torch.empty(self.n_items, d))
@@ -193,34 +191,22 @@ class MGCN(Recommender):
         nothing to blend). Its missing ID embedding e and behaviour representation H^b are the
         neighbour aggregates ``agg @ E`` and ``agg @ H^b``. Then x = e * gate(f), the semantic
         propagation over ``n_mm_layers``, the fusion with H^b, and H = H^b + H^s. ``[n_new, d]``."""
-        from siger.models.newitems import check_new_features, neighbour_rows, normalised_row, spmm, trained_items
+        from siger.models.newitems import normalised_row, placement_rows, propagate_beside, spmm
 
         c = self.config
-        was = self.training
-        self.eval()
-        try:
-            check_new_features(features, data.features, self.modalities)
-            known = trained_items(data.train_matrix)
-            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features, known, c.knn_k)
+        with self.evaluating():
+            rows = placement_rows(features, data, self.modalities, c.knn_k)
             z = self.encode()
-            hb_items = z["hb"][self.n_users:]
             e_new = spmm(rows.agg, self.item_emb)
-            hb_new = spmm(rows.agg, hb_items)
+            hb_new = spmm(rows.agg, z["hb"][self.n_users:])
             hm_new = []
             for m in self.modalities:
                 f = torch.as_tensor(np.asarray(features[m], np.float32), device=self.item_emb.device)
-                x_new = self.projections[m](f, e_new)
                 deg = np.asarray(graphs.knn(m, c.knn_k, "none", c.knn_backend).sum(axis=1)).ravel()
                 off, diag = normalised_row(rows.knn[m], deg, c.knn_norm)
-                diag_t = torch.as_tensor(diag, device=x_new.device).unsqueeze(1)
-                h_known, h_new = z["x"][m], x_new
-                for _ in range(c.n_mm_layers):
-                    h_new = spmm(off, h_known) + diag_t * h_new
-                    h_known = self.propagate(m, h_known)
-                hm_new.append(h_new)
+                hm_new.append(propagate_beside(off, diag, z["x"][m], self.projections[m](f, e_new), c.n_mm_layers,
+                                               lambda h, m=m: self.propagate(m, h)))
             return hb_new + self.fusion(hm_new, hb_new)
-        finally:
-            self.train(was)
 
 
     def fold_in(self, data):
@@ -229,16 +215,11 @@ class MGCN(Recommender):
         of the trained item tables, then the fusion, as for a trained user: H = H^b + H^s."""
         from siger.models.newusers import LightGCNFoldIn, item_degrees
 
-        was = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                z = self.encode()
-                items = {m: z["hm"][m][self.n_users:] for m in self.modalities}
-                lg = LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_ui_layers,
-                                          item_degrees(data.train_matrix))
-        finally:
-            self.train(was)
+        with self.evaluating(), torch.no_grad():
+            z = self.encode()
+            items = {m: z["hm"][m][self.n_users:] for m in self.modalities}
+            lg = LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_ui_layers,
+                                      item_degrees(data.train_matrix))
 
         @torch.no_grad()
         def users(history, free=None):

@@ -129,3 +129,26 @@ def normalised_row(w: sp.csr_matrix, deg_known: np.ndarray, how: str) -> tuple[s
     if how == "none":
         return sp.csr_matrix(w, dtype=np.float32), np.ones(w.shape[0], np.float32)
     raise ValueError(f"unknown normalisation {how!r}")
+
+
+def placement_rows(features: dict[str, np.ndarray], data, modalities: list[str], k: int) -> NewItemRows:
+    """Check the new items' ``features`` against the model's ``modalities`` and place them: their
+    :class:`NewItemRows` among the trained items of ``data`` (an :class:`InteractionData`)."""
+    check_new_features(features, data.features, modalities)
+    return neighbour_rows({m: features[m] for m in modalities}, data.features, trained_items(data.train_matrix), k)
+
+
+def propagate_beside(off: sp.spmatrix, diag: np.ndarray, h_known: torch.Tensor, h_new: torch.Tensor,
+                     layers: int, graph) -> torch.Tensor:
+    """``layers`` propagations of new items' rows beside the trained items' own: per layer
+    ``h_new <- off @ h_known + diag * h_new`` and ``h_known <- graph @ h_known`` (``graph``: the
+    trained item graph, anything with ``@``, or a function of ``h_known`` that propagates it). ``off`` ``[n_new, n_items]``, ``diag`` ``[n_new]``, ``h_known`` ``[n_items, d]``,
+    ``h_new`` ``[n_new, d]``; returns ``[n_new, d]``."""
+    from siger.data.graphs import to_torch
+
+    a = to_torch(sp.csr_matrix(off, dtype=np.float32), h_new.device)
+    d = torch.as_tensor(np.asarray(diag, np.float32), device=h_new.device).unsqueeze(1)
+    for _ in range(layers):
+        h_new = torch.sparse.mm(a, h_known) + d * h_new
+        h_known = graph(h_known) if callable(graph) else graph @ h_known
+    return h_new

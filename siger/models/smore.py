@@ -108,9 +108,7 @@ class SMORE(Recommender):
         super().__init__(data, config, graphs, device)
         c = config
         d = c.embedding_dim
-        self.modalities = data.modalities
-        if not self.modalities:
-            raise ValueError(f"{self.name} needs at least one modality; dataset {data.name} has none")
+        self.modalities = self.require_modalities(data)
         self.user_emb, self.item_emb = id_embeddings(self.n_users, self.n_items, d)
         self.adj = SparseGraph(graphs.ui_adjacency(), device, symmetric=True)
         self.r_hat = SparseGraph(graphs.bipartite(), device, symmetric=False)
@@ -192,15 +190,11 @@ class SMORE(Recommender):
         the missing ID embedding and behaviour representation are the neighbour aggregates
         ``agg @ E`` and ``agg @ H^b``; then the spectral gates from its features, the views'
         propagation, and the preference-gated mean: H = H^b + H^s. ``[n_new, d]``."""
-        from siger.models.newitems import check_new_features, neighbour_rows, normalised_row, spmm, trained_items
+        from siger.models.newitems import normalised_row, placement_rows, propagate_beside, spmm
 
         c = self.config
-        was = self.training
-        self.eval()
-        try:
-            check_new_features(features, data.features, self.modalities)
-            rows = neighbour_rows({m: features[m] for m in self.modalities}, data.features,
-                                  trained_items(data.train_matrix), c.knn_k)
+        with self.evaluating():
+            rows = placement_rows(features, data, self.modalities, c.knn_k)
             hb = lightgcn_propagate(self.adj, torch.cat([self.user_emb, self.item_emb]), c.n_ui_layers)
             dev = self.item_emb.device
             e_new = spmm(rows.agg, self.item_emb)
@@ -214,23 +208,10 @@ class SMORE(Recommender):
                 off, diag = normalised_row(rows.knn[m], deg, "sym")
                 offs.append(off)
                 diags.append(diag)
-                hms.append(self._propagate_new(self.item_graphs[m], off, diag, h_known, h_new))
+                hms.append(propagate_beside(off, diag, h_known, h_new, c.n_layers, self.item_graphs[m]))
             f_off, f_diag = max_pool_graphs(offs), np.max(np.stack(diags), axis=0)
-            hf = self._propagate_new(self.fusion_graph, f_off, f_diag, ef_known, ef_new)
+            hf = propagate_beside(f_off, f_diag, ef_known, ef_new, c.n_layers, self.fusion_graph)
             return hb_new + self.side(hb_new, hms, hf)
-        finally:
-            self.train(was)
-
-    def _propagate_new(self, graph: SparseGraph, off, diag, h_known: torch.Tensor, h_new: torch.Tensor) -> torch.Tensor:
-        """``n_layers`` propagations of new rows (``off`` over the trained items, ``diag`` on
-        themselves) alongside the trained items' own."""
-        from siger.models.newitems import spmm
-
-        d = torch.as_tensor(np.asarray(diag, np.float32), device=h_new.device).unsqueeze(1)
-        for _ in range(self.config.n_layers):
-            h_new = spmm(off, h_known) + d * h_new
-            h_known = graph @ h_known
-        return h_new
 
     def fold_in(self, data):
         """New users from their histories (:mod:`siger.models.newusers`): the behaviour part as
@@ -238,15 +219,10 @@ class SMORE(Recommender):
         item views, then the attention and preference gates as for a trained user."""
         from siger.models.newusers import LightGCNFoldIn, item_degrees
 
-        was = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                views, fused = self.item_views()
-                lg = LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_ui_layers,
-                                          item_degrees(data.train_matrix))
-        finally:
-            self.train(was)
+        with self.evaluating(), torch.no_grad():
+            views, fused = self.item_views()
+            lg = LightGCNFoldIn.build(self.adj, self.user_emb, self.item_emb, self.config.n_ui_layers,
+                                      item_degrees(data.train_matrix))
 
         @torch.no_grad()
         def users(history, free=None):
