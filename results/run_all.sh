@@ -282,3 +282,16 @@ done
 # (siger/experiments/tune/rescore.py), after the entries newly added to its --enqueue file
 siger results study results/studies/siger_multi --note "..."
 siger results study results/studies/mgcn_multi --note "..."
+
+# -- 2026-12-06 (morning): issue 35, the new baselines' TikTok rows (3 seeds, authors' defaults),
+#    then the authors' DRAGON and GUME to convergence beside them (their runs cached per seed)
+siger compare --models GUME,DRAGON,LATTICE --dataset tiktok --data-dir $DATA --seeds 3 --out $R/new_tiktok $T1
+for m in GUME DRAGON LATTICE; do
+  siger results add $R/new_tiktok/$m --table comparison --label "$m (authors' defaults)" --note "..."
+done
+for m in DRAGON GUME; do
+  python -m benchmarks.authors --model $m --mmrec $MMREC/src --full --cache ${CACHE:-/tmp/authors} --record
+done
+# the warm-up's limit on small datasets (docs/usage.md): SIGER study trial 14 on ml100k_thin, let run
+siger train --config results/studies/siger_multi/trials/0014/ml100k_thin/config.yaml --data-dir data/derived \
+    --warmup_epochs 200 --epochs 400 --out /tmp/t14_thin $T1
