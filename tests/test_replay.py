@@ -118,3 +118,6 @@ def test_stop_check_knows_the_current_early_stopping_rule():
     assert msg is not None and "counts 4 of its 20" in msg
     assert stop_check(rec(0, 21, warmup=0)) is None  # MMRec's rule: 20 since the best
     assert stop_check(rec(3, 24, stopped="epochs")) is None  # not an early stop
+    # a record that carries its effective warm-up (a step floor: 86 epochs on a small dataset)
+    assert "counts 0 of its 20" in stop_check({**rec(3, 40), "warmup_epochs_effective": 86})
+    assert stop_check({**rec(3, 106), "warmup_epochs_effective": 86}) is None

@@ -125,6 +125,22 @@ def test_patience_counts_only_evaluations_after_the_warmup(tiny_dir, tmp_path):
     assert res["epochs_run"] == 4
 
 
+def test_warmup_steps_floor_the_warmup_on_a_small_dataset(tiny_dir, tmp_path):
+    from siger.train.trainer import effective_warmup
+
+    # by hand: 14,005 train pairs at batch 2048 are 7 batches an epoch; 600 steps need 86 epochs
+    assert effective_warmup(20, 600, 14005, 2048) == 86
+    assert effective_warmup(20, 600, 59541, 2048) == 20  # 30 batches: 20 epochs are 600 steps already
+    assert effective_warmup(20, 0, 14005, 2048) == 20 and effective_warmup(0, 0, 14005, 2048) == 0
+    # in a run: lr 0 never improves on epoch 0; a floor of 9 epochs' steps acts as warmup_epochs 9
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=2, batch_size=4)
+    per_epoch = -(-int(load_data(cfg).train_matrix.nnz) // 4)
+    cfg.train.warmup_steps = 9 * per_epoch - (per_epoch - 1)  # rounds up to 9 epochs
+    res = _fit(cfg, tmp_path / "s")
+    assert per_epoch > 1 and res["stopped_early"] and res["epochs_run"] == 11
+    assert res["warmup_epochs_effective"] == 9
+
+
 def test_patience_used_by_hand():
     from siger.train.trainer import patience_used
 

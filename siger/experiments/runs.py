@@ -40,7 +40,8 @@ def train_or_load(cfg: Config, out: Path, log=print, data=None) -> dict[str, Any
         # a run stopped early at a best epoch inside the warm-up may have been stopped by the
         # earlier rule (patience counted from that peak): resuming lets the current rule decide
         # (it continues the run from its last checkpoint, or finds it stopped and changes nothing)
-        if not (metrics.get("stopped_early") and metrics.get("best_epoch", 0) < cfg.train.warmup_epochs
+        warmup = metrics.get("warmup_epochs_effective", cfg.train.warmup_epochs)
+        if not (metrics.get("stopped_early") and metrics.get("best_epoch", 0) < warmup
                 and (out / "checkpoint.pt").exists() and not out.is_symlink()):
             return metrics
     trainer = Trainer(cfg, load_data(cfg) if data is None else data, out, log=log)

@@ -142,6 +142,8 @@ def run_record(result: dict[str, Any], config: dict[str, Any], git: dict[str, An
         "best_epoch": result["best_epoch"],
         "epochs_run": result["epochs_run"],
         "stopped": "pruned" if result.get("pruned") else ("early_stop" if result.get("stopped_early") else "epochs"),
+        **({"warmup_epochs_effective": result["warmup_epochs_effective"]}
+           if "warmup_epochs_effective" in result else {}),
         "seconds_per_epoch": result["seconds_per_epoch"],
         "seconds_per_eval": result.get("seconds_per_eval"),
         "peak_rss_mb": result["peak_rss_mb"],
@@ -170,7 +172,8 @@ def stop_check(rec: dict[str, Any]) -> str | None:
     if rec.get("stopped") != "early_stop":
         return None
     t = rec["config"]["train"]
-    warmup, patience, every = t.get("warmup_epochs", 0), t["patience"], t.get("eval_every", 1)
+    warmup = rec.get("warmup_epochs_effective", t.get("warmup_epochs", 0))  # older records: epochs only
+    patience, every = t["patience"], t.get("eval_every", 1)
     last, best = rec["epochs_run"] - 1, rec["best_epoch"]
     evals = [e for e in range(last + 1) if (e + 1) % every == 0 or e == t["epochs"] - 1]
     used = min(sum(1 for e in evals if e > best), sum(1 for e in evals if e >= warmup))

@@ -124,6 +124,14 @@ def load_model(run_dir: str | Path, data: InteractionData | None = None,
 EvalCallback = Callable[[int, dict, bool], Optional[bool]]
 
 
+def effective_warmup(warmup_epochs: int, warmup_steps: int, n_train: int, batch_size: int) -> int:
+    """The warm-up in epochs: ``warmup_epochs``, or more where ``warmup_steps`` optimiser steps
+    take longer (``ceil(n_train / batch_size)`` batches an epoch); 0 steps adds nothing."""
+    if warmup_steps <= 0 or n_train <= 0:
+        return warmup_epochs
+    return max(warmup_epochs, math.ceil(warmup_steps / math.ceil(n_train / batch_size)))
+
+
 def patience_used(history: list[dict[str, Any]], bad_evals: int, warmup_epochs: int) -> int:
     """Evaluations without a better valid metric that count toward early stopping: those since
     the best, but only those at epochs >= ``warmup_epochs``. A model on frozen kNN graphs often
@@ -139,7 +147,8 @@ class Trainer:
     """Trains one model on one dataset under the MMRec protocol.
 
     Early stopping: the run stops after ``patience`` evaluations without a better valid metric,
-    counting only evaluations after epoch ``warmup_epochs`` (0: MMRec's rule; see
+    counting only evaluations after the warm-up (``warmup_epochs``, at least ``warmup_steps``
+    optimiser steps: :func:`effective_warmup`, the attribute ``warmup``; 0: MMRec's rule; see
     :func:`patience_used`). ``on_eval`` (optional, see
     :data:`EvalCallback`) sees every evaluation and may stop the run; a tuner's pruner uses it.
 
@@ -182,6 +191,7 @@ class Trainer:
         self.scheduler = (torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda e: t.lr_decay ** (e / t.lr_decay_epochs)) if t.lr_decay != 1.0 else None)
         self.sampler = BPRSampler(data.train_matrix, seed=t.seed, pool=t.neg_pool)
+        self.warmup = effective_warmup(t.warmup_epochs, t.warmup_steps, int(data.train_matrix.nnz), t.batch_size)
         self.valid_m = data.matrix("valid")
         self.test_m = data.matrix("test")
         self.history: list[dict[str, Any]] = []
@@ -352,7 +362,7 @@ class Trainer:
     def _should_stop(self, epoch: int) -> bool:
         """Early stopping after ``epoch`` (the history holds its evaluation): see :func:`patience_used`."""
         t = self.cfg.train
-        return patience_used(self.history, self.bad_evals, t.warmup_epochs) >= t.patience
+        return patience_used(self.history, self.bad_evals, self.warmup) >= t.patience
 
     def _rewrite_log(self) -> None:
         """log.jsonl = the history so far (drops lines of epochs after the last checkpoint)."""
@@ -385,6 +395,7 @@ class Trainer:
             "best_epoch": self.best["epoch"],
             "epochs_run": len(self.history),
             "stopped_early": stop == "early_stop",
+            "warmup_epochs_effective": self.warmup,
             "pruned": stop == "pruned",
             "valid": self.best["valid"],
             "test": self.best["test"],

@@ -175,7 +175,7 @@ class MultiObjective(Objective):
 
     def __call__(self, trial) -> float:
         optuna = optuna_module()
-        from siger.train.trainer import Trainer, TrainingError
+        from siger.train.trainer import Trainer, TrainingError, effective_warmup
 
         spec = self.spec
         params = spec.space.resolve(lambda p: p.suggest(trial))
@@ -190,7 +190,9 @@ class MultiObjective(Objective):
         curves: dict[str, dict[str, float]] = {}
         for name, data_dir in spec.datasets:
             cfg = spec.trial_config(params, on=(name, data_dir))
-            metric, warmup = cfg.train.valid_metric, cfg.train.warmup_epochs
+            metric, data = cfg.train.valid_metric, self.data(cfg)
+            warmup = effective_warmup(cfg.train.warmup_epochs, cfg.train.warmup_steps, int(data.train_matrix.nnz),
+                                      cfg.train.batch_size)
             ref = train_or_load(reference_config(spec, name, data_dir, cfg.train.seed),
                                 reference_dir(spec, name, cfg.train.seed), log=self.log)
             ref_valid, ref_test = ref["valid"][metric], ref["test"][metric]
@@ -216,7 +218,7 @@ class MultiObjective(Objective):
                         and hopeless(_curve, _others, epoch, _cap, self._percentile(), self._startup()))
 
             try:
-                trainer = Trainer(cfg, self.data(cfg), run / name, log=self.log, on_eval=on_eval)
+                trainer = Trainer(cfg, data, run / name, log=self.log, on_eval=on_eval)
             except (ValueError, ConfigError) as e:
                 self.refuse(trial, e)
             self._refused = 0

@@ -211,7 +211,7 @@ class Objective:
 
     def __call__(self, trial) -> float:
         optuna = optuna_module()
-        from siger.train.trainer import Trainer, TrainingError
+        from siger.train.trainer import Trainer, TrainingError, effective_warmup
 
         spec = self.spec
         params = spec.space.resolve(lambda p: p.suggest(trial))
@@ -225,7 +225,9 @@ class Objective:
         trial.set_user_attr("pruner", pruner_name(spec.opts))
         self.log(f"== trial {trial.number}" + (f" (retry: resumes {retry_of})" if retry_of else "") + f": {params}")
 
-        warmup = cfg.train.warmup_epochs
+        data = self.data(cfg)
+        warmup = effective_warmup(cfg.train.warmup_epochs, cfg.train.warmup_steps, int(data.train_matrix.nnz),
+                                  cfg.train.batch_size)
 
         def on_eval(epoch: int, valid: dict, replay: bool) -> bool:
             trial.report(valid[metric], epoch)
@@ -233,7 +235,7 @@ class Objective:
 
         t0 = time.perf_counter()
         try:
-            trainer = Trainer(cfg, self.data(cfg), run, log=self.log, on_eval=on_eval)
+            trainer = Trainer(cfg, data, run, log=self.log, on_eval=on_eval)
         except (ValueError, ConfigError) as e:  # the model refuses this combination of the space's values
             self.refuse(trial, e)
         self._refused = 0
