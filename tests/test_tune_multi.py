@@ -213,3 +213,20 @@ def test_superseded_follows_retries_of_retries():
     # 4 re-scores 1 and 2 (one run folder); it was killed and re-queued by the heartbeat as 5 (same attributes)
     assert superseded([t(0), t(1), t(2), t(3), t(4, [1, 2]), t(5, [1, 2])]) == {1: 5, 2: 5}
     assert superseded([t(0), t(1)]) == {}
+
+
+def test_stale_runs_reads_only_the_datasets_a_trial_reached(tmp_path):
+    """A multi-dataset trial's value reads only the datasets it reached: a stale run in another
+    folder of its run directory (left by an earlier trial that shared it, or one a pruned retry
+    never got to) must not queue a retry, or every resume would queue one again."""
+    from siger.experiments.tune.rescore import stale_runs
+
+    stale = {"stopped": "early_stop", "best_epoch": 3, "epochs_run": 24,
+             "config": {"train": {"warmup_epochs": 20, "patience": 20, "eval_every": 1, "epochs": 200}}}
+    fine = {**stale, "epochs_run": 40}
+    run = tmp_path / "trials" / "0003"
+    for name, rec in (("a", fine), ("b", stale)):
+        (run / name).mkdir(parents=True)
+        (run / name / "record.json").write_text(json.dumps(rec))
+    assert stale_runs(run, ["a"]) == []
+    assert len(stale_runs(run, ["a", "b"])) == 1 and len(stale_runs(run)) == 1

@@ -50,12 +50,18 @@ def _run_folders(run: Path) -> list[Path]:
     return [run, *sorted(run.parent.glob(f"{run.name}-seed*"))] if run.parent.exists() else [run]
 
 
-def stale_runs(run: Path) -> list[str]:
+def stale_runs(run: Path, datasets: Iterable[str] | None = None) -> list[str]:
     """Why the current rule would train on in the runs of the trial whose run folder is ``run``:
-    one line per run record that :func:`stop_check` flags (none: the trial's value stands)."""
+    one line per run record that :func:`stop_check` flags (none: the trial's value stands).
+    ``datasets`` (a multi-dataset trial: the datasets its value read) limits the search to their
+    folders: a folder the trial never reached (pruned before it, or left from an earlier trial
+    sharing the run folder) holds no part of its value, and a retry would not reach it either."""
     out = []
+    keep = None if datasets is None else set(datasets)
     for folder in _run_folders(run):
         for rec_path in sorted(folder.rglob("record.json")) if folder.exists() else []:
+            if keep is not None and rec_path.parent != folder and rec_path.parent.name not in keep:
+                continue
             try:
                 rec = json.loads(rec_path.read_text())
             except (OSError, ValueError):
@@ -64,6 +70,13 @@ def stale_runs(run: Path) -> list[str]:
             if why:
                 out.append(f"{rec_path.parent.relative_to(run.parent)}: {why}")
     return out
+
+
+def _datasets_of(trial) -> list[str] | None:
+    """The datasets a multi-dataset trial's value read (its ``datasets`` user attribute); None for
+    a single-dataset trial."""
+    per = trial.user_attrs.get("datasets")
+    return list(per) if isinstance(per, dict) else None
 
 
 def requeue_stale(study, out: Path, params_of: Callable[[Any], dict[str, Any]],
@@ -83,7 +96,7 @@ def requeue_stale(study, out: Path, params_of: Callable[[Any], dict[str, Any]],
             groups.setdefault(json.dumps(params_of(t), sort_keys=True, default=str), []).append(t)
     queued = []
     for group in groups.values():
-        why = [w for t in group for w in stale_runs(Path(out) / t.user_attrs["run_dir"])]
+        why = [w for t in group for w in stale_runs(Path(out) / t.user_attrs["run_dir"], _datasets_of(t))]
         if not why:
             continue
         group = sorted(group, key=lambda t: t.number)
