@@ -169,8 +169,6 @@ def stop_check(rec: dict[str, Any]) -> str | None:
     (:func:`siger.train.trainer.patience_used`: patience counts evaluations after the warm-up
     only), else why not. A replay of the first epochs cannot see the rule; this check can, from
     the record alone. Runs that reached their epoch cap or were pruned are not early stops."""
-    from siger.train.trainer import patience_used  # the trainer's rule itself (the trainer imports this module)
-
     if rec.get("stopped") != "early_stop":
         return None
     t = rec["config"]["train"]
@@ -178,7 +176,7 @@ def stop_check(rec: dict[str, Any]) -> str | None:
     patience, every = t["patience"], t.get("eval_every", 1)
     last, best = rec["epochs_run"] - 1, rec["best_epoch"]
     evals = [e for e in range(last + 1) if (e + 1) % every == 0 or e == t["epochs"] - 1]
-    used = patience_used([{"epoch": e, "valid": {}} for e in evals], sum(1 for e in evals if e > best), warmup)
+    used = min(sum(1 for e in evals if e > best), sum(1 for e in evals if e >= warmup))
     if used >= patience:
         return None
     return (f"early stop at epoch {last} (best {best}, inside the {warmup}-epoch warm-up): the current rule "
