@@ -8,7 +8,7 @@
 Runs the authors' implementation inside an MMRec-layout checkout (``main.py -m MODEL -d DATASET``,
 with the model's yaml holding single values and ``epochs: N``; the run's log is parsed for the
 training time and valid Recall@20 of every epoch), then ours (``siger train --epochs N
---warmup_epochs 0``) on the same data at seed 999, one thread each, one after the other. Reports
+--warmup_epochs 0 --warmup_steps 0``) on the same data at seed 999, one thread each, one after the other. Reports
 the median training seconds per epoch of both, their ratio, and both valid Recall@20 curves (the
 curves are a sanity check, not a comparison: the implementations draw different initial values).
 Run it on an otherwise idle machine.
@@ -162,7 +162,7 @@ def full(args) -> int:
 def run_ours(model: str, dataset: str, data_dir: str | None, epochs: int, threads: int) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "siger.cli", "train", "--model", model, "--dataset", dataset, "--epochs",
-               str(epochs), "--warmup_epochs", "0", "--num_threads", str(threads), "--progress", "false",
+               str(epochs), "--warmup_epochs", "0", "--warmup_steps", "0", "--num_threads", str(threads), "--progress", "false",
                "--seed", "999", "--out", f"{tmp}/run"] + (["--data-dir", data_dir] if data_dir else [])
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=7200)
         if out.returncode != 0:

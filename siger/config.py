@@ -58,8 +58,9 @@ class TrainConfig:
     warmup_epochs: int = key(20, NON_NEGATIVE, absent=0)
     # a floor on that warm-up in optimiser steps: it lasts max(warmup_epochs, ceil(warmup_steps /
     # batches per epoch)) epochs, so a small dataset (few batches an epoch) gets as many updates
-    # before early stopping may count as a large one; 0 = epochs only (docs/usage.md)
-    warmup_steps: int = key(0, NON_NEGATIVE, absent=0)
+    # before early stopping may count as a large one (600: TikTok's 20 epochs); 0 = epochs only
+    # (docs/usage.md; configs saved before 2026-12-06 that lack the key ran with 0)
+    warmup_steps: int = key(600, NON_NEGATIVE, absent=0)
     eval_every: int = key(1, POSITIVE_INT)  # evaluate on valid every N epochs
     valid_metric: str = "recall@20"  # what early stopping and model choice read on valid
     topk: list[int] = field(default_factory=lambda: [5, 10, 20, 50])  # cut-offs of every metric

@@ -9,6 +9,8 @@ def test_defaults_follow_the_protocol_and_the_study():
     assert (t.learning_rate, t.batch_size, t.epochs, t.patience, t.seed) == (1.4e-3, 2048, 1000, 20, 999)
     # the early-stopping warm-up every reported run uses is the default (frozen-graph models peak at epoch 0-1)
     assert t.warmup_epochs == 20
+    # and its floor in optimiser steps (TikTok's 20 epochs), so a small dataset gets as many updates
+    assert t.warmup_steps == 600
     assert t.topk == [5, 10, 20, 50] and t.valid_metric == "recall@20"
     assert (m.embedding_dim, m.n_ui_layers, m.n_mm_layers, m.knn_k, m.cooc_k) == (64, 2, 1, 10, 10)
     # the infusion weight measured on held-out train interactions, not learned from the training loss

@@ -140,7 +140,7 @@ def test_train_and_evaluate_with_the_authors_defaults(tiny_dir, tmp_path):
     from siger.train.trainer import Trainer, load_data
 
     cfg = build_config("DRAGON", "tiny", {"data_dir": str(tiny_dir), "epochs": 3, "batch_size": 4, "knn_k": 3,
-                                          "topk": [5, 10, 20], "progress": False, "warmup_epochs": 0})
+                                          "topk": [5, 10, 20], "progress": False, "warmup_epochs": 0, "warmup_steps": 0})
     assert (cfg.train.learning_rate, cfg.model.reg_weight, cfg.model.user_k) == (1e-4, 1e-3, 40)
     res = Trainer(cfg, load_data(cfg), tmp_path / "r", log=lambda s: None).fit()
     assert res["valid"] is not None and np.isfinite(res["test"]["recall@20"])

@@ -121,7 +121,7 @@ def test_train_and_evaluate_with_the_authors_defaults(tiny_dir, tmp_path):
     from siger.train.trainer import Trainer, load_data
 
     cfg = build_config("GUME", "tiny", {"data_dir": str(tiny_dir), "epochs": 3, "batch_size": 4, "knn_k": 3,
-                                        "topk": [5, 10, 20], "progress": False, "warmup_epochs": 0})
+                                        "topk": [5, 10, 20], "progress": False, "warmup_epochs": 0, "warmup_steps": 0})
     m = cfg.model
     assert (cfg.train.learning_rate, m.n_ui_layers, m.n_layers, m.reg_weight, m.reg_it, m.bm_temp, m.um_temp,
             m.vt_weight) == (1e-3, 3, 2, 1e-5, 0.1, 0.4, 0.1, 0.1)

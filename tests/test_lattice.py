@@ -84,7 +84,7 @@ def test_train_and_evaluate_with_the_authors_schedule(tiny_dir, tmp_path):
     from siger.train.trainer import Trainer, load_data
 
     cfg = build_config("LATTICE", "tiny", {"data_dir": str(tiny_dir), "epochs": 3, "batch_size": 4, "knn_k": 3,
-                                           "topk": [5, 10, 20], "progress": False, "warmup_epochs": 0})
+                                           "topk": [5, 10, 20], "progress": False, "warmup_epochs": 0, "warmup_steps": 0})
     assert (cfg.train.learning_rate, cfg.train.lr_decay, cfg.model.reg_weight) == (5e-4, 0.96, 1e-5)
     trainer = Trainer(cfg, load_data(cfg), tmp_path / "r", log=lambda s: None)
     res = trainer.fit()

@@ -11,7 +11,7 @@ from siger.data.dataset import load_dataset
 from siger.models.newusers import NewUsersUnsupported, history_matrix, normalised
 from siger.train.trainer import Trainer, load_data
 
-FAST = {"epochs": 2, "batch_size": 16, "progress": False, "topk": [5, 10, 20], "num_threads": 1, "warmup_epochs": 0}
+FAST = {"epochs": 2, "batch_size": 16, "progress": False, "topk": [5, 10, 20], "num_threads": 1, "warmup_epochs": 0, "warmup_steps": 0}
 
 
 def test_history_matrix_and_normalisation_by_hand():

@@ -12,7 +12,7 @@ from siger.train.trainer import Trainer, load_data
 from tests.conftest import SHARED_DATA
 
 FAST = {"batch_size": 64, "epochs": 3, "progress": False, "num_threads": 1, "topk": [5, 10, 20],
-        "valid_metric": "recall@20", "warmup_epochs": 0, "knn_k": 3, "cooc_k": 3}
+        "valid_metric": "recall@20", "warmup_epochs": 0, "warmup_steps": 0, "knn_k": 3, "cooc_k": 3}
 
 
 def _record(planted_dir, tmp_path):

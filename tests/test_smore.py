@@ -130,7 +130,7 @@ def test_train_and_evaluate_with_the_authors_defaults(tiny_dir, tmp_path):
     from siger.train.trainer import Trainer, load_data
 
     cfg = build_config("SMORE", "tiny", {"data_dir": str(tiny_dir), "epochs": 3, "batch_size": 4, "knn_k": 3,
-                                         "topk": [5, 10, 20], "progress": False, "warmup_epochs": 0})
+                                         "topk": [5, 10, 20], "progress": False, "warmup_epochs": 0, "warmup_steps": 0})
     m = cfg.model
     assert (cfg.train.learning_rate, cfg.train.lr_decay, m.n_ui_layers, m.reg_weight, m.cl_weight, m.dropout) == (
         1e-3, 0.96, 4, 1e-4, 0.01, 0.1)

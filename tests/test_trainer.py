@@ -106,27 +106,27 @@ def test_resume_accepts_a_key_added_later_at_its_default(tiny_dir, tmp_path):
 
 
 def test_early_stopping_respects_patience(tiny_dir, tmp_path):
-    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=0), tmp_path / "es")
+    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=0, warmup_steps=0), tmp_path / "es")
     assert res["stopped_early"] and res["epochs_run"] == res["best_epoch"] + 3
 
 
 def test_patience_counts_only_evaluations_after_the_warmup(tiny_dir, tmp_path):
     # lr 0: valid never improves after epoch 0, so MMRec's rule (warm-up 0) stops at epoch 0 + 2 + 1
-    res0 = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=0),
+    res0 = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=0, warmup_steps=0),
                 tmp_path / "w0")
     assert res0["best_epoch"] == 0 and res0["epochs_run"] == 3
     # warm-up 9: the evaluations of epochs 9 and 10 use the patience up -> epochs 0..10
-    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=9),
+    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=9, warmup_steps=0),
                tmp_path / "w9")
     assert res["best_epoch"] == 0 and res["stopped_early"] and res["epochs_run"] == 11
     # a warm-up shorter than the patience still gives the whole patience after it: epochs 2 and 3
-    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=2),
+    res = _fit(_cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=2, warmup_steps=0),
                tmp_path / "w2")
     assert res["epochs_run"] == 4
 
 
 def test_warmup_steps_floor_the_warmup_on_a_small_dataset(tiny_dir, tmp_path):
-    from siger.train.trainer import effective_warmup
+    from siger.train.stopping import effective_warmup
 
     # by hand: 14,005 train pairs at batch 2048 are 7 batches an epoch; 600 steps need 86 epochs
     assert effective_warmup(20, 600, 14005, 2048) == 86
@@ -142,18 +142,61 @@ def test_warmup_steps_floor_the_warmup_on_a_small_dataset(tiny_dir, tmp_path):
 
 
 def test_patience_used_by_hand():
-    from siger.train.trainer import patience_used
+    from siger.train.stopping import first_stop, patience_used
 
-    hist = [{"epoch": e, "valid": {}} for e in range(25)]
-    assert patience_used(hist, 21, 20) == 5  # best at 3: 21 bad evaluations, 5 of them after the warm-up
-    assert patience_used(hist, 3, 20) == 3  # best at 21: all 3 since then are after the warm-up
-    assert patience_used(hist, 21, 0) == 21  # no warm-up: MMRec's count
-    sparse = [{"epoch": e, **({"valid": {}} if e % 5 == 4 else {})} for e in range(25)]  # eval_every 5
-    assert patience_used(sparse, 4, 20) == 1  # evaluations at 4, 9, 14, 19, 24: one after epoch 20
+    epochs = list(range(25))
+    assert patience_used(epochs, 3, 20) == 5  # best at 3: 21 evaluations since, 5 of them after the warm-up
+    assert patience_used(epochs, 21, 20) == 3  # best at 21: all 3 since then are after the warm-up
+    assert patience_used(epochs, 3, 0) == 21  # no warm-up: MMRec's count
+    assert patience_used([4, 9, 14, 19, 24], 4, 20) == 1  # eval_every 5: one evaluation after epoch 20
+    assert patience_used([], -1, 0) == 0
+    # a peak at epoch 1, flat after: with a warm-up of 3 and patience 2 the rule stops after epoch 4
+    evals = [(0, 0.1), (1, 0.3), (2, 0.2), (3, 0.2), (4, 0.3), (5, 0.2)]
+    assert first_stop(evals, 3, 2) == 4  # 0.3 again at 4 is not better: 3 and 4 count
+    assert first_stop(evals, 0, 2) == 3  # MMRec's rule: 2 and 3 since the best
+    assert first_stop(evals, 5, 2) is None  # only epoch 5 counts
+
+
+def test_a_callback_cannot_stop_a_run_inside_the_warmup(tiny_dir, tmp_path):
+    """A tuner's pruner gets the trainer's rule: its True inside the warm-up is ignored."""
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=20, warmup_epochs=4, warmup_steps=0)
+    seen = []
+    res = Trainer(cfg, load_data(cfg), tmp_path / "p", log=lambda s: None,
+                  on_eval=lambda e, v, r: seen.append(e) or True).fit()
+    assert seen == [0, 1, 2, 3, 4] and res["pruned"] and res["epochs_run"] == 5
+
+
+def test_a_run_continues_under_a_new_stop_rule_where_its_epochs_allow(tiny_dir, tmp_path):
+    """Configs differing only in the stop keys train the same epochs: a finished run continues
+    under the new rule (and becomes the new config's run), unless that rule would have ended it
+    before the epochs it ran."""
+    import yaml
+
+    from siger.experiments.runs import train_or_load
+
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=3, warmup_steps=0)
+    assert _fit(cfg, tmp_path / "r")["epochs_run"] == 5  # best 0; epochs 3 and 4 count
+    first = json.loads((tmp_path / "r" / "record.json").read_text())
+    longer = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=6, warmup_steps=0)
+    res = train_or_load(longer, tmp_path / "r", log=lambda s: None)
+    assert res["epochs_run"] == 8 and res["warmup_epochs_effective"] == 6
+    assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["train"]["warmup_epochs"] == 6
+    rec = json.loads((tmp_path / "r" / "record.json").read_text())
+    assert rec["config"]["train"]["warmup_epochs"] == 6 and rec["id"] != first["id"] and rec["epochs_run"] == 8
+    # the log is that of a run trained under the new rule from the start
+    fresh = _fit(longer, tmp_path / "fresh")
+    assert fresh["epochs_run"] == 8 and fresh["test"] == res["test"]
+    # a shorter warm-up would have ended it at epoch 4, before the 8 epochs it ran: refused
+    with pytest.raises(ConfigError, match="ends this run at epoch 4"):
+        train_or_load(cfg, tmp_path / "r", log=lambda s: None)
+    # a key that changes what an epoch computes is still a different run
+    other = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=6, warmup_steps=0, reg_weight=0.5)
+    with pytest.raises(ConfigError, match="different config"):
+        train_or_load(other, tmp_path / "r", log=lambda s: None)
 
 
 def test_resumed_finished_run_with_warmup_does_not_train_more(tiny_dir, tmp_path):
-    cfg = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=5)
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=5, warmup_steps=0)
     first = _fit(cfg, tmp_path / "w")
     again = _fit(cfg, tmp_path / "w", resume=True)
     assert first["epochs_run"] == again["epochs_run"] == 7 and again["stopped_early"]
@@ -165,8 +208,9 @@ def test_a_run_the_old_rule_stopped_inside_the_warmup_is_continued(tiny_dir, tmp
     import siger.train.trainer as T
     from siger.experiments.runs import train_or_load
 
-    cfg = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=5)
-    old = lambda hist, bad, warmup: bad if hist and hist[-1]["epoch"] + 1 >= warmup else 0  # noqa: E731
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=5, warmup_steps=0)
+    old = lambda evals, best, warmup: (sum(e > best for e in evals)  # noqa: E731
+                                       if evals and evals[-1] + 1 >= warmup else 0)
     monkeypatch.setattr(T, "patience_used", old)
     assert _fit(cfg, tmp_path / "r")["epochs_run"] == 5  # the old rule: stop at epoch 4
     monkeypatch.undo()
@@ -183,14 +227,14 @@ def test_eval_callback_sees_every_evaluation_and_can_stop_the_run(tiny_dir, tmp_
         seen.append((epoch, replay, valid["recall@5"]))
         return epoch == 3
 
-    cfg = _cfg(tiny_dir, "LightGCN", epochs=10, eval_every=2)
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=10, eval_every=2, warmup_epochs=0, warmup_steps=0)
     res = Trainer(cfg, load_data(cfg), tmp_path / "cb", log=lambda s: None, on_eval=cb).fit()
     assert [(e, r) for e, r, _ in seen] == [(1, False), (3, False)]
     assert res["pruned"] and not res["stopped_early"] and res["epochs_run"] == 4
     assert json.loads((tmp_path / "cb" / "metrics.json").read_text())["pruned"] is True
     # on resume, the restored evaluations are replayed (replay=True) before training goes on
     seen.clear()
-    cfg = _cfg(tiny_dir, "LightGCN", epochs=6, eval_every=2)
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=6, eval_every=2, warmup_epochs=0, warmup_steps=0)
     Trainer(cfg, load_data(cfg), tmp_path / "cb", log=lambda s: None, on_eval=lambda e, v, r: seen.append((e, r))).fit(
         resume=True)
     assert seen == [(1, True), (3, True), (5, False)]

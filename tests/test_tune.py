@@ -89,7 +89,8 @@ def test_diverging_and_hopeless_trials_are_pruned(planted_dir, tmp_path):
     # (valid below the median of the others at its first evaluations: the median pruner stops it)
     enqueue = [{"learning_rate": 0.05}, {"learning_rate": 0.02}, {"learning_rate": 1e30}, {"learning_rate": 1e-7}]
     spec = _spec(planted_dir, tmp_path / "s", space,
-                 TuneOptions(trials=4, startup_trials=2, pruner="median", enqueue=enqueue), epochs=30)
+                 TuneOptions(trials=4, startup_trials=2, pruner="median", enqueue=enqueue), epochs=30,
+                 warmup_steps=0)  # the epoch-counted warm-up (20) alone
     res = run_tune(spec, log=lambda s: None)
     by_lr = {r["params"]["learning_rate"]: r for r in res["rows"]}
     assert by_lr[0.05]["state"] == by_lr[0.02]["state"] == "COMPLETE"
@@ -104,7 +105,8 @@ def test_diverging_and_hopeless_trials_are_pruned(planted_dir, tmp_path):
 def test_pruner_respects_the_warmup(planted_dir, tmp_path):
     enqueue = [{"learning_rate": 0.05}, {"learning_rate": 0.02}, {"learning_rate": 1e-7}]
     spec = _spec(planted_dir, tmp_path / "s", {"learning_rate": {"low": 1e-7, "high": 0.1, "log": True}},
-                 TuneOptions(trials=3, startup_trials=2, enqueue=enqueue), epochs=30, warmup_epochs=12)
+                 TuneOptions(trials=3, startup_trials=2, enqueue=enqueue), epochs=30, warmup_epochs=12,
+                 warmup_steps=0)
     res = run_tune(spec, log=lambda s: None)
     slow = next(r for r in res["rows"] if r["params"]["learning_rate"] == 1e-7)
     assert slow["state"] == "PRUNED" and slow["epochs_run"] == 13  # first allowed at epoch 12 (0-based)

@@ -12,7 +12,7 @@ from siger.experiments.tune.multi import aggregate, bounded, hopeless, leave_one
 from tests.conftest import write_planted
 
 FAST = {"batch_size": "64", "patience": "1000", "progress": "false", "topk": "5,10,20",
-        "valid_metric": "recall@5", "num_threads": "1", "epochs": "4", "warmup_epochs": "0"}
+        "valid_metric": "recall@5", "num_threads": "1", "epochs": "4", "warmup_epochs": "0", "warmup_steps": "0"}
 
 
 def test_aggregate_is_the_minimum_or_the_mean():
@@ -165,7 +165,7 @@ def test_a_trial_the_old_early_stop_ended_is_retried_and_superseded(tmp_path, mo
     data = write_planted(tmp_path / "data", "p1", seed=0)
     write_planted(data, "p2", seed=1)
     space = parse_space({"learning_rate": {"low": 0.0, "high": 1e-2}}, "LightGCN")
-    ov = {**FAST, "data_dir": str(data), "epochs": "8", "warmup_epochs": "5", "patience": "2"}
+    ov = {**FAST, "data_dir": str(data), "epochs": "8", "warmup_epochs": "5", "warmup_steps": "0", "patience": "2"}
     st = tmp_path / "st"
 
     def spec(trials):
@@ -173,7 +173,8 @@ def test_a_trial_the_old_early_stop_ended_is_retried_and_superseded(tmp_path, mo
                          TuneOptions(trials=trials, sampler="random", pruner="none", enqueue=[{"learning_rate": 0.0}]),
                          datasets=parse_datasets("p1,p2", str(data)), reference="MGCN", aggregate="worst")
 
-    old = lambda hist, bad, warmup: bad if hist and hist[-1]["epoch"] + 1 >= warmup else 0  # noqa: E731
+    old = lambda evals, best, warmup: (sum(e > best for e in evals)  # noqa: E731
+                                       if evals and evals[-1] + 1 >= warmup else 0)
     monkeypatch.setattr(T, "patience_used", old)
     monkeypatch.setattr(drive, "requeue_stale", lambda *a, **k: [])  # the code of then: no re-scoring either
     run_tune(spec(1), log=lambda s: None)
@@ -230,3 +231,42 @@ def test_stale_runs_reads_only_the_datasets_a_trial_reached(tmp_path):
         (run / name / "record.json").write_text(json.dumps(rec))
     assert stale_runs(run, ["a"]) == []
     assert len(stale_runs(run, ["a", "b"])) == 1 and len(stale_runs(run)) == 1
+
+
+def test_stale_runs_judge_by_the_studys_warmup_now(tmp_path):
+    """After the warm-up's default grew (a floor in steps: 86 epochs on a small dataset), a run
+    stopped early or pruned inside the new warm-up is stale; one past it is not."""
+    from siger.experiments.tune.rescore import stale_runs
+
+    train = {"warmup_epochs": 20, "patience": 20, "eval_every": 1, "epochs": 200}
+    recs = {"early": {"dataset": "small", "stopped": "early_stop", "best_epoch": 3, "epochs_run": 40},
+            "pruned": {"dataset": "small", "stopped": "pruned", "best_epoch": 30, "epochs_run": 41},
+            "late": {"dataset": "small", "stopped": "pruned", "best_epoch": 30, "epochs_run": 90},
+            "large": {"dataset": "large", "stopped": "early_stop", "best_epoch": 3, "epochs_run": 40}}
+    for name, rec in recs.items():
+        (tmp_path / name / "r").mkdir(parents=True)
+        (tmp_path / name / "r" / "record.json").write_text(json.dumps({**rec, "config": {"train": train}}))
+    warmup_of = {"small": 86, "large": 20}.get
+    now = lambda name: stale_runs(tmp_path / name, None, lambda rec: warmup_of(rec["dataset"]))  # noqa: E731
+    assert stale_runs(tmp_path / "early") == [] and stale_runs(tmp_path / "pruned") == []  # the rule they ran under
+    assert "counts 0 of its 20" in now("early")[0] and "inside the 86-epoch warm-up" in now("early")[0]
+    assert "pruned at epoch 40, inside the 86-epoch warm-up" in now("pruned")[0]
+    assert now("late") == [] and now("large") == []
+
+
+def test_study_warmup_counts_each_datasets_batches(tmp_path):
+    """The warm-up a study gives a run now: its fixed warm-up keys on the run's dataset, by hand."""
+    from siger.experiments.tune.drive import study_warmup
+    from siger.train.trainer import load_data
+
+    data = write_planted(tmp_path / "data", "p1", seed=0)
+    write_planted(data, "p2", seed=1)
+    space = parse_space({"learning_rate": {"low": 1e-3, "high": 1e-2}}, "LightGCN")
+    ov = {**FAST, "data_dir": str(data), "warmup_epochs": "3", "warmup_steps": "100", "batch_size": "64"}
+    spec = StudySpec("LightGCN", None, ov, None, space, str(tmp_path / "st"), TuneOptions(trials=1),
+                     datasets=parse_datasets("p1,p2", str(data)), reference="MGCN", aggregate="worst")
+    n = int(load_data(spec.trial_config({})).train_matrix.nnz)
+    per_epoch = -(-n // 64)
+    rec = {"dataset": "p1", "config": {"train": {"batch_size": 64, "warmup_epochs": 20, "warmup_steps": 0}}}
+    assert study_warmup(spec)(rec) == max(3, -(-100 // per_epoch))  # the study's keys, not the run's
+    assert study_warmup(spec)({**rec, "dataset": "gone"}) is None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from siger.config import PLACE_KEYS, Config, ConfigError, config_mismatch
+from siger.train.stopping import STOP_KEYS
 
 
 def slug(name: str) -> str:
@@ -20,7 +21,9 @@ def train_or_load(cfg: Config, out: Path, log=print, data=None) -> dict[str, Any
     on ``data`` (default: loaded from ``cfg``; a caller holding the dataset passes it).
 
     A finished run whose config.yaml differs from ``cfg`` (beyond paths and evaluation chunking) is an
-    error naming the keys, never reused. A symlinked run folder is the user's deliberate substitution
+    error naming the keys, never reused, except where only the stop keys differ
+    (:data:`~siger.train.stopping.STOP_KEYS`): the trainer continues it under the current rule
+    from its checkpoint, or refuses it where that rule would have ended it earlier. A symlinked run folder is the user's deliberate substitution
     (e.g. MGCN's run as SIGER's backbone ablation) and is taken as is.
     """
     import yaml
@@ -33,16 +36,23 @@ def train_or_load(cfg: Config, out: Path, log=print, data=None) -> dict[str, Any
         diff = []
         if saved.exists() and not out.is_symlink():
             diff = config_mismatch(yaml.safe_load(saved.read_text()) or {}, cfg, ignore=PLACE_KEYS)
-        if diff:
+        if [k for k in diff if k not in STOP_KEYS]:
             raise ConfigError(f"{out}: finished run has a different config ({', '.join(diff)}); "
                              "delete it or use another --out")
         metrics = json.loads(done.read_text())
-        # a run stopped early at a best epoch inside the warm-up may have been stopped by the
-        # earlier rule (patience counted from that peak): resuming lets the current rule decide
-        # (it continues the run from its last checkpoint, or finds it stopped and changes nothing)
+        # the trainer decides (it continues the run from its last checkpoint under the current
+        # rule, or finds it stopped and changes nothing but the config it is the run of) when:
+        # - the stop keys changed (e.g. a new warmup_steps default): the epochs are the same;
+        # - it stopped early at a best epoch inside the warm-up: the rule before 2026-12-05
+        #   counted patience from that peak
         warmup = metrics.get("warmup_epochs_effective", cfg.train.warmup_epochs)
-        if not (metrics.get("stopped_early") and metrics.get("best_epoch", 0) < warmup
-                and (out / "checkpoint.pt").exists() and not out.is_symlink()):
+        again = diff or (metrics.get("stopped_early") and metrics.get("best_epoch", 0) < warmup)
+        if not again or out.is_symlink():
+            return metrics
+        if not (out / "checkpoint.pt").exists():
+            if diff:
+                raise ConfigError(f"{out}: finished run has other stop keys ({', '.join(diff)}) and no checkpoint "
+                                  "to continue it from under the current rule; delete it or use another --out")
             return metrics
     trainer = Trainer(cfg, load_data(cfg) if data is None else data, out, log=log)
     return trainer.fit(resume=True)

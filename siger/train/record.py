@@ -20,9 +20,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from siger.train.stopping import eval_epochs, patience_used
+
 # the code whose change can change a run's numbers (model, training, evaluation, data handling,
 # the cold-start protocol)
-CODE_PATHS = ("siger/models", "siger/train/trainer.py", "siger/eval", "siger/data/dataset.py", "siger/data/graphs.py",
+CODE_PATHS = ("siger/models", "siger/train/trainer.py", "siger/train/stopping.py", "siger/eval", "siger/data/dataset.py", "siger/data/graphs.py",
               "siger/data/sampler.py", "siger/data/validate.py", "siger/data/bundled", "siger/data/holdout.py",
               "siger/data/variants.py", "siger/data/cold.py", "siger/data/prepare.py", "siger/config.py",
               "siger/distributed.py", "siger/experiments/coldstart.py")
@@ -164,19 +166,23 @@ def record_id(rec: dict[str, Any]) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
-def stop_check(rec: dict[str, Any]) -> str | None:
+def stop_check(rec: dict[str, Any], warmup: int | None = None) -> str | None:
     """None when a run record's early stop is what the current rule decides at its last epoch
-    (:func:`siger.train.trainer.patience_used`: patience counts evaluations after the warm-up
-    only), else why not. A replay of the first epochs cannot see the rule; this check can, from
-    the record alone. Runs that reached their epoch cap or were pruned are not early stops."""
+    (:mod:`siger.train.stopping`: patience counts evaluations after the warm-up only), else why
+    not. A replay of the first epochs cannot see the rule; this check can, from the record alone.
+    Runs that reached their epoch cap or were pruned are not early stops.
+
+    ``warmup``: judge by this warm-up (epochs) instead of the record's own (e.g. a study's
+    warm-up now, where its default has changed since the run); default: the record's effective
+    warm-up, or its ``warmup_epochs`` for records made before they carried one."""
     if rec.get("stopped") != "early_stop":
         return None
     t = rec["config"]["train"]
-    warmup = rec.get("warmup_epochs_effective", t.get("warmup_epochs", 0))  # older records: epochs only
-    patience, every = t["patience"], t.get("eval_every", 1)
+    if warmup is None:
+        warmup = rec.get("warmup_epochs_effective", t.get("warmup_epochs", 0))
+    patience = t["patience"]
     last, best = rec["epochs_run"] - 1, rec["best_epoch"]
-    evals = [e for e in range(last + 1) if (e + 1) % every == 0 or e == t["epochs"] - 1]
-    used = min(sum(1 for e in evals if e > best), sum(1 for e in evals if e >= warmup))
+    used = patience_used(eval_epochs(last, t.get("eval_every", 1), t["epochs"]), best, warmup)
     if used >= patience:
         return None
     return (f"early stop at epoch {last} (best {best}, inside the {warmup}-epoch warm-up): the current rule "

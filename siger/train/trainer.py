@@ -29,6 +29,7 @@ from siger.distributed import DistContext, all_keys, allreduce_grads, allreduce_
 from siger.eval.ranking import evaluate
 from siger.models.base import Recommender, get_model_class
 from siger.train.record import loaded_code_state
+from siger.train.stopping import STOP_KEYS, effective_warmup, first_stop, patience_used
 
 
 class TrainingError(RuntimeError):
@@ -119,28 +120,11 @@ def load_model(run_dir: str | Path, data: InteractionData | None = None,
     return model, cfg, data
 
 
-# called after each evaluation with (epoch, valid metrics, replay); True stops the run ("pruned").
+# called after each evaluation with (epoch, valid metrics, replay); True stops the run ("pruned"),
+# except inside the warm-up, where the answer is ignored as early stopping's would be (a tuner's
+# pruner gets the rule the trainer has, whatever its own warm-up setting).
 # replay=True: an evaluation restored from a checkpoint on resume, reported again (its answer is ignored)
 EvalCallback = Callable[[int, dict, bool], Optional[bool]]
-
-
-def effective_warmup(warmup_epochs: int, warmup_steps: int, n_train: int, batch_size: int) -> int:
-    """The warm-up in epochs: ``warmup_epochs``, or more where ``warmup_steps`` optimiser steps
-    take longer (``ceil(n_train / batch_size)`` batches an epoch); 0 steps adds nothing."""
-    if warmup_steps <= 0 or n_train <= 0:
-        return warmup_epochs
-    return max(warmup_epochs, math.ceil(warmup_steps / math.ceil(n_train / batch_size)))
-
-
-def patience_used(history: list[dict[str, Any]], bad_evals: int, warmup_epochs: int) -> int:
-    """Evaluations without a better valid metric that count toward early stopping: those since
-    the best, but only those at epochs >= ``warmup_epochs``. A model on frozen kNN graphs often
-    peaks at epoch 0-3, dips while its ID embeddings train and passes that peak only after
-    epoch 20: counted from the early peak, the patience would run out just as it recovers
-    (measured: SIGER at four behaviour layers on ml100k_thin_g50 stopped at epoch 23, one epoch
-    before passing its epoch-3 peak). With ``warmup_epochs`` 0 this is MMRec's rule."""
-    after = sum(1 for r in history if "valid" in r and r["epoch"] >= warmup_epochs)
-    return min(bad_evals, after)
 
 
 class Trainer:
@@ -148,9 +132,9 @@ class Trainer:
 
     Early stopping: the run stops after ``patience`` evaluations without a better valid metric,
     counting only evaluations after the warm-up (``warmup_epochs``, at least ``warmup_steps``
-    optimiser steps: :func:`effective_warmup`, the attribute ``warmup``; 0: MMRec's rule; see
-    :func:`patience_used`). ``on_eval`` (optional, see
-    :data:`EvalCallback`) sees every evaluation and may stop the run; a tuner's pruner uses it.
+    optimiser steps: the attribute ``warmup``; 0: MMRec's rule; :mod:`siger.train.stopping`).
+    ``on_eval`` (optional, see :data:`EvalCallback`) sees every evaluation and may stop the run
+    after the warm-up; a tuner's pruner uses it.
 
     Args:
         cfg: resolved configuration.
@@ -198,6 +182,7 @@ class Trainer:
         self.best: dict[str, Any] = {"epoch": -1, "valid": None, "test": None}
         self.bad_evals = 0
         self.start_epoch = 0
+        self.rule_changed: str | None = None  # set by a resume under other stop-key values (what changed)
 
     # -- pieces -----------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -281,6 +266,10 @@ class Trainer:
             return False
         state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
         diff = config_mismatch(state["config"], self.cfg)
+        rule = [k for k in diff if k in STOP_KEYS]
+        if rule and not [k for k in diff if k not in STOP_KEYS]:
+            self._check_rule_continues(state, rule)
+            diff = []
         if diff:
             saved, now = state["config"], self.cfg.to_dict()
             detail = ", ".join(
@@ -302,6 +291,23 @@ class Trainer:
         self.log(f"resumed from {path} at epoch {self.start_epoch}")
         return True
 
+    def _check_rule_continues(self, state: dict[str, Any], keys: list[str]) -> None:
+        """A checkpoint made under other values of the stop keys (``keys``, a subset of
+        :data:`~siger.train.stopping.STOP_KEYS`): its epochs are the epochs this config trains, so
+        the run continues under the current rule, unless that rule would have ended it before the
+        checkpoint's last epoch (then it is not this config's run: :class:`ConfigError`)."""
+        t, metric = self.cfg.train, self.cfg.train.valid_metric
+        evals = [(r["epoch"], r["valid"][metric]) for r in state["history"] if "valid" in r]
+        stop = first_stop(evals, self.warmup, t.patience)
+        saved = ", ".join(f"{k} {_saved_value(state['config'], k)} -> {getattr(t, k)}" for k in keys)
+        if stop is not None and stop < state["epoch"]:
+            raise ConfigError(f"{self.out / 'checkpoint.pt'}: cannot resume: the stop rule changed ({saved}) and "
+                              f"the current one ends this run at epoch {stop}, before the {state['epoch'] + 1} "
+                              f"epochs it ran; train into another --out")
+        self.rule_changed = saved
+        self.log(f"the stop rule changed since this checkpoint ({saved}; warm-up {self.warmup} epochs): "
+                 "its epochs are the same, so the run continues under the current rule")
+
     # -- the loop ---------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, Any]:
         t = self.cfg.train
@@ -309,7 +315,7 @@ class Trainer:
             resumed = resume and self.resume()  # every rank reads the checkpoint; rank 0 writes
             if self.write:
                 self.out.mkdir(parents=True, exist_ok=True)
-                if not resumed:
+                if not resumed or self.rule_changed:  # a run continued under a new stop rule is now its run
                     self.cfg.save(self.out / "config.yaml")
                 self._rewrite_log()
         metric = t.valid_metric
@@ -349,7 +355,8 @@ class Trainer:
                 self._save_checkpoint(epoch)
                 with open(self.out / "log.jsonl", "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
-            if "valid" in rec and self.on_eval is not None and self.on_eval(epoch, rec["valid"], False):
+            if ("valid" in rec and self.on_eval is not None and self.on_eval(epoch, rec["valid"], False)
+                    and epoch >= self.warmup):
                 stop = "pruned"
                 self.log(f"stopped at epoch {epoch} by the evaluation callback (pruned)")
                 break
@@ -360,9 +367,10 @@ class Trainer:
         return self._finish(stop)
 
     def _should_stop(self, epoch: int) -> bool:
-        """Early stopping after ``epoch`` (the history holds its evaluation): see :func:`patience_used`."""
+        """Early stopping after ``epoch`` (the history holds its evaluation; :mod:`siger.train.stopping`)."""
         t = self.cfg.train
-        return patience_used(self.history, self.bad_evals, self.warmup) >= t.patience
+        evals = [r["epoch"] for r in self.history if "valid" in r]
+        return patience_used(evals, self.best["epoch"], self.warmup) >= t.patience
 
     def _rewrite_log(self) -> None:
         """log.jsonl = the history so far (drops lines of epochs after the last checkpoint)."""
@@ -371,11 +379,12 @@ class Trainer:
 
     def _write_record(self, result: dict[str, Any]) -> None:
         """record.json (see :mod:`siger.train.record`); a run finished again unchanged (e.g. a
-        resumed finished run) keeps its first record, so its id and date stay put."""
+        resumed finished run) keeps its first record, so its id and date stay put; one continued
+        under a new stop rule gets a new record, with the config it now is the run of."""
         from siger.train.record import run_record
 
         path = self.out / "record.json"
-        if path.exists():
+        if path.exists() and not self.rule_changed:
             try:
                 old = json.loads(path.read_text())
                 if old.get("test") == result["test"] and old.get("epochs_run") == result["epochs_run"]:

@@ -52,6 +52,32 @@ class _StopAt:
             study.stop()
 
 
+def study_warmup(spec: StudySpec) -> Callable[[dict[str, Any]], int | None]:
+    """``warmup_of(run record)``: the warm-up (epochs) the study's config gives that run's
+    dataset now: its warm-up keys as the study fixes them (or as the run had them, where the
+    space searches them) and the run's batch size; None for a dataset the study no longer has.
+    Each dataset is loaded once, to count its training pairs."""
+    from siger.train.stopping import effective_warmup
+    from siger.train.trainer import load_data
+
+    places = dict(spec.datasets) if spec.datasets else {str(spec.dataset): None}
+    n_train: dict[str, int] = {}
+
+    def warmup_of(rec: dict[str, Any]) -> int | None:
+        name, t = rec.get("dataset"), rec["config"]["train"]
+        if name not in places:
+            return None
+        cfg = spec.trial_config({}, on=(name, places[name])) if spec.datasets else spec.trial_config({})
+        if name not in n_train:
+            n_train[name] = int(load_data(cfg).train_matrix.nnz)
+        keys = {k: (t.get(k, 0) if k in spec.space.params else getattr(cfg.train, k))
+                for k in ("warmup_epochs", "warmup_steps")}
+        return effective_warmup(keys["warmup_epochs"], keys["warmup_steps"], n_train[name],
+                                t.get("batch_size", cfg.train.batch_size))
+
+    return warmup_of
+
+
 def run_worker(spec: StudySpec, worker: int, quiet: bool) -> None:
     """Run trials of the study until it has ``opts.trials`` finished ones."""
     if "num_threads" not in {k.replace("-", "_") for k in spec.base_overrides()} and spec.opts.jobs > 1:
@@ -95,7 +121,7 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
         study.set_user_attr("note", spec.opts.note)
     optuna.storages.fail_stale_trials(study)  # trials a killed process left RUNNING, once they are stale
     # finished trials whose runs the current training rules would have continued: retried first
-    requeue_stale(study, out, lambda t: params_as_run(study, t.number, t.params), log)
+    requeue_stale(study, out, lambda t: params_as_run(study, t.number, t.params), log, warmup_of=study_warmup(spec))
     if spec.datasets:  # every relative score needs its reference run first
         train_references(spec, [spec.trial_config({}).train.seed], log)
     log(f"study {study.study_name}: {finished_count(study)} of {spec.opts.trials} trials finished; "

@@ -175,7 +175,7 @@ class MultiObjective(Objective):
 
     def __call__(self, trial) -> float:
         optuna = optuna_module()
-        from siger.train.trainer import Trainer, TrainingError, effective_warmup
+        from siger.train.trainer import Trainer, TrainingError
 
         spec = self.spec
         params = spec.space.resolve(lambda p: p.suggest(trial))
@@ -190,9 +190,7 @@ class MultiObjective(Objective):
         curves: dict[str, dict[str, float]] = {}
         for name, data_dir in spec.datasets:
             cfg = spec.trial_config(params, on=(name, data_dir))
-            metric, data = cfg.train.valid_metric, self.data(cfg)
-            warmup = effective_warmup(cfg.train.warmup_epochs, cfg.train.warmup_steps, int(data.train_matrix.nnz),
-                                      cfg.train.batch_size)
+            metric, data = cfg.train.valid_metric, self.data(cfg)  # a load error is not a refused combination
             ref = train_or_load(reference_config(spec, name, data_dir, cfg.train.seed),
                                 reference_dir(spec, name, cfg.train.seed), log=self.log)
             ref_valid, ref_test = ref["valid"][metric], ref["test"][metric]
@@ -210,11 +208,12 @@ class MultiObjective(Objective):
                 continue
 
             def on_eval(epoch: int, valid: dict, replay: bool, _curve=curve, _name=name, _ref=ref_valid,
-                        _others=others, _warmup=warmup, _cap=cfg.train.epochs) -> bool:
+                        _others=others, _cap=cfg.train.epochs) -> bool:
                 _curve[epoch] = valid[metric] / _ref
                 curves[_name] = {str(e): v for e, v in _curve.items()}
                 trial.set_user_attr("curves", curves)
-                return (not replay and epoch >= _warmup and self._percentile() is not None
+                # the trainer ignores a True inside its warm-up
+                return (not replay and self._percentile() is not None
                         and hopeless(_curve, _others, epoch, _cap, self._percentile(), self._startup()))
 
             try:

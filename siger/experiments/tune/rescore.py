@@ -50,9 +50,13 @@ def _run_folders(run: Path) -> list[Path]:
     return [run, *sorted(run.parent.glob(f"{run.name}-seed*"))] if run.parent.exists() else [run]
 
 
-def stale_runs(run: Path, datasets: Iterable[str] | None = None) -> list[str]:
+def stale_runs(run: Path, datasets: Iterable[str] | None = None,
+               warmup_of: Callable[[dict[str, Any]], int | None] | None = None) -> list[str]:
     """Why the current rule would train on in the runs of the trial whose run folder is ``run``:
     one line per run record that :func:`stop_check` flags (none: the trial's value stands).
+    ``warmup_of(record)``: the warm-up the study's config gives that run now (its default may
+    have changed since: a ``warmup_steps`` floor); None: the record's own. With it, a run pruned
+    inside that warm-up is flagged too (the trainer ignores a pruner there).
     ``datasets`` (a multi-dataset trial: the datasets its value read) limits the search to their
     folders: a folder the trial never reached (pruned before it, or left from an earlier trial
     sharing the run folder) holds no part of its value, and a retry would not reach it either."""
@@ -66,7 +70,11 @@ def stale_runs(run: Path, datasets: Iterable[str] | None = None) -> list[str]:
                 rec = json.loads(rec_path.read_text())
             except (OSError, ValueError):
                 continue  # an unreadable record is not evidence either way; the run's resume decides
-            why = stop_check(rec)
+            warmup = warmup_of(rec) if warmup_of is not None else None
+            why = stop_check(rec, warmup)
+            if rec.get("stopped") == "pruned" and warmup is not None and rec["epochs_run"] - 1 < warmup:
+                why = (f"pruned at epoch {rec['epochs_run'] - 1}, inside the {warmup}-epoch warm-up the trainer "
+                       "now keeps from pruners too: the run trains on")
             if why:
                 out.append(f"{rec_path.parent.relative_to(run.parent)}: {why}")
     return out
@@ -80,10 +88,11 @@ def _datasets_of(trial) -> list[str] | None:
 
 
 def requeue_stale(study, out: Path, params_of: Callable[[Any], dict[str, Any]],
-                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                  log: Callable[[str], None] = print,
+                  warmup_of: Callable[[dict[str, Any]], int | None] | None = None) -> list[dict[str, Any]]:
     """Queue one retry per set of values whose finished trials hold a stale value (see the module
     docstring); ``params_of(trial)`` gives the values the trial ran (the keys of later space
-    extensions included). Trials that ran the same values (a sampler's repeat, or a heartbeat
+    extensions included); ``warmup_of``: see :func:`stale_runs`. Trials that ran the same values (a sampler's repeat, or a heartbeat
     retry sharing the run folder) get one retry, in the run folder of the first, which replaces
     them all: the same values and seed train the same run. Trials already replaced, or with a
     retry waiting or running, are left alone. Returns what was queued: ``{"run_dir",
@@ -96,7 +105,7 @@ def requeue_stale(study, out: Path, params_of: Callable[[Any], dict[str, Any]],
             groups.setdefault(json.dumps(params_of(t), sort_keys=True, default=str), []).append(t)
     queued = []
     for group in groups.values():
-        why = [w for t in group for w in stale_runs(Path(out) / t.user_attrs["run_dir"], _datasets_of(t))]
+        why = [w for t in group for w in stale_runs(Path(out) / t.user_attrs["run_dir"], _datasets_of(t), warmup_of)]
         if not why:
             continue
         group = sorted(group, key=lambda t: t.number)

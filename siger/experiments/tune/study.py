@@ -211,7 +211,7 @@ class Objective:
 
     def __call__(self, trial) -> float:
         optuna = optuna_module()
-        from siger.train.trainer import Trainer, TrainingError, effective_warmup
+        from siger.train.trainer import Trainer, TrainingError
 
         spec = self.spec
         params = spec.space.resolve(lambda p: p.suggest(trial))
@@ -225,15 +225,12 @@ class Objective:
         trial.set_user_attr("pruner", pruner_name(spec.opts))
         self.log(f"== trial {trial.number}" + (f" (retry: resumes {retry_of})" if retry_of else "") + f": {params}")
 
-        data = self.data(cfg)
-        warmup = effective_warmup(cfg.train.warmup_epochs, cfg.train.warmup_steps, int(data.train_matrix.nnz),
-                                  cfg.train.batch_size)
-
         def on_eval(epoch: int, valid: dict, replay: bool) -> bool:
             trial.report(valid[metric], epoch)
-            return not replay and epoch >= warmup and trial.should_prune()  # no pruner reads in the warm-up
+            return not replay and trial.should_prune()  # the trainer ignores it inside the warm-up
 
         t0 = time.perf_counter()
+        data = self.data(cfg)  # outside the try: a dataset that fails to load is not a refused combination
         try:
             trainer = Trainer(cfg, data, run, log=self.log, on_eval=on_eval)
         except (ValueError, ConfigError) as e:  # the model refuses this combination of the space's values
