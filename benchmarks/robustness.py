@@ -67,19 +67,31 @@ def run(dataset: str, data_dir: str, work: Path, runs: Path, kind: str, levels: 
     return rows
 
 
-def record(rows: list[dict]) -> int:
-    """Add the runs to the committed records (table ``robustness``), each naming its noise."""
+def _cell(rec: dict) -> tuple:
+    """A robustness run's place: (base dataset, noise kind, level, row label, seed)."""
+    nz = rec["noise"]
+    return nz["base"], nz["kind"], float(nz["level"]), rec["label"], rec["seed"]
+
+
+def record(rows: list[dict], records_path: Path | None = None) -> int:
+    """Add the runs to the committed records (table ``robustness``), each naming its noise. A run
+    whose place (dataset, noise, row, seed) already holds a record replaces it (a run continued
+    under a new stop rule has a new record id, and is the same run's result)."""
     import json
 
     from siger.experiments.records import RECORDS, load_records, merge_records, save_records
 
+    path = records_path or RECORDS
     new = []
     for r in rows:
         rec = json.loads((Path(r["run"]) / "record.json").read_text())
         rec.update(table="robustness", label=r["label"], note=None,
                    noise={"base": r["dataset"], "kind": r["kind"], "level": r["level"]})
         new.append(rec)
-    save_records(merge_records(load_records(RECORDS), new), RECORDS)
+    places = {_cell(r): r["id"] for r in new}
+    old = [r for r in load_records(path)
+           if not (r.get("table") == "robustness" and places.get(_cell(r), r["id"]) != r["id"])]
+    save_records(merge_records(old, new), path)
     return len(new)
 
 

@@ -117,3 +117,25 @@ def test_authors_full_run_parsing_and_welch_interval():
     # ((1/9 + 16/9) / 2) = 3.2353, t(0.975, 3.2353) = 3.0554; half width 3.0554 * sqrt(5/3) = 3.9445
     d, lo, hi = welch([1.0, 2.0, 3.0], [2.0, 4.0, 6.0])
     assert d == -2.0 and abs(hi - d - 4.1554) < 1e-3 and abs(d - lo - 4.1554) < 1e-3
+
+
+def test_robustness_record_replaces_a_continued_run_in_its_place(tmp_path):
+    """A run continued under a new stop rule has a new record id: recording it again replaces
+    the old record of its place (dataset, noise, row, seed), never adds a second one."""
+    import json
+
+    from benchmarks.robustness import record
+    from siger.experiments.records import load_records, save_records
+
+    def run_dir(name, rid, seed):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "record.json").write_text(json.dumps({"kind": "run", "id": rid, "seed": seed, "dataset": "d_g50"}))
+        return {"run": str(d), "dataset": "d", "kind": "graph", "level": 0.5, "label": "SIGER (full)", "seed": seed}
+
+    path = tmp_path / "records.jsonl"
+    save_records([{"kind": "run", "id": "other", "table": "comparison", "label": "SIGER (full)", "seed": 1}], path)
+    record([run_dir("a", "old1", 1), run_dir("b", "old2", 2)], path)
+    record([run_dir("c", "new1", 1)], path)
+    got = sorted((r.get("table"), r["id"]) for r in load_records(path))
+    assert got == [("comparison", "other"), ("robustness", "new1"), ("robustness", "old2")]
