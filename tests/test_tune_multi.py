@@ -270,3 +270,25 @@ def test_study_warmup_counts_each_datasets_batches(tmp_path):
     rec = {"dataset": "p1", "config": {"train": {"batch_size": 64, "warmup_epochs": 20, "warmup_steps": 0}}}
     assert study_warmup(spec)(rec) == max(3, -(-100 // per_epoch))  # the study's keys, not the run's
     assert study_warmup(spec)({**rec, "dataset": "gone"}) is None
+
+
+def test_a_trial_scored_against_a_reference_that_moved_is_stale(tmp_path):
+    """A reference run continued under a new stop rule changes the scale of the relative scores:
+    a trial scored against the old reference valid is named, one scored against today's is not."""
+    from types import SimpleNamespace
+
+    from siger.experiments.tune.multi import moved_references
+
+    data = write_planted(tmp_path / "data", "p1", seed=0)
+    write_planted(data, "p2", seed=1)
+    space = parse_space({"learning_rate": {"low": 1e-3, "high": 1e-2}}, "LightGCN")
+    spec = StudySpec("LightGCN", None, {**FAST, "data_dir": str(data)}, None, space, str(tmp_path / "st"),
+                     TuneOptions(trials=1), datasets=parse_datasets("p1,p2", str(data)), reference="MGCN",
+                     aggregate="worst")
+    refs = {("p1", 999): {"valid": {"recall@5": 0.5}}, ("p2", 999): {"valid": {"recall@5": 0.4}}}
+    why = moved_references(spec, refs)
+    now = SimpleNamespace(user_attrs={"datasets": {"p1": {"valid": {"recall@5": 0.45}, "rel": 0.9},
+                                                   "p2": {"valid": {"recall@5": 0.4}, "rel": 1.0, "reference": True}}})
+    old = SimpleNamespace(user_attrs={"datasets": {"p1": {"valid": {"recall@5": 0.45}, "rel": 0.45 / 0.49}}})
+    assert why(now) == []
+    assert len(why(old)) == 1 and why(old)[0].startswith("p1: relative score 0.91837") and "now: 0.90000" in why(old)[0]

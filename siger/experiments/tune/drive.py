@@ -17,7 +17,7 @@ from siger.config import ConfigError, apply_overrides
 from siger.experiments.runs import train_or_load
 from siger.experiments.stats import mean_std
 from siger.experiments.tune.engine import checkpoint_storage, optuna_module, storage_url
-from siger.experiments.tune.multi import MultiObjective, train_references
+from siger.experiments.tune.multi import MultiObjective, moved_references, train_references
 from siger.experiments.tune.report import write_reports
 from siger.experiments.tune.rescore import live_trials, requeue_stale
 from siger.experiments.tune.study import (
@@ -120,10 +120,13 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
     if spec.opts.note:
         study.set_user_attr("note", spec.opts.note)
     optuna.storages.fail_stale_trials(study)  # trials a killed process left RUNNING, once they are stale
-    # finished trials whose runs the current training rules would have continued: retried first
-    requeue_stale(study, out, lambda t: params_as_run(study, t.number, t.params), log, warmup_of=study_warmup(spec))
-    if spec.datasets:  # every relative score needs its reference run first
-        train_references(spec, [spec.trial_config({}).train.seed], log)
+    refs = {}
+    if spec.datasets:  # every relative score needs its reference run first (continued if the rule moved)
+        refs = train_references(spec, [spec.trial_config({}).train.seed], log)
+    # finished trials whose runs the current training rules would have continued, or whose
+    # relative scores read a reference run that has moved since: retried first
+    requeue_stale(study, out, lambda t: params_as_run(study, t.number, t.params), log, warmup_of=study_warmup(spec),
+                  also=moved_references(spec, refs) if spec.datasets else None)
     log(f"study {study.study_name}: {finished_count(study)} of {spec.opts.trials} trials finished; "
         f"{spec.opts.sampler} sampler, {spec.opts.pruner} pruner, storage {storage_url(spec.opts, out)}")
     if spec.opts.jobs == 1:

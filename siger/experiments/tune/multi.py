@@ -170,6 +170,31 @@ def train_references(spec: StudySpec, seeds: list[int], log: Callable[[str], Non
     return out
 
 
+def moved_references(spec: StudySpec, refs: dict[tuple[str, int], dict[str, Any]]) -> Callable[[Any], list[str]]:
+    """``why(trial)``: one line per dataset whose relative score the trial holds against another
+    valid metric of the reference run than the one ``refs`` (:func:`train_references`) has now
+    (a reference continued under a new stop rule): the trial's value is then on another scale
+    than the trials scored after, and its retry scores it again from its finished runs."""
+    import math
+
+    metric = spec.trial_config({}).train.valid_metric
+    seed = spec.trial_config({}).train.seed
+
+    def why(trial) -> list[str]:
+        out = []
+        for name, v in (trial.user_attrs.get("datasets") or {}).items():
+            ref = refs.get((name, seed))
+            if ref is None or not v.get("valid") or "rel" not in v:
+                continue
+            now = v["valid"][metric] / ref["valid"][metric]
+            if not math.isclose(now, v["rel"], rel_tol=1e-9):
+                out.append(f"{name}: relative score {v['rel']:.5f} read against a reference that has moved "
+                           f"since (against it now: {now:.5f})")
+        return out
+
+    return why
+
+
 class MultiObjective(Objective):
     """A trial of a multi-dataset study (see the module docstring)."""
 

@@ -89,10 +89,12 @@ def _datasets_of(trial) -> list[str] | None:
 
 def requeue_stale(study, out: Path, params_of: Callable[[Any], dict[str, Any]],
                   log: Callable[[str], None] = print,
-                  warmup_of: Callable[[dict[str, Any]], int | None] | None = None) -> list[dict[str, Any]]:
+                  warmup_of: Callable[[dict[str, Any]], int | None] | None = None,
+                  also: Callable[[Any], list[str]] | None = None) -> list[dict[str, Any]]:
     """Queue one retry per set of values whose finished trials hold a stale value (see the module
     docstring); ``params_of(trial)`` gives the values the trial ran (the keys of later space
-    extensions included); ``warmup_of``: see :func:`stale_runs`. Trials that ran the same values (a sampler's repeat, or a heartbeat
+    extensions included); ``warmup_of``: see :func:`stale_runs`; ``also(trial)``: further reasons
+    a trial's value is stale (e.g. a multi-dataset study's reference run has moved since). Trials that ran the same values (a sampler's repeat, or a heartbeat
     retry sharing the run folder) get one retry, in the run folder of the first, which replaces
     them all: the same values and seed train the same run. Trials already replaced, or with a
     retry waiting or running, are left alone. Returns what was queued: ``{"run_dir",
@@ -106,6 +108,7 @@ def requeue_stale(study, out: Path, params_of: Callable[[Any], dict[str, Any]],
     queued = []
     for group in groups.values():
         why = [w for t in group for w in stale_runs(Path(out) / t.user_attrs["run_dir"], _datasets_of(t), warmup_of)]
+        why += [w for t in group for w in (also(t) if also is not None else [])]
         if not why:
             continue
         group = sorted(group, key=lambda t: t.number)
@@ -114,7 +117,7 @@ def requeue_stale(study, out: Path, params_of: Callable[[Any], dict[str, Any]],
                                                                "rescore": why})
         queued.append({"run_dir": run_dir, "retry_of": numbers, "why": why})
         log(f"re-queued trial{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))} ({run_dir}): "
-            f"the current early-stopping rule trains on in {len(why)} of its runs")
+            f"{len(why)} reason(s), first: {why[0]}")
     return queued
 
 
