@@ -121,3 +121,24 @@ def test_stop_check_knows_the_current_early_stopping_rule():
     # a record that carries its effective warm-up (a step floor: 86 epochs on a small dataset)
     assert "counts 0 of its 20" in stop_check({**rec(3, 40), "warmup_epochs_effective": 86})
     assert stop_check({**rec(3, 106), "warmup_epochs_effective": 86}) is None
+
+
+def test_verify_names_a_record_todays_plain_command_would_train_on(planted_dir):
+    """A record made before warmup_steps existed ran with 0 (what a replay uses); today's default
+    floors the warm-up in steps, which on a dataset of few batches an epoch passes its early stop."""
+    from siger.experiments.replay import DefaultRule
+    from siger.train.stopping import effective_warmup
+
+    rule = DefaultRule()
+    train = {"dataset": "planted", "data_dir": str(planted_dir), "batch_size": 64, "warmup_epochs": 20,
+             "patience": 20, "eval_every": 1, "epochs": 1000}
+    rec = {"stopped": "early_stop", "best_epoch": 3, "epochs_run": 40, "config": {"train": train}}
+    n = rule.n_train(rec["config"])
+    warmup = effective_warmup(20, 600, n, 64)
+    assert warmup > 40  # planted: few batches an epoch, so 600 steps are many epochs
+    why = rule(rec)
+    assert why.startswith("made before warmup_steps existed; with today's default (warmup_steps 600)")
+    assert f"inside the {warmup}-epoch warm-up" in why
+    assert rule({**rec, "epochs_run": warmup + 20, "best_epoch": warmup - 1}) is None  # past it: same stop
+    assert rule({**rec, "config": {"train": {**train, "warmup_steps": 0}}}) is None  # a key it has: its own rule
+    assert rule({**rec, "stopped": "epochs"}) is None

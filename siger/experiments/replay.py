@@ -13,6 +13,11 @@ changes from that commit on, so a refactor that changes no number leaves every r
 record evaluated by mode (cold items: warm / cold / all; cold users: warm / cold_users) replays those modes after the
 short training. Replays run in a subprocess with a fresh graph cache: nothing a cached graph or a
 loaded module holds can hide a change.
+
+A replay of the first epochs cannot see where a run stopped; two checks on the record can: its
+early stop under its own rule (:func:`siger.train.record.stop_check`), and under today's plain
+command where the record predates a stop key (:class:`DefaultRule`). A record either flags is
+not stamped.
 """
 
 from __future__ import annotations
@@ -50,6 +55,46 @@ def _data_dir(cfg: dict[str, Any], data_dir: str | None) -> str | None:
         return None  # the record read the bundled (or $SIGER_DATA_DIR) copy
     raise ReplayError(f"dataset {name!r} not found under {data_dir or cfg['train'].get('data_dir')!r} "
                       "(give --data-dir: the folder holding it)")
+
+
+class DefaultRule:
+    """Whether today's plain command would end a run where its record did. A record made before
+    a stop key existed (its config lacks it) ran under what the key's ``absent`` value says, which
+    is what a replay uses; today's command gets the key's default instead. When that moves the
+    warm-up on the record's dataset (a floor in steps: more epochs on a dataset with few batches
+    an epoch) past the record's early stop, the record is no longer what the command gives, and
+    :meth:`__call__` says so. Each dataset is read once, to count its training pairs."""
+
+    def __init__(self, data_dir: str | None = None):
+        self.data_dir = data_dir
+        self._n: dict[tuple[str, str | None], int] = {}
+
+    def n_train(self, cfg: dict[str, Any]) -> int:
+        from siger.data.dataset import load_dataset
+
+        where = _data_dir(cfg, self.data_dir)
+        key = (cfg["train"]["dataset"], where)
+        if key not in self._n:
+            self._n[key] = int(load_dataset(key[0], where).train_matrix.nnz)
+        return self._n[key]
+
+    def __call__(self, rec: dict[str, Any]) -> str | None:
+        from siger.config import TrainConfig
+        from siger.train.stopping import STOP_KEYS, effective_warmup
+
+        t = rec["config"]["train"]
+        missing = [k for k in STOP_KEYS if k not in t]
+        if not missing or rec.get("stopped") != "early_stop":
+            return None
+        today = TrainConfig()
+        keys = {k: t.get(k, getattr(today, k)) for k in STOP_KEYS}
+        warmup = effective_warmup(keys["warmup_epochs"], keys["warmup_steps"], self.n_train(rec["config"]),
+                                  t["batch_size"])
+        why = stop_check({**rec, "config": {**rec["config"], "train": {**t, **keys}}}, warmup)
+        if why is None:
+            return None
+        return (f"made before {', '.join(missing)} existed; with today's default "
+                f"({', '.join(f'{k} {keys[k]}' for k in missing)}) the plain command's {why}")
 
 
 def replay(config: dict[str, Any], epochs: int, code: Path, data_dir: str | None = None,
@@ -224,6 +269,7 @@ def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, d
     if sample is not None and sample < len(ids):
         ids = random.Random(seed).sample(ids, sample)
     checkouts = Checkouts()
+    today = DefaultRule(data_dir)
     verdicts = []
     try:
         for rid in ids:
@@ -237,7 +283,7 @@ def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, d
                     for k in ("log_head", "log_head_source", "modes_head"):
                         if k in rec:
                             r[k] = rec[k]
-                stop = stop_check(r)
+                stop = stop_check(r) or today(r)
                 if v.ok and stop is None:
                     r["verified"] = {"commit": state["commit"], "epochs": epochs,
                                      **({"by": rid} if r["id"] != rid else {})}
