@@ -23,8 +23,9 @@ def train_or_load(cfg: Config, out: Path, log=print, data=None) -> dict[str, Any
     A finished run whose config.yaml differs from ``cfg`` (beyond paths and evaluation chunking) is an
     error naming the keys, never reused, except where only the stop keys differ
     (:data:`~siger.train.stopping.STOP_KEYS`): the trainer continues it under the current rule
-    from its checkpoint, or refuses it where that rule would have ended it earlier. A symlinked run folder is the user's deliberate substitution
-    (e.g. MGCN's run as SIGER's backbone ablation) and is taken as is.
+    from its checkpoint, or refuses it where that rule would have ended it earlier. A symlinked
+    run folder is the user's deliberate substitution (e.g. MGCN's run as SIGER's backbone
+    ablation) and is taken as is.
     """
     import yaml
 
