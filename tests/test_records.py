@@ -344,3 +344,15 @@ def test_relabel_renames_a_row_everywhere_in_its_table(tmp_path):
     assert out[0]["note"] == "before 2026-12-05"
     with pytest.raises(R.RecordError, match="no row"):
         R.relabel_rows("comparison", "nope", "x", None, path)
+
+
+def test_relabel_to_the_same_name_changes_the_note_only(tmp_path):
+    path = tmp_path / "r.jsonl"
+    R.save_records([_fake("SIGER (full)", s, 0.1, 0.05, table="ablation") for s in (1, 2)]
+                   + [_fake("SIGER (full)", 1, 0.1, 0.05, table="robustness")], path)
+    assert R.relabel_rows("ablation", "SIGER (full)", "SIGER (full)", "at the defaults until 2026-12-05", path) == 2
+    out = R.load_records(path)
+    assert [r["note"] for r in out] == ["at the defaults until 2026-12-05"] * 2 + [None]
+    assert [r["label"] for r in out] == ["SIGER (full)"] * 3
+    with pytest.raises(R.RecordError, match="changes nothing"):
+        R.relabel_rows("ablation", "SIGER (full)", "SIGER (full)", None, path)

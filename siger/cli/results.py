@@ -25,7 +25,8 @@ def cmd_results(args, extra) -> int:
         if args.paths or not args.label or not args.to:
             raise ConfigError("results relabel takes --table, --label (the row) and --to (its new name)")
         n = R.relabel_rows(args.table, args.label, args.to, args.note, path)
-        print(f"{path}: row {args.label!r} of table {args.table!r} is now {args.to!r} ({n} record(s))")
+        print(f"{path}: row {args.label!r} of table {args.table!r} "
+              + ("has a new note" if args.to == args.label else f"is now {args.to!r}") + f" ({n} record(s))")
     elif args.action == "remove":
         if args.paths or not args.label:
             raise ConfigError("results remove takes --table and --label (the row to take out), no folders")
@@ -90,7 +91,7 @@ def register(sub, train_epilog: str | None = None) -> None:
                        help="add finished runs, MostPop or a study to the committed result records")
     p.add_argument("action", choices=["add", "remove", "relabel", "mostpop", "mostpop-cold-users", "content", "study",
                                       "verify"])
-    p.add_argument("--to", default=None, help="relabel: the row's new name")
+    p.add_argument("--to", default=None, help="relabel: the row's new name (its own name with --note: the note only)")
     p.add_argument("paths", nargs="*", help="add: run folders (searched for record.json); study: study folders")
     p.add_argument("--table", default="comparison", help="add / remove: the table (comparison, ablation, ...)")
     p.add_argument("--label", default=None,
