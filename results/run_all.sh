@@ -295,3 +295,38 @@ done
 # the warm-up's limit on small datasets (docs/usage.md): SIGER study trial 14 on ml100k_thin, let run
 siger train --config results/studies/siger_multi/trials/0014/ml100k_thin/config.yaml --data-dir data/derived \
     --warmup_epochs 200 --epochs 400 --out /tmp/t14_thin $T1
+
+# -- 2026-12-06 (noon): warmup_steps 600 by default (a floor on the warm-up in optimiser steps). The
+#    same commands continue every run the new rule trains on (a finished run differing only in stop
+#    keys resumes from its checkpoint): the thinned datasets' comparison rows, the robustness table,
+#    the reference runs and the studies' trials (re-scored when a study is opened); then replaced.
+for d in ml100k_thin baby_thin; do
+  siger compare --models MGCN,SIGER --dataset $d --data-dir data/derived --seeds 5 --out $R/cmp5_$d $T1
+  siger results add $R/cmp5_$d/MGCN --table comparison --label "MGCN (MMRec defaults)" --replace
+  siger results add $R/cmp5_$d/SIGER --table comparison --label "SIGER (defaults)" --replace
+done
+python -m benchmarks.robustness --datasets ml100k_thin --data-dir data/derived --graph-noise 0,0.25,0.5,0.75 \
+    --seeds 3 --record
+siger results verify --per-setting --epochs 1 --data-dir data/derived
+for d in tiktok baby ml100k; do siger results mostpop --dataset $d --data-dir $DATA; done
+for d in ml100k_thin baby_thin; do siger results mostpop --dataset $d --data-dir data/derived; done
+for d in ml100k_cold tiktok_cold; do siger results content --dataset $d --data-dir data/derived; done
+for d in ml100k_cu tiktok_cu; do siger results mostpop-cold-users --dataset $d --data-dir data/derived; done
+# the cold tables: tiktok_cold (24 batches an epoch: a 25-epoch warm-up) MGCN and SIGER, and
+# ml100k_cold SIGER (its row was the defaults until 2026-12-05), at today's defaults
+for d in tiktok ml100k; do for m in MGCN SIGER; do
+  [ $d = ml100k ] && [ $m = MGCN ] && continue
+  for s in 999 1000 1001; do
+    siger train --model $m --dataset ${d}_cold --data-dir data/derived --seed $s --out $R/cold_$d/$m/seed$s $T1
+    siger evaluate --run $R/cold_$d/$m/seed$s --modes warm,cold,all
+  done
+  siger results add $R/cold_$d/$m --table cold --label $m --replace
+done; done
+siger results relabel --table ablation --label "SIGER (full)" --to "SIGER (full)" --note "at the defaults until 2026-12-05 ..."
+# the SIGER multi-dataset study's best so far (trial 16, a retry of 13) on TikTok, 5 paired seeds
+for s in 999 1000 1001 1002 1003; do
+  siger train --config results/studies/siger_multi/trials/0013/tiktok/config.yaml --data-dir $DATA --seed $s \
+      --epochs 1000 --warmup_steps 600 --out $R/cmp5_tiktok/SIGER_t16/seed$s $T1
+done
+siger results add $R/cmp5_tiktok/SIGER_t16 --table depth --label "SIGER multi-dataset study trial 16 (4 behaviour layers)" --note "..."
+python -m benchmarks.authors --model DRAGON --mmrec $MMREC/src --full --cache ${CACHE:-/tmp/authors} --record
