@@ -153,7 +153,10 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
                   if any(r["state"] == st for r in rows))
         + f"); {spec.opts.sampler} sampler, pruner{'s' if len(pruners) > 1 else ''} "
         + ", ".join(f"{name} ({n} trials)" for name, n in pruners.items())
-        + f" (warm-up {base.train.warmup_epochs} epochs), "
+        + f" (warm-up {base.train.warmup_epochs} epochs"
+        + (f", at least {base.train.warmup_steps} optimiser steps: more epochs on a dataset of fewer than "
+           f"{-(-base.train.warmup_steps // max(1, base.train.warmup_epochs))} batches an epoch"
+           if base.train.warmup_steps else "") + "), "
         + (f"seed {base.train.seed}, one seed per trial" if spec.opts.trial_seeds == 1 else
            f"{spec.opts.trial_seeds} seeds per trial ({base.train.seed}, {base.train.seed + 1}, ...; the pruner reads "
            f"the first, the value is the mean best-valid {metric} over them)")
