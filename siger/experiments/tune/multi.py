@@ -177,8 +177,8 @@ def moved_references(spec: StudySpec, refs: dict[tuple[str, int], dict[str, Any]
     than the trials scored after, and its retry scores it again from its finished runs."""
     import math
 
-    metric = spec.trial_config({}).train.valid_metric
-    seed = spec.trial_config({}).train.seed
+    base = spec.trial_config({}).train
+    metric, seed = base.valid_metric, base.seed
 
     def why(trial) -> list[str]:
         out = []
