@@ -151,6 +151,20 @@ def test_a_trial_with_the_reference_config_reuses_the_reference_run(tmp_path):
         ref = json.loads((run / "metrics.json").read_text())
         assert t.user_attrs["datasets"][n]["valid"] == ref["valid"] and t.user_attrs["datasets"][n]["reference"]
         assert max(t.user_attrs["curves"][n].values()) == pytest.approx(1.0)
+    # a finished training of the reference config left in the trial's own folder (from before the
+    # link, or under an earlier stop rule) gives way to the link: a stale record there would queue
+    # a re-scoring retry of the trial at every resume
+    import shutil
+
+    from siger.experiments.tune.multi import reference_run_if_same
+
+    run = tmp_path / "st" / t.user_attrs["run_dir"] / "p1"
+    target = run.resolve()
+    run.unlink()
+    shutil.copytree(target, run)
+    (run / "record.json").write_text(json.dumps({"stopped": "early_stop", "best_epoch": 0, "epochs_run": 2}))
+    same = reference_run_if_same(spec, "p1", spec.trial_config({"learning_rate": lr}, on=("p1", str(data))), run)
+    assert same is not None and run.is_symlink() and run.resolve() == target
 
 
 def test_a_trial_the_old_early_stop_ended_is_retried_and_superseded(tmp_path, monkeypatch):

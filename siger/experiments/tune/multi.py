@@ -147,10 +147,13 @@ def reference_run_if_same(spec: StudySpec, name: str, cfg: Config, run: Path) ->
         if row.get("valid") and metric in row["valid"]:
             curve[int(row["epoch"])] = float(row["valid"][metric])
     run.parent.mkdir(parents=True, exist_ok=True)
-    if run.is_dir() and not run.is_symlink() and not (run / "metrics.json").exists():
+    if run.is_dir() and not run.is_symlink():
         import shutil
 
-        shutil.rmtree(run)  # an unfinished training of the same config (from before this rule)
+        # a training of the same config and seed made in the trial's own folder (from before this
+        # rule, or under an earlier stop rule): the reference run stands for it; left in place, a
+        # stale record there would queue a re-scoring retry of this trial every time
+        shutil.rmtree(run)
     if not run.exists() and not run.is_symlink():
         run.symlink_to(Path("..", "..", "refs", name, f"seed{cfg.train.seed}"), target_is_directory=True)
     return {"metrics": metrics, "curve": curve}
