@@ -306,3 +306,58 @@ def test_a_trial_scored_against_a_reference_that_moved_is_stale(tmp_path):
     old = SimpleNamespace(user_attrs={"datasets": {"p1": {"valid": {"recall@5": 0.45}, "rel": 0.45 / 0.49}}})
     assert why(now) == []
     assert len(why(old)) == 1 and why(old)[0].startswith("p1: relative score 0.91837") and "now: 0.90000" in why(old)[0]
+
+
+def test_confirmation_of_a_multi_dataset_study_scores_each_seed_against_its_own_reference(tmp_path):
+    """--confirm-top on a multi-dataset study: every extra seed gets its reference run on every
+    dataset, each (dataset, seed) is a relative score, and the winner has the best aggregate of
+    the per-dataset means. A trial with the reference's config links to the reference's runs."""
+    from siger.config import build_config
+    from siger.experiments.tune import confirm_top
+
+    data = tmp_path / "data"
+    for i, n in enumerate(("p1", "p2")):
+        write_planted(data, n, seed=i)
+    lr = build_config("LightGCN", "p1", {}).train.learning_rate
+    space = parse_space({"learning_rate": {"low": 1e-6, "high": 1e-2, "log": True}}, "LightGCN")
+    opts = TuneOptions(trials=3, sampler="random", pruner="none",
+                       enqueue=[{"learning_rate": lr}, {"learning_rate": 3e-3}, {"learning_rate": 1e-6}])
+    st = tmp_path / "st"
+    spec = StudySpec("LightGCN", None, {**FAST, "data_dir": str(data)}, None, space, str(st), opts,
+                     datasets=parse_datasets("p1,p2", str(data)), reference="LightGCN", aggregate="worst")
+    run_tune(spec, log=lambda s: None)
+    confirm_top(spec, top=2, seeds=2, log=lambda s: None)
+    c = json.loads((st / "confirm.json").read_text())
+    assert c["seed_list"] == [999, 1000] and c["datasets"] == ["p1", "p2"] and len(c["rows"]) == 2
+    trials = {t.number: t for t in open_study(spec).get_trials()}
+    assert {r["number"] for r in c["rows"]} == {n for n, t in sorted(trials.items(), key=lambda x: -x[1].value)[:2]}
+    refs = {n: json.loads((st / "refs" / n / "seed1000" / "metrics.json").read_text()) for n in ("p1", "p2")}
+    for r in c["rows"]:
+        t = trials[r["number"]]
+        for n in ("p1", "p2"):
+            d = r["datasets"][n]
+            run = st / "confirm" / f"{r['number']:04d}" / "seed1000" / n
+            m = json.loads((run / "metrics.json").read_text())
+            assert yaml.safe_load((run / "config.yaml").read_text())["train"]["seed"] == 1000
+            # seed 999 is the trial's own run; seed 1000 reads seed 1000's reference
+            assert d["rel"][0] == pytest.approx(t.user_attrs["datasets"][n]["rel"])
+            assert d["rel"][1] == pytest.approx(m["valid"]["recall@5"] / refs[n]["valid"]["recall@5"])
+            assert d["rel_mean"] == pytest.approx(sum(d["rel"]) / 2)
+            lo, hi = d["interval"]
+            assert lo <= d["rel_mean"] <= hi
+        assert r["value"] == pytest.approx(min(r["datasets"][n]["rel_mean"] for n in ("p1", "p2")))
+        assert r["value_per_seed"][1] == pytest.approx(min(r["datasets"][n]["rel"][1] for n in ("p1", "p2")))
+    assert c["best"]["value"] == max(r["value"] for r in c["rows"])
+    ref_trial = next(r for r in c["rows"] if r["params"]["learning_rate"] == lr)
+    for n in ("p1", "p2"):  # the reference's own config: its seed-1000 runs are the references'
+        run = st / "confirm" / f"{ref_trial['number']:04d}" / "seed1000" / n
+        assert run.is_symlink() and run.resolve() == (st / "refs" / n / "seed1000").resolve()
+        assert ref_trial["datasets"][n]["rel"] == [1.0, 1.0]
+    winner = yaml.safe_load((st / "best_config.yaml").read_text())
+    assert winner["train"]["learning_rate"] == c["best"]["params"]["learning_rate"]
+    text = (st / "study.md").read_text()
+    assert "## Confirmation: the top 2 trials over 2 seeds" in text and "| trial | p1 | p2 | worst of the means |" in text
+    from siger.experiments.records import study_record
+    from siger.experiments.report import study_table
+
+    assert f"trial {c['best']['number']}, worst of the mean relative scores" in study_table([study_record(st)])

@@ -161,7 +161,10 @@ def study_table(records) -> str:
             lines.append(f"| {s['model']} | {', '.join(s['datasets'])} | {s['trials']} ({s['complete']} / "
                          f"{s['pruned']}) | {s['sampler']}, {s['pruner']} | {s['select_by']} {s['metric']} "
                          f"({s['aggregate']} relative to {s['reference']}) | {b['number']} | {b['value']:.3f} | "
-                         f"worst {worst_test:.3f} (relative) | — | `{s['folder']}` |")
+                         f"worst {worst_test:.3f} (relative) | "
+                         + (f"top {len(c['rows'])} x {c['seeds']} seeds: trial {c['best']['number']}, "
+                            f"{s['aggregate']} of the mean relative scores {c['best']['value']:.3f}" if c else "—")
+                         + f" | `{s['folder']}` |")
             continue
         conf = (f"top {len(c['rows'])} x {c['seeds']} seeds: trial {c['best']['number']}, "
                 f"{c['best']['valid_mean']:.4f} ± {c['best']['valid_std']:.4f}" if c else "—")

@@ -16,11 +16,12 @@ language), :mod:`~siger.experiments.tune.engine` (Optuna's samplers, pruners and
 :mod:`~siger.experiments.tune.study` (a study's spec, identity and trial objective),
 :mod:`~siger.experiments.tune.report` (its reports and plots),
 :mod:`~siger.experiments.tune.rescore` (retrying finished trials whose runs a changed training
-rule would have continued) and :mod:`~siger.experiments.tune.drive` (running a study; confirming
-its top trials).
+rule would have continued), :mod:`~siger.experiments.tune.drive` (running a study) and
+:mod:`~siger.experiments.tune.confirm` (confirming its top trials over more seeds).
 """
 
-from siger.experiments.tune.drive import confirm_top, run_tune
+from siger.experiments.tune.confirm import confirm_top
+from siger.experiments.tune.drive import run_tune
 from siger.experiments.tune.engine import TuneOptions, best_so_far, checkpoint_storage, make_pruner, pruner_name
 from siger.experiments.tune.report import write_reports
 from siger.experiments.tune.space import Param, Space, default_space_path, grid_space, load_space, parse_space

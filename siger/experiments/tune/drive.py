@@ -1,5 +1,4 @@
-"""Running a study: create or resume it, run its workers to the trials asked, write its reports;
-and confirming its top trials over more seeds."""
+"""Running a study: create or resume it, run its workers to the trials asked, write its reports."""
 
 from __future__ import annotations
 
@@ -9,13 +8,10 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import yaml
 
-from siger.artifacts import atomic_write, write_json
-from siger.config import ConfigError, apply_overrides
-from siger.experiments.runs import train_or_load
-from siger.experiments.stats import mean_std
+from siger.artifacts import atomic_write
+from siger.config import ConfigError
 from siger.experiments.tune.engine import checkpoint_storage, optuna_module, storage_url
 from siger.experiments.tune.multi import MultiObjective, moved_references, train_references
 from siger.experiments.tune.report import write_reports
@@ -25,10 +21,8 @@ from siger.experiments.tune.study import (
     Objective,
     StudySpec,
     check_identity,
-    complete_params,
     enqueue_new,
     finished_count,
-    metric_name,
     open_study,
     params_as_run,
 )
@@ -146,60 +140,3 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
     result = write_reports(spec, log)
     checkpoint_storage(spec.opts, spec.out)
     return result
-
-
-def _confirm_one(spec: StudySpec, params: dict[str, Any], seed: int, run: str, threads: int) -> dict[str, Any]:
-    cfg = spec.trial_config(params)
-    apply_overrides(cfg, {"seed": seed, **({"num_threads": threads} if threads else {}), "progress": False})
-    return train_or_load(cfg, Path(run), log=lambda s: None)
-
-
-def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Callable[[str], None] = print,
-                exclude: dict[str, Any] | None = None) -> dict:
-    """Train the ``top`` complete trials with ``seeds - 1`` more seeds each (the trial's own run
-    is the first) and choose the best mean valid metric: a single-seed valid score is noisy and
-    the best of many trials is the luckiest. Writes ``confirm.json`` and the reports (whose
-    ``best_config.yaml`` is then the confirmed winner). Runs go to ``confirm/NNNN/seed<S>``;
-    finished ones are reused, so a killed confirmation resumes. ``exclude`` (key -> value) leaves
-    out trials with those values (e.g. a choice a model's definition rules out)."""
-    optuna = optuna_module()
-    if top < 1 or seeds < 2:
-        raise ConfigError("--confirm-top needs >= 1 trials and --confirm-seeds >= 2")
-    if spec.opts.trial_seeds > 1:
-        raise ConfigError("--confirm-top re-seeds one-seed trials; this study's trials already average "
-                          f"{spec.opts.trial_seeds} seeds (--trial-seeds)")
-    out = Path(spec.out)
-    study = open_study(spec)
-    metric = metric_name(spec)
-    sel = spec.opts.select_by
-    exclude = exclude or {}
-    complete = [t for t in live_trials(study, (optuna.trial.TrialState.COMPLETE,))
-                if t.value is not None and not any(str(t.params.get(k)) == str(v) for k, v in exclude.items())]
-    chosen = sorted(complete, key=lambda t: -t.value)[:top]
-    base_seed = spec.trial_config({}).train.seed
-    seed_list = [base_seed + s for s in range(seeds)]
-    jobs_list = [(t, s) for t in chosen for s in seed_list[1:]]
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
-    args = [(spec, complete_params(spec, t.params), s, str(out / "confirm" / f"{t.number:04d}" / f"seed{s}"), threads)
-            for t, s in jobs_list]
-    log(f"confirming {len(chosen)} trials with seeds {seed_list[1:]}: {len(args)} runs, {jobs} at a time")
-    if jobs > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(jobs) as pool:
-            results = pool.starmap(_confirm_one, args)
-    else:
-        results = [_confirm_one(*a) for a in args]
-    by = {(t.number, s): r for (t, s), r in zip(jobs_list, results)}
-    rows = []
-    for t in chosen:
-        runs = [{"valid": t.user_attrs["valid"], "test": t.user_attrs["test"]}] + [by[(t.number, s)] for s in seed_list[1:]]
-        vals = [float(r[sel][metric]) for r in runs]
-        rows.append({"number": t.number, "params": complete_params(spec, t.params), "run_dir": t.user_attrs["run_dir"], "valid": vals,
-                     "valid_mean": mean_std(vals)[0], "valid_std": mean_std(vals)[1],
-                     "test_recall@20": float(np.mean([r["test"]["recall@20"] for r in runs])),
-                     "test_ndcg@20": float(np.mean([r["test"]["ndcg@20"] for r in runs]))})
-    best = max(rows, key=lambda r: r["valid_mean"])
-    write_json(out / "confirm.json", {"metric": metric, "select_by": sel, "seeds": seeds, "seed_list": seed_list,
-                                      "exclude": exclude, "rows": rows, "best": best})
-    return write_reports(spec, log)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -155,7 +156,7 @@ def reference_run_if_same(spec: StudySpec, name: str, cfg: Config, run: Path) ->
         # stale record there would queue a re-scoring retry of this trial every time
         shutil.rmtree(run)
     if not run.exists() and not run.is_symlink():
-        run.symlink_to(Path("..", "..", "refs", name, f"seed{cfg.train.seed}"), target_is_directory=True)
+        run.symlink_to(os.path.relpath(ref, run.parent), target_is_directory=True)  # the study folder can move
     return {"metrics": metrics, "curve": curve}
 
 

@@ -110,6 +110,31 @@ def multi_lines(ordered: list[dict[str, Any]], spec: StudySpec, best: int, metri
     return lines
 
 
+def confirm_multi_lines(c: dict[str, Any]) -> list[str]:
+    """The confirmation table of a multi-dataset study (``confirm.json`` of
+    :func:`~siger.experiments.tune.confirm.confirm_top`)."""
+    names, how, best = c["datasets"], c["aggregate"], c["best"]["number"]
+    lines = ["", f"## Confirmation: the top {len(c['rows'])} trials over {c['seeds']} seeds", "",
+             f"The best trials were trained again with other seeds (seeds {', '.join(map(str, c['seed_list']))}), each "
+             f"seed against its own reference run on every dataset (same seed: a paired ratio). Each cell: the mean "
+             f"valid {c['metric']} relative to the reference over the seeds, with its 95 % interval; the winner has "
+             f"the best **{how}** of those means (test still not used). `best_config.yaml` is trial {best}'s."
+             + (f" Trials with {', '.join(f'{k}={v}' for k, v in c['exclude'].items())} were left out."
+                if c.get("exclude") else ""), "",
+             "| trial | " + " | ".join(names) + f" | {how} of the means | {how} per seed | test: {how} of the means |",
+             "|---:|" + "---:|" * (len(names) + 3)]
+    for r in c["rows"]:
+        mark = "**" if r["number"] == best else ""
+        cells = []
+        for n in names:
+            d = r["datasets"][n]
+            lo, hi = d["interval"]
+            cells.append(f"{d['rel_mean']:.3f}" + ("" if lo != lo else f" [{lo:.3f}, {hi:.3f}]"))
+        lines.append(f"| {r['number']} | " + " | ".join(cells) + f" | {mark}{r['value']:.3f}{mark} | "
+                     + " / ".join(f"{v:.3f}" for v in r["value_per_seed"]) + f" | {r['value_test']:.3f} |")
+    return lines
+
+
 def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[str, Any]:
     """study.md, study.json, best_config.yaml, history.png and importance.png from the study."""
     out = Path(spec.out)
@@ -176,7 +201,9 @@ def write_reports(spec: StudySpec, log: Callable[[str], None] = print) -> dict[s
         lines += multi_lines(ordered, spec, best_row['number'], metric, keys)
     else:
         lines += trial_lines(ordered, spec, best_row['number'], metric, keys)
-    if confirmed:
+    if confirmed and confirmed.get("datasets"):
+        lines += confirm_multi_lines(confirmed)
+    elif confirmed:
         cm = confirmed["metric"]
         lines += ["", f"## Confirmation: the top {len(confirmed['rows'])} trials over {confirmed['seeds']} seeds", "",
                   f"A single-seed valid score is noisy, so the best trials were trained again with other seeds "
