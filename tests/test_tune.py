@@ -52,6 +52,30 @@ def test_space_parsing_types_ranges_choices_and_conditions():
         parse_space({"params": {"knn_k": [5, 10]}, "fixed": {"knn_k": 10}}, "SIGER")
 
 
+def test_space_and_enqueue_files_refuse_repeated_keys_and_name_the_file(tmp_path):
+    """PyYAML keeps the last of a repeated key silently: an edit that left a stray top-level
+    ``fixed:`` in a comment block would have dropped a section. The tuner's files refuse it."""
+    from siger.experiments.tune.space import load_enqueue
+
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  learning_rate: [0.001, 0.01]\nfixed:\n  epochs: 3\nfixed:\n  warmup_epochs: 0\n")
+    with pytest.raises(ConfigError, match=r"space.yaml: cannot read search space: key 'fixed' repeated \(first on line 3\)"):
+        load_space(space, "LightGCN")
+    space.write_text("params:\n  learning_rate: {low: 0.001, high: 0.01, low: 0.0001}\n")  # nested too
+    with pytest.raises(ConfigError, match="key 'low' repeated"):
+        load_space(space, "LightGCN")
+    space.write_text("params:\n  learning_rate: [0.001, 0.01]\nfixed:\n  epochs: 3\n")
+    assert load_space(space, "LightGCN").fixed == {"epochs": 3}
+    good, bad = tmp_path / "q.yaml", tmp_path / "bad.yaml"
+    good.write_text("- {learning_rate: 0.01}\n- {learning_rate: 0.001}\n")
+    assert load_enqueue([good, good]) == [{"learning_rate": 0.01}, {"learning_rate": 0.001}] * 2
+    bad.write_text("- {learning_rate: 0.01}\n- 0.001\n")
+    with pytest.raises(ConfigError, match="bad.yaml: entry 2 is not a mapping"):
+        load_enqueue([bad])
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read enqueued trials"):
+        load_enqueue([tmp_path / "missing.yaml"])
+
+
 def test_every_model_ships_a_valid_default_space():
     from siger.models import available_models
 

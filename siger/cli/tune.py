@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from siger.cli.common import add_config_args, resolve
 from siger.config import ConfigError
 
 
 def cmd_tune(args, extra) -> int:
     from siger.experiments.tune import StudySpec, TuneOptions, load_space, run_tune
+    from siger.experiments.tune.space import load_enqueue
 
     req = resolve(args, extra)
     overrides = {k: v for k, v in req.overrides.items() if k not in ("model", "dataset")}  # the study pins them
     space = load_space(args.space, req.model)
-    enqueue = [{}] if args.enqueue_defaults else []  # {}: every searched key at its config value
-    for path in args.enqueue or []:
-        import yaml
-
-        doc = yaml.safe_load(Path(path).read_text())
-        enqueue += doc if isinstance(doc, list) else [doc]
+    # {}: every searched key at its config value
+    enqueue = ([{}] if args.enqueue_defaults else []) + load_enqueue(args.enqueue or [])
     opts = TuneOptions(trials=args.trials, sampler=args.sampler, pruner=args.pruner, seed=args.sampler_seed,
                        jobs=args.jobs, storage=args.storage, study_name=args.study_name,
                        startup_trials=args.startup_trials, select_by=args.select_by, heartbeat=args.heartbeat,

@@ -192,16 +192,61 @@ def parse_space(doc: dict[str, Any], model: str, where: str = "space") -> Space:
     return Space(params, fixed)
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a mapping may not repeat a key: PyYAML keeps the last
+    value silently, so a key written twice (a stray ``fixed:`` left by an edit) would drop the first."""
+
+
+def _unique_mapping(loader: _UniqueKeys, node: yaml.MappingNode, deep: bool = False) -> dict:
+    first: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        k = loader.construct_object(key_node, deep=True)
+        try:
+            if k in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {k!r} repeated (first on line {first[k]})", key_node.start_mark)
+            first[k] = key_node.start_mark.line + 1
+        except TypeError:  # an unhashable key: the constructor below says so
+            continue
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The YAML document in ``path`` (``what`` it is, for the error), refusing repeated keys; a
+    missing file or bad YAML is a :class:`ConfigError` naming the file (and line)."""
+    p = Path(path)
+    try:
+        return yaml.load(p.read_text(), Loader=_UniqueKeys)
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read {what}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: cannot read {what}: {e}") from None
+
+
 def load_space(path: str | Path | None, model: str) -> Space:
     """The space in ``path`` (YAML), or ``model``'s default space when ``path`` is None."""
     p = Path(path) if path is not None else default_space_path(model)
     if not p.exists():
         raise ConfigError(f"{p}: no such search space file" + ("" if path else f" (no default space for {model})"))
-    try:
-        doc = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: cannot read search space: {e}") from None
-    return parse_space(doc, model, str(p))
+    return parse_space(read_yaml(p, "search space") or {}, model, str(p))
+
+
+def load_enqueue(paths: list[str | Path]) -> list[dict[str, Any]]:
+    """The trials to queue from ``--enqueue`` files: each a mapping of searched keys to values, or
+    a list of them (keys not given keep their config value)."""
+    out: list[dict[str, Any]] = []
+    for path in paths:
+        doc = read_yaml(path, "enqueued trials")
+        entries = doc if isinstance(doc, list) else [doc]
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                where = f"entry {i + 1}" if isinstance(doc, list) else "the document"
+                raise ConfigError(f"{path}: {where} is not a mapping of keys to values: {entry!r}")
+        out += entries
+    return out
 
 
 def grid_space(grid: dict[str, list[str]], model: str) -> Space:
