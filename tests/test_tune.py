@@ -257,9 +257,20 @@ def test_a_resumed_study_can_add_keys_to_its_space_and_queue_new_entries(planted
     md = (out / "study.md").read_text()
     assert "Space extended at trial 2: n_layers added (the trials before it ran n_layers=2)." in md
     # resumed again with the same entries and space: nothing new is queued, nothing is refused
-    res = run_tune(_spec(planted_dir, out, wider, TuneOptions(trials=3, pruner="none", enqueue=more), epochs=2),
-                   log=lambda s: None)
+    spec = _spec(planted_dir, out, wider, TuneOptions(trials=3, pruner="none", enqueue=more), epochs=2)
+    res = run_tune(spec, log=lambda s: None)
     assert len(res["rows"]) == 3
+    # a confirmation re-seeds each trial at the values it ran: an earlier trial at the value it had
+    # then, not at today's default (made to differ here by editing the recorded value)
+    from siger.experiments.tune import confirm_top, open_study
+
+    study = open_study(spec)
+    ext = study.user_attrs["space_extensions"]
+    study.set_user_attr("space_extensions", [{**ext[0], "until_then": {"n_layers": 1}}])
+    confirm_top(spec, top=3, seeds=2, log=lambda s: None)
+    layers = {p.parent.parent.name: yaml.safe_load(p.read_text())["model"]["n_layers"]
+              for p in (out / "confirm").glob("*/seed1000/config.yaml")}
+    assert layers == {"0000": 1, "0001": 1, "0002": 3}
 
 
 def test_confirmation_retrains_the_top_trials_and_chooses_the_best_mean_valid(planted_dir, tmp_path):

@@ -31,7 +31,7 @@ from siger.experiments.tune.engine import optuna_module
 from siger.experiments.tune.multi import aggregate, reference_config, reference_dir, reference_run_if_same
 from siger.experiments.tune.report import write_reports
 from siger.experiments.tune.rescore import live_trials
-from siger.experiments.tune.study import StudySpec, complete_params, metric_name, open_study
+from siger.experiments.tune.study import StudySpec, complete_params, metric_name, open_study, params_as_run
 
 
 def _train(cfg, run: str) -> dict[str, Any]:
@@ -71,6 +71,8 @@ def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Calla
     complete = [t for t in live_trials(study, (optuna.trial.TrialState.COMPLETE,))
                 if t.value is not None and not any(str(t.params.get(k)) == str(v) for k, v in exclude.items())]
     chosen = sorted(complete, key=lambda t: -t.value)[:top]
+    # each trial's values as it ran them (keys a later space extension added, at the values it had)
+    params = {t.number: complete_params(spec, params_as_run(study, t.number, t.params)) for t in chosen}
     if not chosen:
         raise ConfigError(f"{out}: no complete trial to confirm")
     base_seed = spec.trial_config({}).train.seed
@@ -79,32 +81,32 @@ def confirm_top(spec: StudySpec, top: int, seeds: int, jobs: int = 1, log: Calla
     doc = {"metric": metric_name(spec), "select_by": spec.opts.select_by, "seeds": seeds, "seed_list": seed_list,
            "exclude": exclude}
     if spec.datasets:
-        doc.update(_confirm_multi(spec, chosen, seed_list, jobs, threads, log))
+        doc.update(_confirm_multi(spec, chosen, params, seed_list, jobs, threads, log))
     else:
-        doc.update(_confirm_one_dataset(spec, chosen, seed_list, jobs, threads, log))
+        doc.update(_confirm_one_dataset(spec, chosen, params, seed_list, jobs, threads, log))
     write_json(out / "confirm.json", doc)
     return write_reports(spec, log)
 
 
-def _confirm_one_dataset(spec, chosen, seed_list, jobs, threads, log) -> dict[str, Any]:
+def _confirm_one_dataset(spec, chosen, params, seed_list, jobs, threads, log) -> dict[str, Any]:
     out, metric, sel = Path(spec.out), metric_name(spec), spec.opts.select_by
     pairs = [(t, s) for t in chosen for s in seed_list[1:]]
     log(f"confirming {len(chosen)} trials with seeds {seed_list[1:]}: {len(pairs)} runs, {jobs} at a time")
-    results = _run_all([(_seeded(spec.trial_config(complete_params(spec, t.params)), s, threads),
+    results = _run_all([(_seeded(spec.trial_config(params[t.number]), s, threads),
                          str(out / "confirm" / f"{t.number:04d}" / f"seed{s}")) for t, s in pairs], jobs)
     by = {(t.number, s): r for (t, s), r in zip(pairs, results)}
     rows = []
     for t in chosen:
         runs = [{"valid": t.user_attrs["valid"], "test": t.user_attrs["test"]}] + [by[(t.number, s)] for s in seed_list[1:]]
         vals = [float(r[sel][metric]) for r in runs]
-        rows.append({"number": t.number, "params": complete_params(spec, t.params), "run_dir": t.user_attrs["run_dir"],
+        rows.append({"number": t.number, "params": params[t.number], "run_dir": t.user_attrs["run_dir"],
                      "valid": vals, "valid_mean": mean_std(vals)[0], "valid_std": mean_std(vals)[1],
                      "test_recall@20": float(np.mean([r["test"]["recall@20"] for r in runs])),
                      "test_ndcg@20": float(np.mean([r["test"]["ndcg@20"] for r in runs]))})
     return {"rows": rows, "best": max(rows, key=lambda r: r["valid_mean"])}
 
 
-def _confirm_multi(spec, chosen, seed_list, jobs, threads, log) -> dict[str, Any]:
+def _confirm_multi(spec, chosen, params, seed_list, jobs, threads, log) -> dict[str, Any]:
     out, metric = Path(spec.out), metric_name(spec)
     names = [n for n, _ in spec.datasets]
     extra = seed_list[1:]
@@ -121,7 +123,7 @@ def _confirm_multi(spec, chosen, seed_list, jobs, threads, log) -> dict[str, Any
     for t in chosen:
         for s in extra:
             for name, d in spec.datasets:
-                cfg = _seeded(spec.trial_config(complete_params(spec, t.params), on=(name, d)), s, threads)
+                cfg = _seeded(spec.trial_config(params[t.number], on=(name, d)), s, threads)
                 run = out / "confirm" / f"{t.number:04d}" / f"seed{s}" / name
                 same = reference_run_if_same(spec, name, cfg, run)
                 if same is not None:
@@ -149,7 +151,7 @@ def _confirm_multi(spec, chosen, seed_list, jobs, threads, log) -> dict[str, Any
                               "rel_test_mean": float(np.mean(list(rel_test.values())))}
         means = {n: v["rel_mean"] for n, v in datasets.items()}
         per_seed = [aggregate({n: datasets[n]["rel"][i] for n in names}, spec.aggregate) for i in range(len(seed_list))]
-        rows.append({"number": t.number, "params": complete_params(spec, t.params), "run_dir": t.user_attrs["run_dir"],
+        rows.append({"number": t.number, "params": params[t.number], "run_dir": t.user_attrs["run_dir"],
                      "datasets": datasets, "value": aggregate(means, spec.aggregate), "value_per_seed": per_seed,
                      "value_test": aggregate({n: v["rel_test_mean"] for n, v in datasets.items()}, spec.aggregate)})
     return {"aggregate": spec.aggregate, "datasets": names, "rows": rows, "best": max(rows, key=lambda r: r["value"])}
