@@ -102,7 +102,9 @@ def register(sub, train_epilog: str | None = None) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="write the study's reports from its storage and run nothing (e.g. while workers run it)")
     p.add_argument("--confirm-top", type=int, default=0, metavar="K",
-                   help="after the trials: train the K best again with more seeds, choose the best mean valid")
+                   help="after the trials: train the K best again with more seeds, choose the best mean valid "
+                        "(with --datasets: on every dataset, each seed against its own reference run; the best "
+                        "--aggregate of the per-dataset mean relative scores)")
     p.add_argument("--confirm-seeds", type=int, default=3, help="seeds per confirmed trial (its own run counts; default 3)")
     p.add_argument("--confirm-exclude", action="append", metavar="KEY=VALUE",
                    help="leave trials with this value out of the confirmation (repeatable)")
