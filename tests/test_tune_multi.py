@@ -42,6 +42,10 @@ def test_hopeless_compares_best_so_far_with_the_completed_trials_at_that_epoch()
     assert not hopeless({1: 0.5}, others, 1, 10, 25.0, 5)
     # too few completed trials to judge
     assert not hopeless({4: 0.0}, others[:4], 5, 10, 25.0, 5)
+    # a floor (the best complete trial's worst case): 0.65 is below the bar of 0.7 but already at
+    # a floor of 0.65, so this dataset cannot be why the trial loses to the best one; 0.64 is not
+    assert not hopeless({4: 0.65}, others, 5, 10, 25.0, 5, floor=0.65)
+    assert hopeless({4: 0.64}, others, 5, 10, 25.0, 5, floor=0.65)
 
 
 def test_bounded_needs_two_datasets_below_the_best_and_the_worst_aggregate():
@@ -361,3 +365,33 @@ def test_confirmation_of_a_multi_dataset_study_scores_each_seed_against_its_own_
     from siger.experiments.report import study_table
 
     assert f"trial {c['best']['number']}, worst of the mean relative scores" in study_table([study_record(st)])
+
+
+def test_the_pruner_reads_the_best_complete_trials_value_as_its_floor(tmp_path, monkeypatch):
+    """With the worst aggregate, every dataset's pruning decision of a trial gets the best complete
+    trial's value as its floor (a dataset already at that value never prunes); with mean, none."""
+    import siger.experiments.tune.multi as M
+
+    data = tmp_path / "data"
+    for i, n in enumerate(("p1", "p2")):
+        write_planted(data, n, seed=i)
+    floors = []
+
+    def spy(mine, others, epoch, horizon, percentile, startup, floor=None):
+        floors.append(floor)
+        return False
+
+    monkeypatch.setattr(M, "hopeless", spy)
+    space = parse_space({"learning_rate": {"low": 1e-6, "high": 1e-2, "log": True}}, "LightGCN")
+    for how in ("worst", "mean"):
+        floors.clear()
+        opts = TuneOptions(trials=2, sampler="random", pruner="percentile", prune_startup=1,
+                           enqueue=[{"learning_rate": 1e-2}, {"learning_rate": 1e-3}])
+        spec = StudySpec("LightGCN", None, {**FAST, "data_dir": str(data)}, None, space, str(tmp_path / how), opts,
+                         datasets=parse_datasets("p1,p2", str(data)), reference="MGCN", aggregate=how)
+        run_tune(spec, log=lambda s: None)
+        first = min(open_study(spec).get_trials(), key=lambda t: t.number)
+        assert len(floors) == 16  # 2 trials x 2 datasets x 4 evaluations
+        assert set(floors[:8]) == {None}  # the first trial has no complete trial before it
+        assert set(floors[8:]) == ({first.value} if how == "worst" else {None})
+        assert "below the best complete trial's value" in first.user_attrs["pruner"] or how == "mean"
