@@ -395,3 +395,36 @@ def test_the_pruner_reads_the_best_complete_trials_value_as_its_floor(tmp_path, 
         assert set(floors[:8]) == {None}  # the first trial has no complete trial before it
         assert set(floors[8:]) == ({first.value} if how == "worst" else {None})
         assert "below the best complete trial's value" in first.user_attrs["pruner"] or how == "mean"
+
+
+def test_a_trial_pruned_at_or_above_the_floor_before_it_existed_is_stale():
+    """Trials pruned before the floor existed, on a dataset where they had reached the best value
+    of the trials complete when they started, are retried (the pruner now lets them train on)."""
+    import datetime as dt
+    from types import SimpleNamespace as NS
+
+    from siger.experiments.tune.multi import FLOOR_PRUNER, pruned_above_floor
+
+    t0 = dt.datetime(2026, 12, 6, 10)
+
+    def trial(n, state, start, done=None, value=None, curve=None, **ua):
+        per = {"a": {"rel": 1.1, "pruned": False}, "b": {"rel": 0.9, "pruned": True}} if curve else {}
+        return NS(number=n, state=NS(name=state), value=value, datetime_start=t0 + dt.timedelta(hours=start),
+                  datetime_complete=None if done is None else t0 + dt.timedelta(hours=done),
+                  user_attrs={"datasets": per, "curves": {"b": curve} if curve else {},
+                              "pruner": "per dataset, bottom 25 % of completed trials", **ua})
+
+    best = trial(0, "COMPLETE", 0, done=1, value=1.016)
+    later = trial(1, "COMPLETE", 1, done=5, value=1.05)  # complete only after the trials below started
+    above = trial(2, "PRUNED", 2, curve={"86": 1.017})
+    below = trial(3, "PRUNED", 2, curve={"86": 1.004})
+    judged = trial(4, "PRUNED", 2, curve={"86": 1.03}, pruner=f"per dataset, bottom 25 % {FLOOR_PRUNER}")
+    bounded = trial(5, "PRUNED", 2, curve={"86": 1.03}, bounded={"best": 1.0, "below": ["a", "b"]})
+    early = trial(6, "PRUNED", 0.5, curve={"86": 1.03})  # started before any trial was complete
+    trials = [best, later, above, below, judged, bounded, early]
+    spec = NS(aggregate="worst")
+    why = pruned_above_floor(spec, trials)
+    assert why(above) == ["b: pruned at a best so far of 1.0170, at or above the best complete trial's value "
+                          "then (1.0160), which no longer prunes: the run trains on"]
+    assert [why(t) for t in (best, below, judged, bounded, early)] == [[]] * 5
+    assert pruned_above_floor(NS(aggregate="mean"), trials)(above) == []

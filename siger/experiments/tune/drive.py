@@ -13,7 +13,7 @@ import yaml
 from siger.artifacts import atomic_write
 from siger.config import ConfigError
 from siger.experiments.tune.engine import checkpoint_storage, optuna_module, storage_url
-from siger.experiments.tune.multi import MultiObjective, moved_references, train_references
+from siger.experiments.tune.multi import MultiObjective, moved_references, pruned_above_floor, train_references
 from siger.experiments.tune.report import write_reports
 from siger.experiments.tune.rescore import live_trials, requeue_stale
 from siger.experiments.tune.study import (
@@ -72,6 +72,14 @@ def study_warmup(spec: StudySpec) -> Callable[[dict[str, Any]], int | None]:
     return warmup_of
 
 
+def _multi_reasons(spec: StudySpec, refs: dict, study) -> Callable[[Any], list[str]]:
+    """Why a multi-dataset trial's value is stale besides its runs' stop rule: a reference run that
+    has moved since it was scored, or a pruning that today's pruner would not make."""
+    moved = moved_references(spec, refs)
+    floor = pruned_above_floor(spec, study.get_trials(deepcopy=False))
+    return lambda t: moved(t) + floor(t)
+
+
 def run_worker(spec: StudySpec, worker: int, quiet: bool) -> None:
     """Run trials of the study until it has ``opts.trials`` finished ones."""
     if "num_threads" not in {k.replace("-", "_") for k in spec.base_overrides()} and spec.opts.jobs > 1:
@@ -120,7 +128,7 @@ def run_tune(spec: StudySpec, log: Callable[[str], None] = print, quiet_workers:
     # finished trials whose runs the current training rules would have continued, or whose
     # relative scores read a reference run that has moved since: retried first
     requeue_stale(study, out, lambda t: params_as_run(study, t.number, t.params), log, warmup_of=study_warmup(spec),
-                  also=moved_references(spec, refs) if spec.datasets else None)
+                  also=_multi_reasons(spec, refs, study) if spec.datasets else None)
     log(f"study {study.study_name}: {finished_count(study)} of {spec.opts.trials} trials finished; "
         f"{spec.opts.sampler} sampler, {spec.opts.pruner} pruner, storage {storage_url(spec.opts, out)}")
     if spec.opts.jobs == 1:

@@ -207,6 +207,37 @@ def moved_references(spec: StudySpec, refs: dict[tuple[str, int], dict[str, Any]
     return why
 
 
+FLOOR_PRUNER = "and below the best complete trial's value"  # in a trial's pruner label: judged with the floor
+
+
+def pruned_above_floor(spec: StudySpec, trials: list[Any]) -> Callable[[Any], list[str]]:
+    """``why(trial)``: for a ``worst``-aggregate study, one line when the trial was pruned on a
+    dataset (by the pruner, before the floor of :func:`hopeless` existed) where its best so far
+    had reached the best value of the trials complete when it started: the pruner, as it is now,
+    would have let it train on, so its retry resumes the pruned run under that rule. ``trials``:
+    the study's trials (read once)."""
+    if spec.aggregate != "worst":
+        return lambda trial: []
+    done = [(t.datetime_complete, t.value) for t in trials
+            if t.state.name == "COMPLETE" and t.value is not None and t.datetime_complete is not None]
+
+    def why(trial) -> list[str]:
+        ua = trial.user_attrs
+        if (trial.state.name != "PRUNED" or ua.get("bounded") or ua.get("error") or trial.datetime_start is None
+                or FLOOR_PRUNER in (ua.get("pruner") or "")):
+            return []
+        per = ua.get("datasets") or {}
+        name = next((n for n, v in per.items() if v.get("pruned")), None)
+        curve = (ua.get("curves") or {}).get(name) or {}
+        floor = max((v for when, v in done if when < trial.datetime_start), default=None)
+        if name is None or not curve or floor is None or max(curve.values()) < floor:
+            return []
+        return [f"{name}: pruned at a best so far of {max(curve.values()):.4f}, at or above the best complete "
+                f"trial's value then ({floor:.4f}), which no longer prunes: the run trains on"]
+
+    return why
+
+
 class MultiObjective(Objective):
     """A trial of a multi-dataset study (see the module docstring)."""
 
@@ -220,7 +251,7 @@ class MultiObjective(Objective):
         run = Path(spec.out) / (retry_of or f"trials/{trial.number:04d}")
         trial.set_user_attr("run_dir", str(run.relative_to(spec.out)))
         trial.set_user_attr("pruner", f"per dataset, bottom {self._percentile():g} % of completed trials"
-                            + (" and below the best complete trial's value" if spec.aggregate == "worst" else "")
+                            + (f" {FLOOR_PRUNER}" if spec.aggregate == "worst" else "")
                             if self._percentile() is not None else "none")
         self.log(f"== trial {trial.number}" + (f" (retry: resumes {retry_of})" if retry_of else "") + f": {params}")
         t0 = time.perf_counter()
