@@ -330,3 +330,9 @@ for s in 999 1000 1001 1002 1003; do
 done
 siger results add $R/cmp5_tiktok/SIGER_t16 --table depth --label "SIGER multi-dataset study trial 16 (4 behaviour layers)" --note "..."
 python -m benchmarks.authors --model DRAGON --mmrec $MMREC/src --full --cache ${CACHE:-/tmp/authors} --record
+
+# -- 2026-12-06, midday: the studies resumed (the pruner's floor since cc21e3a: pre-floor prunings
+#    at or above the best complete value retried on resume), then the authors' GUME to convergence
+#    (the two `siger tune` commands of the multi-dataset studies above, unchanged; stopped at 29
+#    (SIGER) and 25 (MGCN) of 40 finished trials)
+python -m benchmarks.authors --model GUME --mmrec $MMREC/src --full --cache ${CACHE:-/tmp/authors} --record
