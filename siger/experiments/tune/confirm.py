@@ -144,6 +144,7 @@ def _confirm_multi(spec, chosen, params, seed_list, jobs, threads, log) -> dict[
                 r, ref = runs[(t.number, name, s)], refs[(name, s)]
                 rel[s] = float(r["valid"][metric]) / float(ref["valid"][metric])
                 rel_test[s] = float(r["test"][metric]) / float(ref["test"][metric])
+            # the ratios' mean and t interval: their paired difference from a constant 1 (level with the reference)
             mean, lo, hi, _ = paired_diff(rel, dict.fromkeys(rel, 1.0))
             datasets[name] = {"rel": [rel[s] for s in seed_list], "rel_mean": 1.0 + mean,
                               "interval": [1.0 + lo, 1.0 + hi],
