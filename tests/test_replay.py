@@ -142,3 +142,51 @@ def test_verify_names_a_record_todays_plain_command_would_train_on(planted_dir):
     assert rule({**rec, "epochs_run": warmup + 20, "best_epoch": warmup - 1}) is None  # past it: same stop
     assert rule({**rec, "config": {"train": {**train, "warmup_steps": 0}}}) is None  # a key it has: its own rule
     assert rule({**rec, "stopped": "epochs"}) is None
+
+
+def test_the_tolerance_is_exact_on_the_machine_that_made_the_head_and_loose_elsewhere():
+    from siger.experiments.replay import CROSS_MACHINE_METRIC_RTOL, CROSS_MACHINE_RTOL, cpu_and_torch, default_rtol
+
+    cross = (CROSS_MACHINE_RTOL, CROSS_MACHINE_METRIC_RTOL)
+
+    amd = "AMD EPYC, 2 cpus, torch 2.13.0+cpu, 1 threads, Python 3.11.7"
+    assert cpu_and_torch(amd) == ("AMD EPYC", "2.13.0+cpu")
+    # threads and Python do not change a float; the CPU model and torch do
+    assert default_rtol(amd, "AMD EPYC, 2 cpus, torch 2.13.0+cpu, 4 threads, Python 3.12.1") == (0.0, 0.0)
+    assert default_rtol(amd, "Intel(R) Xeon(R) Processor, 2 cpus, torch 2.13.0+cpu, 1 threads, Python 3.11.7") \
+        == cross
+    assert default_rtol(amd, "AMD EPYC, 2 cpus, torch 2.12.0+cpu, 1 threads, Python 3.11.7") == cross
+    assert default_rtol(None, amd) == cross  # unknown: another machine
+
+
+def test_a_record_from_another_machine_replays_within_the_loose_tolerance_only(planted_dir, tmp_path):
+    from siger.train.record import machine
+
+    rec = _record(planted_dir, tmp_path)
+    # the same head with every loss a relative 1e-7 off: what another CPU model gives
+    rec["log_head"] = [{**h, "loss": {k: v * (1 + 1e-7) for k, v in h["loss"].items()}} for h in rec["log_head"]]
+    rec["machine"] = "Some Other CPU, 8 cpus, torch 2.13.0+cpu, 1 threads, Python 3.11.7"
+    v = verify_record(rec, 2, Checkouts(), str(planted_dir))
+    assert v.ok and v.rtol == (1e-6, 1e-4)
+    # a head replayed at its commit before heads named their machine: unknown, so loose as well
+    rec["machine"] = machine()
+    assert verify_record({**rec, "log_head_source": "replayed at 0123456789ab"}, 2, Checkouts(),
+                         str(planted_dir)).rtol == (1e-6, 1e-4)
+    assert verify_record(rec, 2, Checkouts(), str(planted_dir)).rtol == (0.0, 0.0)  # this machine's own head
+    assert not verify_record(rec, 2, Checkouts(), str(planted_dir)).ok
+    rec["machine"] = "Some Other CPU, 8 cpus, torch 2.13.0+cpu, 1 threads, Python 3.11.7"
+    v = verify_record(rec, 2, Checkouts(), str(planted_dir), rtol=0.0)  # asked for exact: it is not
+    assert not v.ok and all("loss" in d for d in v.diffs)
+    rec["log_head"][0]["loss"]["bpr"] *= 1 + 1e-5  # a real change is still caught across machines
+    v = verify_record(rec, 2, Checkouts(), str(planted_dir))
+    assert not v.ok and v.diffs == [f"epoch 0 loss bpr: record {rec['log_head'][0]['loss']['bpr']!r}, "
+                                    f"replay {v.diffs[0].split('replay ')[1]}"]
+
+
+def test_compare_can_hold_metrics_to_their_own_tolerance():
+    a = [{"epoch": 0, "loss": {"bpr": 0.5}, "valid": {"map@50": 0.04274650860207864}}]
+    b = [{"epoch": 0, "loss": {"bpr": 0.5 * (1 + 1e-8)}, "valid": {"map@50": 0.04274613095058752}}]  # measured
+    assert compare(a, b, 1e-6, 1e-4) == []
+    assert compare(a, b, 1e-6) == [f"epoch 0 valid map@50: record {a[0]['valid']['map@50']!r}, "
+                                   f"replay {b[0]['valid']['map@50']!r}"]
+    assert compare(a, b, 1e-9, 1e-4) == [f"epoch 0 loss bpr: record 0.5, replay {b[0]['loss']['bpr']!r}"]

@@ -109,8 +109,9 @@ def register(sub, train_epilog: str | None = None) -> None:
     p.add_argument("--sample", type=int, default=None, metavar="N",
                    help="verify: replay N records chosen at random (seeded; default: every one)")
     p.add_argument("--epochs", type=int, default=2, help="verify: epochs replayed per record (default 2)")
-    p.add_argument("--rtol", type=float, default=0.0,
-                   help="verify: relative tolerance of the comparison (default 0: exact, as on the CPU with one torch)")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="verify: relative tolerance of the comparison (default: 0, exact, for a record made on this "
+                        "CPU model and torch; 1e-6 for one made on another)")
     p.add_argument("--per-setting", action="store_true",
                    help="verify: replay one seed of each setting (made at one commit) and stamp its other seeds by it")
     p.add_argument("--all", action="store_true",

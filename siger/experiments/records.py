@@ -126,7 +126,8 @@ def add_runs(paths: list[str | Path], table: str, label: str | None = None, note
     records = load_records(records_path)
     # a run already in another table keeps what replays established for it there: its verified
     # stamp, and the first epochs a replay recovered for a record made before records carried them
-    for k in ("verified", "log_head"):
+    # (with where and on which machine they were replayed)
+    for k in ("verified", "log_head", "log_head_source", "log_head_machine"):
         known = {r["id"]: r[k] for r in records if k in r}
         for rec in new:
             if k not in rec and rec["id"] in known:

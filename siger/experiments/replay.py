@@ -5,8 +5,16 @@ commit; that flags every refactor. The replay settles it: the record's config is
 its first few epochs (``epochs``, default 2) on the current code, and the per-epoch loss terms and
 valid metrics are compared with the record's own first epochs (``log_head``, which every run record
 carries since 2026-12-05). A record made before then gets its head once by the same replay on the
-code of its own commit (a temporary git worktree), and keeps it. With the same torch on the CPU
-the replay is exact: the comparison asks for equal numbers (``rtol`` 0) unless told otherwise.
+code of its own commit (a temporary git worktree), and keeps it. With the same torch on the same
+CPU model the replay is exact, and the comparison asks for equal numbers (``rtol`` 0). A head made
+on another CPU model or torch (the record's ``machine``; a head replayed at the record's commit
+before heads named their machine counts as unknown) differs in the last bits of its floats
+(vectorised kernels round differently; measured between an AMD EPYC and an Intel Xeon: loss terms
+up to a relative 1e-7 after two epochs, and a near-tie ranked the other way at one user moves a
+metric@50 by 1e-5 on ml100k). There the comparison allows :data:`CROSS_MACHINE_RTOL` on loss terms
+and :data:`CROSS_MACHINE_METRIC_RTOL` on valid metrics unless told otherwise (:func:`default_rtol`);
+a code change that moves a loss term by more than a relative 1e-6 is still caught, and a stamp
+made so names its tolerance.
 
 A record whose replay matches is stamped ``verified: {commit, epochs}``; the git check then counts
 changes from that commit on, so a refactor that changes no number leaves every record current. A
@@ -25,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,7 +43,35 @@ from typing import Any, Callable
 
 import yaml
 
-from siger.train.record import REPO, git_state, log_head, stop_check
+from siger.train.record import REPO, git_state, log_head, machine, stop_check
+
+CROSS_MACHINE_RTOL = 1e-6  # loss terms: 10x the largest difference measured across CPU models
+CROSS_MACHINE_METRIC_RTOL = 1e-4  # valid metrics: ~10 near-ties ordered the other way on ml100k
+
+
+def cpu_and_torch(machine_line: str | None) -> tuple[str, str] | None:
+    """The CPU model and torch version of a :func:`siger.train.record.machine` line, or None."""
+    if not machine_line:
+        return None
+    cpu = re.match(r"(.*?), \d+ cpus", machine_line)
+    torch_v = re.search(r"torch ([^,]+)", machine_line)
+    return (cpu.group(1), torch_v.group(1)) if cpu and torch_v else None
+
+
+def default_rtol(head_machine: str | None, here: str) -> tuple[float, float]:
+    """``(loss terms, valid metrics)`` tolerances: exact when the head was made on this CPU model
+    with this torch, else :data:`CROSS_MACHINE_RTOL` and :data:`CROSS_MACHINE_METRIC_RTOL` (an
+    unknown machine counts as another)."""
+    a, b = cpu_and_torch(head_machine), cpu_and_torch(here)
+    return (0.0, 0.0) if a is not None and a == b else (CROSS_MACHINE_RTOL, CROSS_MACHINE_METRIC_RTOL)
+
+
+def head_machine(rec: dict[str, Any]) -> str | None:
+    """The machine that made ``rec``'s head: the run's own for its own head, the replaying machine
+    for a head replayed at its commit (None when that went unrecorded)."""
+    if rec.get("log_head_source", "the run itself") == "the run itself":
+        return rec.get("machine")
+    return rec.get("log_head_machine")
 
 
 class ReplayError(RuntimeError):
@@ -125,10 +162,13 @@ def replay(config: dict[str, Any], epochs: int, code: Path, data_dir: str | None
         return res
 
 
-def compare(want: list[dict[str, Any]], got: list[dict[str, Any]], rtol: float = 0.0) -> list[str]:
+def compare(want: list[dict[str, Any]], got: list[dict[str, Any]], rtol: float = 0.0,
+            metric_rtol: float | None = None) -> list[str]:
     """The differences between two log heads (same epochs, loss terms, valid metrics), as lines;
-    [] when they agree within ``rtol`` (0: exactly)."""
+    [] when they agree within ``rtol`` (0: exactly; ``metric_rtol`` for the valid metrics,
+    default ``rtol``)."""
     diffs = []
+    tol = {"loss": rtol, "valid": rtol if metric_rtol is None else metric_rtol}
     if len(got) < len(want):
         diffs.append(f"replay has {len(got)} epochs, the record {len(want)}")
     for a, b in zip(want, got):
@@ -137,7 +177,7 @@ def compare(want: list[dict[str, Any]], got: list[dict[str, Any]], rtol: float =
             for k in sorted(set(x) | set(y)):
                 if k not in x or k not in y:
                     diffs.append(f"epoch {a['epoch']} {part} {k}: only in {'the record' if k in x else 'the replay'}")
-                elif abs(x[k] - y[k]) > rtol * max(abs(x[k]), abs(y[k])):
+                elif abs(x[k] - y[k]) > tol[part] * max(abs(x[k]), abs(y[k])):
                     diffs.append(f"epoch {a['epoch']} {part} {k}: record {x[k]!r}, replay {y[k]!r}")
     return diffs
 
@@ -188,6 +228,7 @@ class Verdict:
     ok: bool
     diffs: list[str]
     head_source: str
+    rtol: tuple[float, float] = (0.0, 0.0)  # (loss terms, valid metrics)
 
 
 def record_modes(rec: dict[str, Any]) -> list[str] | None:
@@ -210,29 +251,33 @@ def ensure_head(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_dir
         return None
     old = replay(rec["config"], epochs, checkouts(rec["commit"]), data_dir, modes)
     rec["log_head"], rec["log_head_source"] = old["head"], f"replayed at {rec['commit'][:12]}"
+    rec["log_head_machine"] = machine()
     if modes:
         rec["modes_head"] = {"epochs": epochs, "modes": old["modes"]}
     return rec["log_head_source"]
 
 
 def verify_record(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_dir: str | None = None,
-                  rtol: float = 0.0, code: Path = REPO) -> Verdict:
+                  rtol: float | None = None, code: Path = REPO) -> Verdict:
     """Replay one run record on the code at ``code`` and compare (see the module docstring). A
-    record without a ``log_head`` gets one from a replay at its own commit, stored in ``rec``."""
+    record without a ``log_head`` gets one from a replay at its own commit, stored in ``rec``.
+    ``rtol`` None: :func:`default_rtol` of the machine that made the head and this one; a number:
+    that tolerance on every compared value."""
     modes = record_modes(rec)
     label = f"{rec.get('table')}/{rec.get('dataset')}/{rec.get('label')}/seed {rec.get('seed')}"
     source = ensure_head(rec, epochs, checkouts, data_dir)
     if source is None:
         return Verdict(rec["id"], label, False, ["no clean commit to replay the record's own code at"], "-")
+    tol = default_rtol(head_machine(rec), machine()) if rtol is None else (rtol, rtol)
     new = replay(rec["config"], epochs, code, data_dir, modes)
-    diffs = compare(rec["log_head"][:epochs], new["head"], rtol)
+    diffs = compare(rec["log_head"][:epochs], new["head"], *tol)
     if modes:
-        diffs += _compare_modes(rec["modes_head"]["modes"], new["modes"], rtol)
-    return Verdict(rec["id"], label, not diffs, diffs, source)
+        diffs += _compare_modes(rec["modes_head"]["modes"], new["modes"], tol[1])
+    return Verdict(rec["id"], label, not diffs, diffs, source, tol)
 
 
 def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, data_dir: str | None = None,
-           rtol: float = 0.0, seed: int = 0, only_stale: bool = True, log: Callable[[str], None] = print,
+           rtol: float | None = None, seed: int = 0, only_stale: bool = True, log: Callable[[str], None] = print,
            save: Callable[[list[dict[str, Any]]], None] | None = None,
            per_setting: bool = False) -> tuple[list[dict[str, Any]], list[Verdict]]:
     """Replay ``sample`` run records (all when None; by default only those the git check finds
@@ -276,16 +321,19 @@ def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, d
             rec = by_id[rid][0]
             v = verify_record(rec, epochs, checkouts, data_dir, rtol)
             verdicts.append(v)
-            log(f"{'ok  ' if v.ok else 'DIFF'} {v.label} (head: {v.head_source})"
+            log(f"{'ok  ' if v.ok else 'DIFF'} {v.label} (head: {v.head_source}"
+                + (f"; made on another CPU or torch: rtol {v.rtol[0]:g} (losses), {v.rtol[1]:g} (metrics)"
+                   if any(v.rtol) else "") + ")"
                 + "".join(f"\n       {d}" for d in v.diffs[:5]))
             for r in (r for member in groups[rid] for r in by_id[member]):
                 if r["id"] == rid:
-                    for k in ("log_head", "log_head_source", "modes_head"):
+                    for k in ("log_head", "log_head_source", "log_head_machine", "modes_head"):
                         if k in rec:
                             r[k] = rec[k]
                 stop = stop_check(r) or today(r)
                 if v.ok and stop is None:
                     r["verified"] = {"commit": state["commit"], "epochs": epochs,
+                                     **({"rtol": list(v.rtol)} if any(v.rtol) else {}),
                                      **({"by": rid} if r["id"] != rid else {})}
                     r.pop("replay_differs", None)
                 else:
