@@ -190,3 +190,28 @@ def test_compare_can_hold_metrics_to_their_own_tolerance():
     assert compare(a, b, 1e-6) == [f"epoch 0 valid map@50: record {a[0]['valid']['map@50']!r}, "
                                    f"replay {b[0]['valid']['map@50']!r}"]
     assert compare(a, b, 1e-9, 1e-4) == [f"epoch 0 loss bpr: record 0.5, replay {b[0]['loss']['bpr']!r}"]
+
+
+def test_graphs_one_code_tree_cached_cannot_hide_another_trees_change(planted_dir, tmp_path):
+    """One verification, two code trees: the current code fills its graph cache first; a copy whose
+    kNN graph builder is changed still builds (and is judged on) its own graphs."""
+    rec = _record(planted_dir, tmp_path)
+    checkouts = Checkouts()
+    try:
+        assert verify_record(rec, 1, checkouts, str(planted_dir)).ok
+        assert any(checkouts.cache(REPO).glob("graphs/knn_*"))  # the current code's graphs, cached
+        code = tmp_path / "code"
+        shutil.copytree(REPO / "siger", code / "siger", ignore=shutil.ignore_patterns("__pycache__"))
+        graphs = code / "siger" / "data" / "graphs.py"
+        text = graphs.read_text()
+        assert "def knn_graph(" in text
+        graphs.write_text(text.replace("def knn_graph(", "def _knn_graph(") + "\n\ndef knn_graph(*a, **k):\n"
+                          "    return 1.5 * _knn_graph(*a, **k)\n")
+        assert checkouts.cache(code) != checkouts.cache(REPO)
+        v = verify_record(rec, 1, checkouts, str(planted_dir), code=code)
+        assert not v.ok and v.diffs
+        assert verify_record(rec, 1, checkouts, str(planted_dir)).ok  # the current code's cache is untouched
+    finally:
+        root = checkouts._root
+        checkouts.close()
+    assert not root.exists()

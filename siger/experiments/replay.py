@@ -19,8 +19,10 @@ made so names its tolerance.
 A record whose replay matches is stamped ``verified: {commit, epochs}``; the git check then counts
 changes from that commit on, so a refactor that changes no number leaves every record current. A
 record evaluated by mode (cold items: warm / cold / all; cold users: warm / cold_users) replays those modes after the
-short training. Replays run in a subprocess with a fresh graph cache: nothing a cached graph or a
-loaded module holds can hide a change.
+short training. Replays run in a subprocess with a graph cache of their own code tree, empty when
+the verification starts (:meth:`Checkouts.cache`): nothing a graph built by other code or a loaded
+module holds can hide a change, and the replays of one verification on one code tree build each
+graph once (a TikTok replay of one epoch: 15 s with an empty cache, 11 s with the graphs built).
 
 A replay of the first epochs cannot see where a run stopped; two checks on the record can: its
 early stop under its own rule (:func:`siger.train.record.stop_check`), and under today's plain
@@ -34,6 +36,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,15 +138,17 @@ class DefaultRule:
 
 
 def replay(config: dict[str, Any], epochs: int, code: Path, data_dir: str | None = None,
-           modes: list[str] | None = None) -> dict[str, Any]:
+           modes: list[str] | None = None, cache_dir: Path | None = None) -> dict[str, Any]:
     """Train ``config`` (a saved ``Config.to_dict()``) for ``epochs`` epochs with the code checked
     out at ``code``, in a subprocess; returns ``{"head": log_head(...), "modes": ...}`` (``modes``:
-    the cold-start evaluation of the short run, when asked)."""
+    the cold-start evaluation of the short run, when asked). ``cache_dir``: a graph cache that only
+    the code at ``code`` has written (default: an empty one, removed after)."""
     cfg = json.loads(json.dumps(config))
     cfg["train"].update(epochs=epochs, progress=False, data_dir=_data_dir(cfg, data_dir))
     with tempfile.TemporaryDirectory(prefix="siger-replay-") as tmp:
         tmp = Path(tmp)
-        cfg["train"]["cache_dir"] = str(tmp / "cache")  # a fresh graph cache: old graphs cannot hide a change
+        # graphs built by other code cannot hide a change
+        cfg["train"]["cache_dir"] = str(cache_dir if cache_dir is not None else tmp / "cache")
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": str(cfg["train"].get("num_threads") or 1)}
         run = tmp / "run"
@@ -196,11 +201,21 @@ def _compare_modes(want: dict | None, got: dict | None, rtol: float) -> list[str
 
 
 class Checkouts:
-    """Temporary git worktrees of past commits (one per commit, removed on close)."""
+    """Temporary git worktrees of past commits (one per commit) and a graph cache per code tree,
+    removed on close."""
 
     def __init__(self, repo: Path = REPO):
         self.repo, self._dirs = repo, {}
         self._root = Path(tempfile.mkdtemp(prefix="siger-commits-"))
+        self._caches: dict[str, Path] = {}
+
+    def cache(self, code: Path) -> Path:
+        """The graph cache of the replays that run the code at ``code`` (empty at first: only
+        that code writes it)."""
+        key = str(Path(code).resolve())
+        if key not in self._caches:
+            self._caches[key] = self._root / "caches" / str(len(self._caches))
+        return self._caches[key]
 
     def __call__(self, commit: str) -> Path:
         if commit not in self._dirs:
@@ -217,6 +232,8 @@ class Checkouts:
             subprocess.run(["git", "-C", str(self.repo), "worktree", "remove", "--force", str(path)],
                            capture_output=True)
         self._dirs.clear()
+        self._caches.clear()
+        shutil.rmtree(self._root, ignore_errors=True)
 
 
 @dataclass
@@ -249,7 +266,8 @@ def ensure_head(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_dir
         return rec.get("log_head_source", "the run itself")
     if not rec.get("commit") or rec.get("dirty_code"):
         return None
-    old = replay(rec["config"], epochs, checkouts(rec["commit"]), data_dir, modes)
+    code = checkouts(rec["commit"])
+    old = replay(rec["config"], epochs, code, data_dir, modes, checkouts.cache(code))
     rec["log_head"], rec["log_head_source"] = old["head"], f"replayed at {rec['commit'][:12]}"
     rec["log_head_machine"] = machine()
     if modes:
@@ -269,7 +287,7 @@ def verify_record(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_d
     if source is None:
         return Verdict(rec["id"], label, False, ["no clean commit to replay the record's own code at"], "-")
     tol = default_rtol(head_machine(rec), machine()) if rtol is None else (rtol, rtol)
-    new = replay(rec["config"], epochs, code, data_dir, modes)
+    new = replay(rec["config"], epochs, code, data_dir, modes, checkouts.cache(code))
     diffs = compare(rec["log_head"][:epochs], new["head"], *tol)
     if modes:
         diffs += _compare_modes(rec["modes_head"]["modes"], new["modes"], tol[1])
