@@ -215,3 +215,36 @@ def test_graphs_one_code_tree_cached_cannot_hide_another_trees_change(planted_di
         root = checkouts._root
         checkouts.close()
     assert not root.exists()
+
+
+def test_parallel_replays_keep_the_order_and_stamps_of_one(monkeypatch):
+    import threading
+    import time
+
+    from siger.experiments import replay as rp
+
+    recs = [{"kind": "run", "id": f"r{i}", "seed": i, "dataset": "d", "config": {"train": {}},
+             "table": "t", "label": "L"} for i in range(5)]
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def fake(rec, *a, **k):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.2 if rec["seed"] % 2 == 0 else 0.05)  # later ones finish first
+        with lock:
+            running[0] -= 1
+        return rp.Verdict(rec["id"], rec["id"], rec["seed"] != 3, [] if rec["seed"] != 3 else ["x"], "the run itself")
+
+    monkeypatch.setattr(rp, "verify_record", fake)
+    monkeypatch.setattr(rp, "git_state", lambda: {"commit": "c0ffee", "dirty_code": []})
+    monkeypatch.setattr(rp, "stop_check", lambda r: None)
+    lines = []
+    out, verdicts = rp.verify([dict(r) for r in recs], None, epochs=1, only_stale=False, log=lines.append, jobs=2)
+    assert peak[0] == 2
+    assert [v.record_id for v in verdicts] == [f"r{i}" for i in range(5)]  # the order of one job
+    assert [r.get("verified") for r in out] == [{"commit": "c0ffee", "epochs": 1}] * 3 + [None] + \
+        [{"commit": "c0ffee", "epochs": 1}]
+    assert out[3]["replay_differs"] == ["x"]
+    seq, _ = rp.verify([dict(r) for r in recs], None, epochs=1, only_stale=False, log=lambda s: None, jobs=1)
+    assert seq == out

@@ -51,7 +51,7 @@ def cmd_results(args, extra) -> int:
 
         records, verdicts = verify(R.load_records(path), args.sample, args.epochs, args.data_dir, args.rtol,
                                    only_stale=not args.all, save=lambda recs: R.save_records(recs, path),
-                                   per_setting=args.per_setting)
+                                   per_setting=args.per_setting, jobs=args.jobs)
         R.save_records(records, path)
         bad = [v for v in verdicts if not v.ok]
         print(f"{path}: {len(verdicts) - len(bad)} of {len(verdicts)} replayed record(s) match the current code")
@@ -114,6 +114,8 @@ def register(sub, train_epilog: str | None = None) -> None:
                         "CPU model and torch; 1e-6 for one made on another)")
     p.add_argument("--per-setting", action="store_true",
                    help="verify: replay one seed of each setting (made at one commit) and stamp its other seeds by it")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="verify: replays at once (each one thread, as its record ran; default 1)")
     p.add_argument("--all", action="store_true",
                    help="verify: replay current records too, not only those the git check finds stale")
     p.add_argument("--records", default="results/records.jsonl", help="the records file (default results/records.jsonl)")

@@ -40,6 +40,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -208,16 +210,22 @@ class Checkouts:
         self.repo, self._dirs = repo, {}
         self._root = Path(tempfile.mkdtemp(prefix="siger-commits-"))
         self._caches: dict[str, Path] = {}
+        self._lock = threading.Lock()
 
     def cache(self, code: Path) -> Path:
         """The graph cache of the replays that run the code at ``code`` (empty at first: only
         that code writes it)."""
         key = str(Path(code).resolve())
-        if key not in self._caches:
-            self._caches[key] = self._root / "caches" / str(len(self._caches))
-        return self._caches[key]
+        with self._lock:
+            if key not in self._caches:
+                self._caches[key] = self._root / "caches" / str(len(self._caches))
+            return self._caches[key]
 
     def __call__(self, commit: str) -> Path:
+        with self._lock:  # parallel replays: one worktree per commit, git's own lock taken once
+            return self._checkout(commit)
+
+    def _checkout(self, commit: str) -> Path:
         if commit not in self._dirs:
             path = self._root / commit[:12]
             out = subprocess.run(["git", "-C", str(self.repo), "worktree", "add", "--detach", str(path), commit],
@@ -297,7 +305,7 @@ def verify_record(rec: dict[str, Any], epochs: int, checkouts: Checkouts, data_d
 def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, data_dir: str | None = None,
            rtol: float | None = None, seed: int = 0, only_stale: bool = True, log: Callable[[str], None] = print,
            save: Callable[[list[dict[str, Any]]], None] | None = None,
-           per_setting: bool = False) -> tuple[list[dict[str, Any]], list[Verdict]]:
+           per_setting: bool = False, jobs: int = 1) -> tuple[list[dict[str, Any]], list[Verdict]]:
     """Replay ``sample`` run records (all when None; by default only those the git check finds
     stale), stamp the ones that match with the current commit, and return the updated records
     and the verdicts (``save``: called with the records after each one, so a stopped
@@ -305,7 +313,10 @@ def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, d
 
     ``per_setting``: replay one run (the lowest seed) of each setting made at one commit on one
     dataset, and stamp the setting's other seeds by it (``verified.by``): the seeds of a setting
-    run the same code, only their random draws differ."""
+    run the same code, only their random draws differ.
+
+    ``jobs``: replays at once (each a one-thread subprocess, as its record ran); the verdicts are
+    logged, stamped and saved in the same order as with one."""
     from siger.experiments.records import setting_key
     from siger.experiments.staleness import Staleness
 
@@ -334,10 +345,13 @@ def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, d
     checkouts = Checkouts()
     today = DefaultRule(data_dir)
     verdicts = []
+    def one(rid: str) -> Verdict:
+        return verify_record(by_id[rid][0], epochs, checkouts, data_dir, rtol)
+
+    pool = ThreadPoolExecutor(max(1, jobs)) if jobs > 1 else None
     try:
-        for rid in ids:
+        for rid, v in zip(ids, pool.map(one, ids) if pool else map(one, ids)):
             rec = by_id[rid][0]
-            v = verify_record(rec, epochs, checkouts, data_dir, rtol)
             verdicts.append(v)
             log(f"{'ok  ' if v.ok else 'DIFF'} {v.label} (head: {v.head_source}"
                 + (f"; made on another CPU or torch: rtol {v.rtol[0]:g} (losses), {v.rtol[1]:g} (metrics)"
@@ -362,5 +376,7 @@ def verify(records: list[dict[str, Any]], sample: int | None, epochs: int = 2, d
             if save is not None:
                 save(records)
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         checkouts.close()
     return records, verdicts
