@@ -159,6 +159,18 @@ def test_the_tolerance_is_exact_on_the_machine_that_made_the_head_and_loose_else
     assert default_rtol(None, amd) == cross  # unknown: another machine
 
 
+def test_the_head_is_judged_by_the_machine_that_made_it():
+    from siger.experiments.replay import head_machine
+
+    rec = {"machine": "AMD EPYC, 2 cpus, torch 2.13.0+cpu, 1 threads, Python 3.11.7"}
+    assert head_machine(rec) == rec["machine"]  # its own head: the run's machine
+    assert head_machine({**rec, "log_head_source": "the run itself"}) == rec["machine"]
+    # replayed at its commit: the replaying machine, unknown before heads named it
+    assert head_machine({**rec, "log_head_source": "replayed at 0123456789ab"}) is None
+    assert head_machine({**rec, "log_head_source": "replayed at 0123456789ab", "log_head_machine": "X, 4 cpus"}) \
+        == "X, 4 cpus"
+
+
 def test_a_record_from_another_machine_replays_within_the_loose_tolerance_only(planted_dir, tmp_path):
     from siger.train.record import machine
 
@@ -166,19 +178,12 @@ def test_a_record_from_another_machine_replays_within_the_loose_tolerance_only(p
     # the same head with every loss a relative 1e-7 off: what another CPU model gives
     rec["log_head"] = [{**h, "loss": {k: v * (1 + 1e-7) for k, v in h["loss"].items()}} for h in rec["log_head"]]
     rec["machine"] = "Some Other CPU, 8 cpus, torch 2.13.0+cpu, 1 threads, Python 3.11.7"
-    v = verify_record(rec, 2, Checkouts(), str(planted_dir))
+    v = verify_record(rec, 1, Checkouts(), str(planted_dir))
     assert v.ok and v.rtol == (1e-6, 1e-4)
-    # a head replayed at its commit before heads named their machine: unknown, so loose as well
-    rec["machine"] = machine()
-    assert verify_record({**rec, "log_head_source": "replayed at 0123456789ab"}, 2, Checkouts(),
-                         str(planted_dir)).rtol == (1e-6, 1e-4)
-    assert verify_record(rec, 2, Checkouts(), str(planted_dir)).rtol == (0.0, 0.0)  # this machine's own head
-    assert not verify_record(rec, 2, Checkouts(), str(planted_dir)).ok
-    rec["machine"] = "Some Other CPU, 8 cpus, torch 2.13.0+cpu, 1 threads, Python 3.11.7"
-    v = verify_record(rec, 2, Checkouts(), str(planted_dir), rtol=0.0)  # asked for exact: it is not
-    assert not v.ok and all("loss" in d for d in v.diffs)
+    mine = verify_record({**rec, "machine": machine()}, 1, Checkouts(), str(planted_dir))  # this machine's head
+    assert mine.rtol == (0.0, 0.0) and not mine.ok and all("loss" in d for d in mine.diffs)
     rec["log_head"][0]["loss"]["bpr"] *= 1 + 1e-5  # a real change is still caught across machines
-    v = verify_record(rec, 2, Checkouts(), str(planted_dir))
+    v = verify_record(rec, 1, Checkouts(), str(planted_dir))
     assert not v.ok and v.diffs == [f"epoch 0 loss bpr: record {rec['log_head'][0]['loss']['bpr']!r}, "
                                     f"replay {v.diffs[0].split('replay ')[1]}"]
 
