@@ -296,6 +296,40 @@ def config_help(model: str, width: int = 100) -> str:
     return "\n".join(lines)
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a mapping may not repeat a key: PyYAML keeps the last
+    value silently, so a key written twice (a stray ``fixed:`` left by an edit) would drop the first."""
+
+
+def _unique_mapping(loader: _UniqueKeys, node: yaml.MappingNode, deep: bool = False) -> dict:
+    first: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        k = loader.construct_object(key_node, deep=True)
+        try:
+            if k in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {k!r} repeated (first on line {first[k]})", key_node.start_mark)
+            first[k] = key_node.start_mark.line + 1
+        except TypeError:  # an unhashable key: the constructor below says so
+            continue
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The YAML document in ``path`` (``what`` it is, for the error), refusing repeated keys; a
+    missing file or bad YAML is a :class:`ConfigError` naming the file (and line)."""
+    p = Path(path)
+    try:
+        return yaml.load(p.read_text(), Loader=_UniqueKeys)
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read {what}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: cannot read {what}: {e}") from None
+
+
 @dataclass(frozen=True)
 class ConfigFile:
     """A YAML config file, read once: its keys flattened (``flat``), and its ``train`` / ``model``
@@ -307,20 +341,21 @@ class ConfigFile:
 
 
 def read_config_file(path: str | Path) -> ConfigFile:
-    """Read a YAML config (``train:``/``model:`` sections or flat keys) once."""
+    """Read a YAML config (``train:``/``model:`` sections or flat keys) once. A key given twice
+    (repeated in one mapping, or in two sections) is an error naming the file and the key."""
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{p}: cannot read config: {e}") from None
+    doc = read_yaml(p, "config") or {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{p}: a config must be a mapping of keys to values")
     flat: dict[str, Any] = {}
+    where: dict[str, str] = {}
     for k, v in doc.items():
-        if k in ("train", "model") and isinstance(v, dict):
-            flat.update(v)
-        else:
-            flat[k] = v
+        section = k in ("train", "model") and isinstance(v, dict)
+        for name, value in (v.items() if section else [(k, v)]):
+            here = f"under {k}:" if section else "at the top level"
+            if name in flat:
+                raise ConfigError(f"{p}: key {name!r} given twice ({where[name]} and {here}); give it once")
+            flat[name], where[name] = value, here
     saved = doc if isinstance(doc.get("train"), dict) and isinstance(doc.get("model"), dict) else None
     return ConfigFile(str(p), flat, saved)
 

@@ -163,3 +163,32 @@ def test_train_and_its_grid_use_nothing_of_the_tuner(tiny_dir, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_config_file_that_gives_a_key_twice_is_refused_naming_file_and_key(tmp_path, capsys):
+    """PyYAML keeps the last of a repeated key silently, and flattening the train: / model:
+    sections would let one overwrite the other: both are errors that name the file, the key and
+    where each was given, and the command exits non-zero."""
+    from siger.cli import main
+    from siger.config import read_config_file
+
+    repeated = tmp_path / "repeated.yaml"
+    repeated.write_text("learning_rate: 0.01\nreg_weight: 1.0e-4\nlearning_rate: 0.001\n")
+    with pytest.raises(ConfigError, match=r"repeated\.yaml.*'learning_rate' repeated \(first on line 1\)"):
+        read_config_file(repeated)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("train:\n  seed: 1\n  seed: 2\nmodel:\n  lambda_p: 0.1\n")
+    with pytest.raises(ConfigError, match=r"nested\.yaml.*'seed' repeated \(first on line 2\)"):
+        read_config_file(nested)
+    across = tmp_path / "across.yaml"
+    across.write_text("train:\n  seed: 1\nmodel:\n  reg_weight: 0.1\nreg_weight: 0.2\n")
+    with pytest.raises(ConfigError, match=r"across\.yaml: key 'reg_weight' given twice \(under model: and at the "
+                                          r"top level\)"):
+        read_config_file(across)
+    assert main(["train", "--model", "LightGCN", "--config", str(repeated), "--out", str(tmp_path / "r")]) != 0
+    assert "repeated.yaml" in capsys.readouterr().err
+    # a run's saved config.yaml (train: and model: sections, no key in both) reads as before
+    ok = tmp_path / "ok.yaml"
+    build_config("SIGER").save(ok)
+    f = read_config_file(ok)
+    assert f.saved is not None and f.flat["lambda_p"] == build_config("SIGER").model.lambda_p

@@ -180,7 +180,6 @@ class Trainer:
         self.test_m = data.matrix("test")
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"epoch": -1, "valid": None, "test": None}
-        self.bad_evals = 0
         self.start_epoch = 0
         self.rule_changed: str | None = None  # set by a resume under other stop-key values (what changed)
 
@@ -254,7 +253,6 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state(self._device) if self._device.type == "cuda" else None,
             "history": self.history,
             "best": self.best,
-            "bad_evals": self.bad_evals,
             "config": self.cfg.to_dict(),
         }
         atomic_write(self.out / "checkpoint.pt", lambda p: torch.save(state, p))
@@ -286,7 +284,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         if self._device.type == "cuda" and state.get("cuda_rng") is not None:  # perturbation noise is drawn there
             torch.cuda.set_rng_state(state["cuda_rng"], self._device)
-        self.history, self.best, self.bad_evals = state["history"], state["best"], state["bad_evals"]
+        self.history, self.best = state["history"], state["best"]
         self.start_epoch = state["epoch"] + 1
         self.log(f"resumed from {path} at epoch {self.start_epoch}")
         return True
@@ -339,11 +337,8 @@ class Trainer:
                 rec["valid"] = valid
                 if self.best["valid"] is None or valid[metric] > self.best["valid"][metric]:
                     self.best = {"epoch": epoch, "valid": valid, "test": self.evaluate("test", emb)}
-                    self.bad_evals = 0
                     if self.write:
                         self._save_model(epoch)
-                else:
-                    self.bad_evals += 1
                 rec["eval_seconds"] = round(time.perf_counter() - t1, 4)
                 self.log(f"epoch {epoch:4d}  loss {sum(losses.values()):.4f}  valid {metric} "
                          f"{valid[metric]:.4f}  best {self.best['valid'][metric]:.4f} @ {self.best['epoch']}  "

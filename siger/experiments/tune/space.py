@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
-from siger.config import ConfigError, build_config, field_types, parse_value, strip_optional
+from siger.config import ConfigError, build_config, field_types, parse_value, read_yaml, strip_optional
 
 SPACES_DIR = Path(__file__).resolve().parents[2] / "models" / "spaces"
 
@@ -190,40 +188,6 @@ def parse_space(doc: dict[str, Any], model: str, where: str = "space") -> Space:
     if clash:
         raise ConfigError(f"{where}: keys both searched and fixed: {clash}")
     return Space(params, fixed)
-
-
-class _UniqueKeys(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a mapping may not repeat a key: PyYAML keeps the last
-    value silently, so a key written twice (a stray ``fixed:`` left by an edit) would drop the first."""
-
-
-def _unique_mapping(loader: _UniqueKeys, node: yaml.MappingNode, deep: bool = False) -> dict:
-    first: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        k = loader.construct_object(key_node, deep=True)
-        try:
-            if k in first:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {k!r} repeated (first on line {first[k]})", key_node.start_mark)
-            first[k] = key_node.start_mark.line + 1
-        except TypeError:  # an unhashable key: the constructor below says so
-            continue
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
-def read_yaml(path: str | Path, what: str) -> Any:
-    """The YAML document in ``path`` (``what`` it is, for the error), refusing repeated keys; a
-    missing file or bad YAML is a :class:`ConfigError` naming the file (and line)."""
-    p = Path(path)
-    try:
-        return yaml.load(p.read_text(), Loader=_UniqueKeys)
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read {what}: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: cannot read {what}: {e}") from None
 
 
 def load_space(path: str | Path | None, model: str) -> Space:
