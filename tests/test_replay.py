@@ -172,7 +172,7 @@ def test_the_head_is_judged_by_the_machine_that_made_it():
 
 
 def test_a_record_from_another_machine_replays_within_the_loose_tolerance_only(planted_dir, tmp_path):
-    from siger.train.record import machine
+    from siger.train.record import git_state, machine
 
     rec = _record(planted_dir, tmp_path)
     # the same head with every loss a relative 1e-7 off: what another CPU model gives
@@ -182,10 +182,24 @@ def test_a_record_from_another_machine_replays_within_the_loose_tolerance_only(p
     assert v.ok and v.rtol == (1e-6, 1e-4)
     mine = verify_record({**rec, "machine": machine()}, 1, Checkouts(), str(planted_dir))  # this machine's head
     assert mine.rtol == (0.0, 0.0) and not mine.ok and all("loss" in d for d in mine.diffs)
-    rec["log_head"][0]["loss"]["bpr"] *= 1 + 1e-5  # a real change is still caught across machines
+    rec["log_head"][0]["loss"]["bpr"] *= 1 + 1e-5  # off by more than the tolerance allows
+    rec["commit"], rec["dirty_code"] = None, []  # no commit to re-derive the head at: a difference
     v = verify_record(rec, 1, Checkouts(), str(planted_dir))
     assert not v.ok and v.diffs == [f"epoch 0 loss bpr: record {rec['log_head'][0]['loss']['bpr']!r}, "
                                     f"replay {v.diffs[0].split('replay ')[1]}"]
+    # with its commit, the head is re-derived on this machine and the two replays compared exactly:
+    # the code at HEAD computes what the code now does
+    rec["commit"] = git_state()["commit"]
+    v = verify_record(rec, 1, Checkouts(), str(planted_dir))
+    assert v.ok and v.rtol == (0.0, 0.0) and "re-derived at" in v.head_source
+    # and a changed loss against that re-derived head is caught exactly
+    code = tmp_path / "code"
+    shutil.copytree(REPO / "siger", code / "siger", ignore=shutil.ignore_patterns("__pycache__"))
+    losses = code / "siger" / "models" / "losses.py"
+    losses.write_text(losses.read_text().replace("def bpr_loss(", "def _bpr_loss(")
+                      + "\n\ndef bpr_loss(*a, **k):\n    return 1.0001 * _bpr_loss(*a, **k)\n")
+    v = verify_record(rec, 1, Checkouts(), str(planted_dir), code=code)
+    assert not v.ok and any("loss bpr" in d for d in v.diffs) and "re-derived at" in v.head_source
 
 
 def test_compare_can_hold_metrics_to_their_own_tolerance():
