@@ -336,3 +336,20 @@ python -m benchmarks.authors --model DRAGON --mmrec $MMREC/src --full --cache ${
 #    (the two `siger tune` commands of the multi-dataset studies above, unchanged; stopped at 29
 #    (SIGER) and 25 (MGCN) of 40 finished trials)
 python -m benchmarks.authors --model GUME --mmrec $MMREC/src --full --cache ${CACHE:-/tmp/authors} --record
+
+# -- 2026-12-06, afternoon (an Intel Xeon machine; the records before were made on an AMD EPYC):
+#    the two multi-dataset studies resumed (the `siger tune` commands above, unchanged; SIGER to 40
+#    finished trials, MGCN stopped at 39), then SIGER's confirmation of its top three began (the
+#    same command plus the two options below; stopped after the reference runs of ml100k_thin,
+#    ml100k_thin_g50, baby_thin and tiktok at seeds 1000-1001)
+#      ... --confirm-top 3 --confirm-seeds 3
+#    then the config loader became strict (siger/config.py) and Trainer lost its dead bad_evals:
+#    every record replayed (one seed per setting, one epoch; cross-machine heads within 1e-6 /
+#    1e-4, else re-derived at their own commit on this machine and compared exactly: 132 of 132),
+#    and the count-only baselines recomputed (unchanged)
+siger results verify --per-setting --epochs 1 --data-dir data/derived --jobs 2
+siger results verify --per-setting --epochs 1 --data-dir data/derived --jobs 2   # the 4 decided exactly
+for d in tiktok baby ml100k; do siger results mostpop --dataset $d --data-dir $DATA; done
+for d in ml100k_thin baby_thin; do siger results mostpop --dataset $d --data-dir data/derived; done
+for d in ml100k_cold tiktok_cold; do siger results content --dataset $d --data-dir data/derived; done
+for d in ml100k_cu tiktok_cu; do siger results mostpop-cold-users --dataset $d --data-dir data/derived; done
