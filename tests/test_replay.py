@@ -21,6 +21,19 @@ def _record(planted_dir, tmp_path):
     return json.loads((tmp_path / "run" / "record.json").read_text())
 
 
+def _scaled_copy(tmp_path, module: str, func: str, factor: float):
+    """A copy of the package (under ``tmp_path/code``) whose ``module``.``func`` returns ``factor``
+    times what it did: a code change a replay must catch."""
+    code = tmp_path / "code"
+    shutil.copytree(REPO / "siger", code / "siger", ignore=shutil.ignore_patterns("__pycache__"))
+    path = code / "siger" / f"{module.replace('.', '/')}.py"
+    text = path.read_text()
+    assert f"def {func}(" in text
+    path.write_text(text.replace(f"def {func}(", f"def _{func}(")
+                    + f"\n\ndef {func}(*a, **k):\n    return {factor} * _{func}(*a, **k)\n")
+    return code
+
+
 def test_compare_is_exact_by_default_and_names_what_differs():
     a = [{"epoch": 0, "loss": {"bpr": 0.5, "reg": 1e-6}, "valid": {"recall@20": 0.1}}]
     assert compare(a, json.loads(json.dumps(a))) == []
@@ -37,13 +50,7 @@ def test_a_record_replays_exactly_and_a_changed_loss_is_caught(planted_dir, tmp_
     v = verify_record(rec, 2, Checkouts(), str(planted_dir))
     assert v.ok and v.diffs == [] and v.head_source == "the run itself"
     # the same record against a copy of the code whose BPR loss is scaled by 1.0001
-    code = tmp_path / "code"
-    shutil.copytree(REPO / "siger", code / "siger", ignore=shutil.ignore_patterns("__pycache__"))
-    losses = code / "siger" / "models" / "losses.py"
-    text = losses.read_text()
-    assert "def bpr_loss" in text
-    losses.write_text(text.replace("def bpr_loss(", "def _bpr_loss(") + "\n\ndef bpr_loss(*a, **k):\n"
-                      "    return 1.0001 * _bpr_loss(*a, **k)\n")
+    code = _scaled_copy(tmp_path, "models.losses", "bpr_loss", 1.0001)
     v = verify_record(rec, 2, Checkouts(), str(planted_dir), code=code)
     assert not v.ok and any("loss bpr" in d for d in v.diffs)
 
@@ -193,11 +200,7 @@ def test_a_record_from_another_machine_replays_within_the_loose_tolerance_only(p
     v = verify_record(rec, 1, Checkouts(), str(planted_dir))
     assert v.ok and v.rtol == (0.0, 0.0) and "re-derived at" in v.head_source
     # and a changed loss against that re-derived head is caught exactly
-    code = tmp_path / "code"
-    shutil.copytree(REPO / "siger", code / "siger", ignore=shutil.ignore_patterns("__pycache__"))
-    losses = code / "siger" / "models" / "losses.py"
-    losses.write_text(losses.read_text().replace("def bpr_loss(", "def _bpr_loss(")
-                      + "\n\ndef bpr_loss(*a, **k):\n    return 1.0001 * _bpr_loss(*a, **k)\n")
+    code = _scaled_copy(tmp_path, "models.losses", "bpr_loss", 1.0001)
     v = verify_record(rec, 1, Checkouts(), str(planted_dir), code=code)
     assert not v.ok and any("loss bpr" in d for d in v.diffs) and "re-derived at" in v.head_source
 
@@ -219,13 +222,7 @@ def test_graphs_one_code_tree_cached_cannot_hide_another_trees_change(planted_di
     try:
         assert verify_record(rec, 1, checkouts, str(planted_dir)).ok
         assert any(checkouts.cache(REPO).glob("graphs/knn_*"))  # the current code's graphs, cached
-        code = tmp_path / "code"
-        shutil.copytree(REPO / "siger", code / "siger", ignore=shutil.ignore_patterns("__pycache__"))
-        graphs = code / "siger" / "data" / "graphs.py"
-        text = graphs.read_text()
-        assert "def knn_graph(" in text
-        graphs.write_text(text.replace("def knn_graph(", "def _knn_graph(") + "\n\ndef knn_graph(*a, **k):\n"
-                          "    return 1.5 * _knn_graph(*a, **k)\n")
+        code = _scaled_copy(tmp_path, "data.graphs", "knn_graph", 1.5)
         assert checkouts.cache(code) != checkouts.cache(REPO)
         v = verify_record(rec, 1, checkouts, str(planted_dir), code=code)
         assert not v.ok and v.diffs
