@@ -220,6 +220,21 @@ def test_a_run_the_old_rule_stopped_inside_the_warmup_is_continued(tiny_dir, tmp
     assert train_or_load(cfg, tmp_path / "r", log=lambda s: None)["epochs_run"] == 7  # nothing more
 
 
+def test_a_run_the_current_rule_stopped_inside_the_warmup_is_reused_untouched(tiny_dir, tmp_path):
+    """Best epoch 0, inside a 5-epoch warm-up, stopped by today's rule at epoch 6: loading it again
+    returns metrics.json as training wrote it (its peak RSS is the training's, not the loader's)."""
+    from siger.experiments.runs import train_or_load
+
+    cfg = _cfg(tiny_dir, "LightGCN", epochs=200, patience=2, learning_rate=0.0, warmup_epochs=5, warmup_steps=0)
+    first = _fit(cfg, tmp_path / "r")
+    assert first["epochs_run"] == 7 and first["best_epoch"] == 0 and first["stopped_early"]
+    path = tmp_path / "r" / "metrics.json"
+    marked = {**json.loads(path.read_text()), "peak_rss_mb": -1.0}
+    path.write_text(json.dumps(marked))
+    assert train_or_load(cfg, tmp_path / "r", log=lambda s: None) == marked
+    assert json.loads(path.read_text()) == marked
+
+
 def test_eval_callback_sees_every_evaluation_and_can_stop_the_run(tiny_dir, tmp_path):
     seen = []
 
