@@ -123,3 +123,18 @@ def peak_rss_50k_items(tmp_path: Path, module: str, cls: str) -> float:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+def fit_tiny_with_authors_defaults(model: str, tiny_dir: Path, run_dir: Path):
+    """Three epochs of ``model`` at its registered defaults on the tiny dataset (knn_k 3, batch 4,
+    no warm-up: the tiny valid split would hold every epoch): ``(config, trainer, result)``, after
+    checking that training and evaluation finished with a valid score and a finite test Recall@20."""
+    from siger.config import build_config
+    from siger.train.trainer import Trainer, load_data
+
+    cfg = build_config(model, "tiny", {"data_dir": str(tiny_dir), "epochs": 3, "batch_size": 4, "knn_k": 3,
+                                       "topk": [5, 10, 20], "progress": False, "warmup_epochs": 0, "warmup_steps": 0})
+    trainer = Trainer(cfg, load_data(cfg), run_dir, log=lambda s: None)
+    res = trainer.fit()
+    assert res["valid"] is not None and np.isfinite(res["test"]["recall@20"])
+    return cfg, trainer, res
