@@ -318,6 +318,7 @@ def test_confirmation_of_a_multi_dataset_study_scores_each_seed_against_its_own_
     the per-dataset means. A trial with the reference's config links to the reference's runs."""
     from siger.config import build_config
     from siger.experiments.tune import confirm_top
+    from siger.experiments.tune.confirm import choose_winner
 
     data = tmp_path / "data"
     for i, n in enumerate(("p1", "p2")):
@@ -351,7 +352,9 @@ def test_confirmation_of_a_multi_dataset_study_scores_each_seed_against_its_own_
             assert lo <= d["rel_mean"] <= hi
         assert r["value"] == pytest.approx(min(r["datasets"][n]["rel_mean"] for n in ("p1", "p2")))
         assert r["value_per_seed"][1] == pytest.approx(min(r["datasets"][n]["rel"][1] for n in ("p1", "p2")))
-    assert c["best"]["value"] == max(r["value"] for r in c["rows"])
+    assert c["best_by_value"] == max(c["rows"], key=lambda r: r["value"])["number"]
+    assert c["best"]["number"] == choose_winner(c["rows"], "worst")["best"]["number"]
+    assert c["best_by_value"] in [t["number"] for t in c["tied"]]
     ref_trial = next(r for r in c["rows"] if r["params"]["learning_rate"] == lr)
     for n in ("p1", "p2"):  # the reference's own config: its seed-1000 runs are the references'
         run = st / "confirm" / f"{ref_trial['number']:04d}" / "seed1000" / n
@@ -361,6 +364,7 @@ def test_confirmation_of_a_multi_dataset_study_scores_each_seed_against_its_own_
     assert winner["train"]["learning_rate"] == c["best"]["params"]["learning_rate"]
     text = (st / "study.md").read_text()
     assert "## Confirmation: the top 2 trials over 2 seeds" in text and "| trial | p1 | p2 | worst of the means |" in text
+    assert "| mean over the datasets |" in text and "— (the best worst case) |" in text
     from siger.experiments.records import study_record
     from siger.experiments.report import study_table
 
@@ -428,3 +432,31 @@ def test_a_trial_pruned_at_or_above_the_floor_before_it_existed_is_stale():
                           "then (1.0160), which no longer prunes: the run trains on"]
     assert [why(t) for t in (best, below, judged, bounded, early)] == [[]] * 5
     assert pruned_above_floor(NS(aggregate="mean"), trials)(above) == []
+
+
+def test_the_confirmed_winner_is_the_best_mean_among_worst_cases_the_seeds_cannot_tell_apart():
+    """A has the best worst case. B's per-seed worst cases differ from A's by -0.02, +0.01, -0.005:
+    mean -0.005, sd 0.015, half width t(0.975, 2) 4.303 * 0.015 / sqrt(3) = 0.0373, so the
+    interval [-0.042, +0.032] reaches zero and B ties; its mean over the datasets (1.1075) beats
+    A's (1.06). C is below A by 0.03 at every seed (interval [-0.03, -0.03]): out, whatever its mean."""
+    from siger.experiments.tune.confirm import choose_winner
+
+    def row(n, value, per_seed, x, y):
+        return {"number": n, "value": value, "value_per_seed": per_seed,
+                "datasets": {"x": {"rel_mean": x}, "y": {"rel_mean": y}}}
+
+    a = row(1, 1.02, [1.02, 1.03, 1.01], 1.02, 1.10)
+    b = row(2, 1.015, [1.00, 1.04, 1.005], 1.015, 1.20)
+    c = row(3, 0.99, [0.99, 1.00, 0.98], 0.99, 1.50)
+    got = choose_winner([a, b, c], "worst")
+    assert got["best"] is b and got["best_by_value"] == 1
+    assert [t["number"] for t in got["tied"]] == [1, 2]
+    m, lo, hi = got["tied"][1]["diff"]
+    assert m == pytest.approx(-0.005) and lo == pytest.approx(-0.005 - 0.03726, abs=1e-4) and \
+        hi == pytest.approx(-0.005 + 0.03726, abs=1e-4)
+    assert got["tied"][1]["mean"] == pytest.approx(1.1075)
+    # B at every seed 0.03 below A: out, and A wins
+    b2 = row(2, 0.99, [0.99, 1.00, 0.98], 1.0, 1.2)
+    assert choose_winner([a, b2], "worst")["best"] is a
+    # the mean aggregate: the best value, no ties
+    assert choose_winner([a, b, c], "mean") == {"best": a, "best_by_value": 1, "tied": []}

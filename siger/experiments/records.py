@@ -212,7 +212,8 @@ def study_record(study_dir: str | Path, note: str | None = None, chosen: int | N
            "pruned": states.count("PRUNED"), "best": {k: best.get(k) for k in ("number", "params", "valid", "test",
                                                                               "best_epoch", "epochs_run")},
            "importances": s.get("importances") or {}, "note": note, **git_state(),
-           "confirmed": ({k: s["confirmed"][k] for k in ("seeds", "seed_list", "best", "rows", "datasets", "aggregate")
+           "confirmed": ({k: s["confirmed"][k] for k in ("seeds", "seed_list", "best", "rows", "datasets", "aggregate",
+                                                              "best_by_value", "tied")
                           if k in s["confirmed"]}
                          if s.get("confirmed") else None),
            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}

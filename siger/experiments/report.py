@@ -163,7 +163,11 @@ def study_table(records) -> str:
                          f"({s['aggregate']} relative to {s['reference']}) | {b['number']} | {b['value']:.3f} | "
                          f"worst {worst_test:.3f} (relative) | "
                          + (f"top {len(c['rows'])} x {c['seeds']} seeds: trial {c['best']['number']}, "
-                            f"{s['aggregate']} of the mean relative scores {c['best']['value']:.3f}" if c else "—")
+                            f"{s['aggregate']} of the mean relative scores {c['best']['value']:.3f}"
+                            + (f" (tied within the seeds' noise with the best worst case, trial {c['best_by_value']}; "
+                               "the better mean over the datasets)"
+                               if c.get("best_by_value", c["best"]["number"]) != c["best"]["number"] else "")
+                            if c else "—")
                          + f" | `{s['folder']}` |")
             continue
         conf = (f"top {len(c['rows'])} x {c['seeds']} seeds: trial {c['best']['number']}, "

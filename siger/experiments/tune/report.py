@@ -114,15 +114,23 @@ def confirm_multi_lines(c: dict[str, Any]) -> list[str]:
     """The confirmation table of a multi-dataset study (``confirm.json`` of
     :func:`~siger.experiments.tune.confirm.confirm_top`)."""
     names, how, best = c["datasets"], c["aggregate"], c["best"]["number"]
+    tied = {t["number"]: t for t in c.get("tied") or []}
+    rule = f"the winner has the best **{how}** of those means"
+    if how == "worst" and "tied" in c:
+        rule = ("the trial with the best **worst** of those means, and every trial whose worst case per seed is "
+                "not below it beyond the seeds' noise (the paired difference's 95 % interval reaches zero), tie; "
+                "the tied trial with the best **mean** over the datasets wins")
     lines = ["", f"## Confirmation: the top {len(c['rows'])} trials over {c['seeds']} seeds", "",
              f"The best trials were trained again with other seeds (seeds {', '.join(map(str, c['seed_list']))}), each "
              f"seed against its own reference run on every dataset (same seed: a paired ratio). Each cell: the mean "
-             f"valid {c['metric']} relative to the reference over the seeds, with its 95 % interval; the winner has "
-             f"the best **{how}** of those means (test still not used). `best_config.yaml` is trial {best}'s."
+             f"valid {c['metric']} relative to the reference over the seeds, with its 95 % interval; {rule} "
+             f"(test still not used). `best_config.yaml` is trial {best}'s."
              + (f" Trials with {', '.join(f'{k}={v}' for k, v in c['exclude'].items())} were left out."
                 if c.get("exclude") else ""), "",
-             "| trial | " + " | ".join(names) + f" | {how} of the means | {how} per seed | test: {how} of the means |",
-             "|---:|" + "---:|" * (len(names) + 3)]
+             "| trial | " + " | ".join(names) + f" | {how} of the means | {how} per seed | "
+             + ("worst per seed − the best worst case's (paired, 95 % CI) | mean over the datasets | " if tied else "")
+             + f"test: {how} of the means |",
+             "|---:|" + "---:|" * (len(names) + 3 + 2 * bool(tied))]
     for r in c["rows"]:
         mark = "**" if r["number"] == best else ""
         cells = []
@@ -130,8 +138,18 @@ def confirm_multi_lines(c: dict[str, Any]) -> list[str]:
             d = r["datasets"][n]
             lo, hi = d["interval"]
             cells.append(f"{d['rel_mean']:.3f}" + ("" if lo != lo else f" [{lo:.3f}, {hi:.3f}]"))
-        lines.append(f"| {r['number']} | " + " | ".join(cells) + f" | {mark}{r['value']:.3f}{mark} | "
-                     + " / ".join(f"{v:.3f}" for v in r["value_per_seed"]) + f" | {r['value_test']:.3f} |")
+        row = f"| {mark}{r['number']}{mark} | " + " | ".join(cells) + f" | {r['value']:.3f} | " + \
+            " / ".join(f"{v:.3f}" for v in r["value_per_seed"]) + " | "
+        if tied:
+            t = tied.get(r["number"])
+            if t is None:
+                row += "below beyond the noise | — | "
+            elif r["number"] == c["best_by_value"]:
+                row += f"— (the best worst case) | {t['mean']:.3f} | "
+            else:
+                m, lo, hi = t["diff"]
+                row += f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}] (tied) | {t['mean']:.3f} | "
+        lines.append(row + f"{r['value_test']:.3f} |")
     return lines
 
 
