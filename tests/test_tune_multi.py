@@ -368,7 +368,14 @@ def test_confirmation_of_a_multi_dataset_study_scores_each_seed_against_its_own_
     from siger.experiments.records import study_record
     from siger.experiments.report import study_table
 
-    assert f"trial {c['best']['number']}, worst of the mean relative scores" in study_table([study_record(st)])
+    rec = study_record(st)
+    assert f"trial {c['best']['number']}, worst of the mean relative scores" in study_table([rec])
+    # the docs' block of the confirmation is study.md's table, from the record
+    from siger.experiments.report import render
+
+    block = render([rec], stale=lambda r: None)["confirm:lightgcn"]
+    assert block.startswith("| trial | p1 | p2 | worst of the means |") and block in text
+    assert f"| **{c['best']['number']}** |" in block
 
 
 def test_the_pruner_reads_the_best_complete_trials_value_as_its_floor(tmp_path, monkeypatch):

@@ -114,7 +114,6 @@ def confirm_multi_lines(c: dict[str, Any]) -> list[str]:
     """The confirmation table of a multi-dataset study (``confirm.json`` of
     :func:`~siger.experiments.tune.confirm.confirm_top`)."""
     names, how, best = c["datasets"], c["aggregate"], c["best"]["number"]
-    tied = {t["number"]: t for t in c.get("tied") or []}
     rule = f"the winner has the best **{how}** of those means"
     if how == "worst" and "tied" in c:
         rule = ("the trial with the best **worst** of those means, and every trial whose worst case per seed is "
@@ -126,8 +125,17 @@ def confirm_multi_lines(c: dict[str, Any]) -> list[str]:
              f"valid {c['metric']} relative to the reference over the seeds, with its 95 % interval; {rule} "
              f"(test still not used). `best_config.yaml` is trial {best}'s."
              + (f" Trials with {', '.join(f'{k}={v}' for k, v in c['exclude'].items())} were left out."
-                if c.get("exclude") else ""), "",
-             "| trial | " + " | ".join(names) + f" | {how} of the means | {how} per seed | "
+                if c.get("exclude") else ""), ""]
+    return lines + confirm_multi_table(c)
+
+
+def confirm_multi_table(c: dict[str, Any]) -> list[str]:
+    """The rows of :func:`confirm_multi_lines`' table (also rendered into the docs from a study's
+    record): each confirmed trial's per-dataset mean relative scores with their intervals, the
+    aggregate, per seed, the tie columns and test; the winner's number in bold."""
+    names, how, best = c["datasets"], c["aggregate"], c["best"]["number"]
+    tied = {t["number"]: t for t in c.get("tied") or []}
+    lines = ["| trial | " + " | ".join(names) + f" | {how} of the means | {how} per seed | "
              + ("worst per seed − the best worst case's (paired, 95 % CI) | mean over the datasets | " if tied else "")
              + f"test: {how} of the means |",
              "|---:|" + "---:|" * (len(names) + 3 + 2 * bool(tied))]
