@@ -113,7 +113,7 @@ def multi_lines(ordered: list[dict[str, Any]], spec: StudySpec, best: int, metri
 def confirm_multi_lines(c: dict[str, Any]) -> list[str]:
     """The confirmation table of a multi-dataset study (``confirm.json`` of
     :func:`~siger.experiments.tune.confirm.confirm_top`)."""
-    names, how, best = c["datasets"], c["aggregate"], c["best"]["number"]
+    how, best = c["aggregate"], c["best"]["number"]
     rule = f"the winner has the best **{how}** of those means"
     if how == "worst" and "tied" in c:
         rule = ("the trial with the best **worst** of those means, and every trial whose worst case per seed is "
