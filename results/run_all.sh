@@ -353,3 +353,20 @@ for d in tiktok baby ml100k; do siger results mostpop --dataset $d --data-dir $D
 for d in ml100k_thin baby_thin; do siger results mostpop --dataset $d --data-dir data/derived; done
 for d in ml100k_cold tiktok_cold; do siger results content --dataset $d --data-dir data/derived; done
 for d in ml100k_cu tiktok_cu; do siger results mostpop-cold-users --dataset $d --data-dir data/derived; done
+
+# -- 2026-12-06, evening (the Intel Xeon machine): MGCN's 40th trial (the study command above,
+#    unchanged), then both confirmations (the study commands plus the two options below; MGCN's
+#    after SIGER's reference runs existed, which it shares through refs/). The confirmation's tie
+#    rule (siger/experiments/tune/confirm.py: worst case, then the mean among trials the seeds
+#    cannot separate on it) came in while they ran; each command was run once more after its runs
+#    finished (every run reused) to write confirm.json under it
+#      ... --confirm-top 3 --confirm-seeds 3
+siger results study results/studies/siger_multi --note "..."
+siger results study results/studies/mgcn_multi --note "..."
+# one more SIGER trial, queued after the confirmations (results/studies/spaces/siger_multi_enqueue.yaml,
+# its last entry): the SIGER `siger tune` command above with --trials 41 (trial 75: pruned on TikTok)
+siger results study results/studies/siger_multi --note "..."
+# issue 35: DRAGON's baby row at its authors' defaults (seeds 999 and 1000 finished; 1001 cut off)
+siger compare --models DRAGON --dataset baby --data-dir $DATA --seeds 3 --out $R/new_baby $T1
+siger results add $R/new_baby/DRAGON --table comparison --label "DRAGON (authors' defaults)" --note "..."
+siger report
