@@ -9,25 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from siger.config import PLACE_KEYS, Config, ConfigError, config_mismatch
-from siger.train.stopping import STOP_KEYS, first_stop
+from siger.train.stopping import STOP_KEYS, eval_epochs, patience_used
 
 
 def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def _stopped_by_current_rule(out: Path, metrics: dict[str, Any], warmup: int, train) -> bool:
-    """Whether the finished run in ``out`` ended after exactly the evaluation where the current
-    stop rule ends it (its log.jsonl read): such a run, with a best epoch inside its warm-up, is
-    the current rule's and is reused untouched. Without this check it was handed to the trainer
-    on every load, which found it stopped and rewrote metrics.json with the loading process's
-    peak RSS and graph build time instead of the training's."""
-    log = out / "log.jsonl"
-    if not log.exists():
-        return False
-    evals = [(r["epoch"], float(r["valid"][train.valid_metric])) for r in map(json.loads, log.read_text().splitlines())
-             if "valid" in r]
-    return bool(evals) and first_stop(evals, warmup, train.patience) == metrics.get("epochs_run", 0) - 1
+def _stopped_by_current_rule(metrics: dict[str, Any], warmup: int, train) -> bool:
+    """Whether today's stop rule ends a finished run where it ended (its best epoch and epoch
+    count, as :func:`siger.train.record.stop_check` reads a record): such a run, with a best epoch
+    inside its warm-up, is the current rule's and is reused untouched. Without this check it was
+    handed to the trainer on every load, which found it stopped and rewrote metrics.json with the
+    loading process's peak RSS and graph build time instead of the training's."""
+    last = metrics.get("epochs_run", 0) - 1
+    evals = eval_epochs(last, train.eval_every, train.epochs)
+    return patience_used(evals, metrics.get("best_epoch", -1), warmup) >= train.patience
 
 
 def train_or_load(cfg: Config, out: Path, log=print, data=None) -> dict[str, Any]:
@@ -62,7 +59,7 @@ def train_or_load(cfg: Config, out: Path, log=print, data=None) -> dict[str, Any
         #   counted patience from that peak
         warmup = metrics.get("warmup_epochs_effective", cfg.train.warmup_epochs)
         again = diff or (metrics.get("stopped_early") and metrics.get("best_epoch", 0) < warmup
-                         and not _stopped_by_current_rule(out, metrics, warmup, cfg.train))
+                         and not _stopped_by_current_rule(metrics, warmup, cfg.train))
         if not again or out.is_symlink():
             return metrics
         if not (out / "checkpoint.pt").exists():
