@@ -370,3 +370,52 @@ siger results study results/studies/siger_multi --note "..."
 siger compare --models DRAGON --dataset baby --data-dir $DATA --seeds 3 --out $R/new_baby $T1
 siger results add $R/new_baby/DRAGON --table comparison --label "DRAGON (authors' defaults)" --note "..."
 siger report
+
+# -- 2026-12-06, night (the Intel Xeon machine): SIGER's defaults became the multi-dataset study's
+#    confirmed trial 37 (siger/models/siger.py, unrounded). The comparison rows at them, 5 seeds:
+#    seeds 999-1001 are the study's own runs of the config (linked: trial 37's run and its
+#    confirmation's; the study's epoch cap of 200 was not reached by any), 1002-1003 the plain
+#    command; the plain command at seed 1000 on ml100k_thin reproduced the confirmation's run exactly
+for spec in ml100k_thin:data/derived baby_thin:data/derived tiktok:$DATA ml100k:$DATA baby:$DATA; do
+  d=${spec%%:*}; dir=${spec#*:}
+  ln -sfn $PWD/results/studies/siger_multi/trials/0013/$d $R/siger37/$d/seed999
+  ln -sfn $PWD/results/studies/mgcn_multi/trials/0018/$d $R/mgcn_tuned32/$d/seed999
+  for s in 1000 1001; do
+    ln -sfn $PWD/results/studies/siger_multi/confirm/0037/seed$s/$d $R/siger37/$d/seed$s
+    ln -sfn $PWD/results/studies/mgcn_multi/confirm/0032/seed$s/$d $R/mgcn_tuned32/$d/seed$s
+  done
+  for s in 1002 1003; do
+    siger train --model SIGER --dataset $d --data-dir $dir --seed $s --out $R/siger37/$d/seed$s $T1
+    siger train --config results/studies/mgcn_multi/trials/0018/$d/config.yaml --seed $s --epochs 1000 \
+        --out $R/mgcn_tuned32/$d/seed$s $T1
+  done
+done
+# MGCN trial 32's study run on ml100k at seed 999 reached the study's cap of 200 epochs: again at 1000
+rm $R/mgcn_tuned32/ml100k/seed999
+siger train --config results/studies/mgcn_multi/trials/0018/ml100k/config.yaml --seed 999 --epochs 1000 \
+    --out $R/mgcn_tuned32/ml100k/seed999 $T1
+siger results relabel --table comparison --label "SIGER (defaults)" --to "SIGER (defaults until 2026-12-06: TikTok trial 43)" --note "..."
+siger results remove --table comparison --label "SIGER (defaults until 2026-12-05: learned beta)"
+siger results relabel --table depth --label "SIGER (defaults)" --to "SIGER (TikTok trial 43 values)" --note "..."
+siger results relabel --table depth --label "SIGER (defaults, 4 behaviour layers)" --to "SIGER (TikTok trial 43 values, 4 behaviour layers)" --note "..."
+siger results relabel --table depth --label "SIGER multi-dataset study trial 16 (4 behaviour layers)" --to "SIGER multi-dataset study trial 16 (today's defaults' values)" --note "..."
+siger results add $R/siger37/*/seed* --table comparison --label "SIGER (defaults)" --note "..."
+siger results add $R/mgcn_tuned32/*/seed* --table comparison --label "MGCN (tuned, multi-dataset trial 32)" --note "..."
+siger results verify --per-setting --epochs 1 --data-dir data/derived --jobs 2
+# the mechanisms at today's defaults: TikTok ablation of the three (5 paired seeds; SIGER (full) is
+# the comparison's runs), and the robustness benchmark again (5 seeds; MGCN's rows retrained alike)
+siger ablate --model SIGER --dataset tiktok --data-dir $DATA --seeds 5 --out $R/abl37_tiktok $T1 \
+    --variants no_infusion_beta_0,no_perturbation_lambda_p_0,no_anchor_loss_lambda_a_0
+python -m benchmarks.robustness --datasets ml100k_thin --data-dir data/derived --graph-noise 0,0.25,0.5,0.75 \
+    --seeds 5 --runs $R/robustness37 --record
+siger results relabel --table confirmation_siger --label "SIGER trial 43 (the defaults)" --to "SIGER trial 43 (the defaults until 2026-12-06)"
+siger results relabel --table cold --label SIGER --to SIGER --note "..."
+siger results relabel --table cold_users --label SIGER --to SIGER --note "..."
+# the TikTok ablation rows of today's defaults replace those of the defaults until 2026-12-05; the
+# other four variants' TikTok rows (at those earlier defaults) leave the table (git history keeps them)
+siger results add $R/siger37/tiktok/seed* --table ablation --label "SIGER (full)" --replace --note "..."
+for v in no_infusion_beta_0 no_perturbation_lambda_p_0 no_anchor_loss_lambda_a_0; do
+  siger results add $R/abl37_tiktok/$v --table ablation --label "<its label>" --replace
+done
+python -m benchmarks.main_job --record
+siger report
