@@ -428,12 +428,12 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
     blocks["studies"] = study_table(records)
     if infusion_table(records):
         blocks["infusion"] = infusion_table(records)
+    from siger.experiments.tune.report import confirm_multi_table
+
     for st in records:
         if st.get("kind") == "study" and st.get("lodo"):
             blocks[f"lodo:{st['model'].lower()}"] = lodo_table(st)
         if st.get("kind") == "study" and st.get("datasets") and (st.get("confirmed") or {}).get("rows"):
-            from siger.experiments.tune.report import confirm_multi_table
-
             blocks[f"confirm:{st['model'].lower()}"] = "\n".join(confirm_multi_table(st["confirmed"]))
     blocks["siger_choices"] = choices_table(records)
     blocks["benchmarks"] = bench_table(records)
