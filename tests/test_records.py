@@ -356,3 +356,15 @@ def test_relabel_to_the_same_name_changes_the_note_only(tmp_path):
     assert [r["label"] for r in out] == ["SIGER (full)"] * 3
     with pytest.raises(R.RecordError, match="changes nothing"):
         R.relabel_rows("ablation", "SIGER (full)", "SIGER (full)", None, path)
+
+
+def test_relabel_on_one_dataset_leaves_the_others(tmp_path):
+    path = tmp_path / "r.jsonl"
+    R.save_records([_fake("SMORE", s, 0.1, 0.05, dataset=d) for d in ("a", "b") for s in (1, 2)], path)
+    assert R.relabel_rows("comparison", "SMORE", "SMORE", "stopped on a plateau", path, dataset="b") == 2
+    out = R.load_records(path)
+    assert [(r["dataset"], r.get("note")) for r in out] == [("a", None)] * 2 + [("b", "stopped on a plateau")] * 2
+    assert R.relabel_rows("comparison", "SMORE", "SMORE (old)", None, path, dataset="a") == 2
+    assert [r["label"] for r in R.load_records(path)] == ["SMORE (old)"] * 2 + ["SMORE"] * 2
+    with pytest.raises(R.RecordError, match="on dataset 'c'"):
+        R.relabel_rows("comparison", "SMORE", "SMORE", "x", path, dataset="c")

@@ -24,8 +24,9 @@ def cmd_results(args, extra) -> int:
     elif args.action == "relabel":
         if args.paths or not args.label or not args.to:
             raise ConfigError("results relabel takes --table, --label (the row) and --to (its new name)")
-        n = R.relabel_rows(args.table, args.label, args.to, args.note, path)
-        print(f"{path}: row {args.label!r} of table {args.table!r} "
+        n = R.relabel_rows(args.table, args.label, args.to, args.note, path, dataset=args.dataset)
+        print(f"{path}: row {args.label!r} of table {args.table!r}"
+              + (f" on {args.dataset}" if args.dataset else "") + " "
               + ("has a new note" if args.to == args.label else f"is now {args.to!r}") + f" ({n} record(s))")
     elif args.action == "remove":
         if args.paths or not args.label:
@@ -33,16 +34,16 @@ def cmd_results(args, extra) -> int:
         n = R.remove_rows(args.table, args.label, path)
         print(f"{path}: removed row {args.label!r} from table {args.table!r} ({n} record(s))")
     elif args.action == "mostpop":
-        rec = B.mostpop_record(args.dataset, args.data_dir)
+        rec = B.mostpop_record(args.dataset or "tiktok", args.data_dir)
         R.add_record(rec, path)
         print(f"{path}: MostPop on {rec['dataset']} (test recall@20 {rec['test']['recall@20']:.4f})")
     elif args.action == "mostpop-cold-users":
-        rec = B.mostpop_cold_users_record(args.dataset, args.data_dir)
+        rec = B.mostpop_cold_users_record(args.dataset or "tiktok", args.data_dir)
         R.add_record(rec, path)
         print(f"{path}: MostPop on {rec['dataset']}'s cold users (test recall@20 "
               f"{rec['modes']['test']['cold_users']['recall@20']:.4f})")
     elif args.action == "content":
-        rec = B.content_record(args.dataset, args.data_dir)
+        rec = B.content_record(args.dataset or "tiktok", args.data_dir)
         R.add_record(rec, path)
         print(f"{path}: content baseline on {rec['dataset']} (cold test recall@20 "
               f"{rec['modes']['test']['cold']['recall@20']:.4f})")
@@ -103,7 +104,9 @@ def register(sub, train_epilog: str | None = None) -> None:
                         "their place in the table and, without --note, their note")
     p.add_argument("--chosen", type=int, default=None,
                    help="study: the trial whose values became the defaults, when not the study's best")
-    p.add_argument("--dataset", default="tiktok", help="mostpop / content: the dataset")
+    p.add_argument("--dataset", default=None,
+                   help="mostpop / content: the dataset (default tiktok); relabel: that dataset's rows only "
+                        "(default: every dataset's)")
     p.add_argument("--data-dir", default=None,
                    help="mostpop / content: folder holding <dataset>/; verify: where the records' datasets are now")
     p.add_argument("--sample", type=int, default=None, metavar="N",

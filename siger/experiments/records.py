@@ -171,19 +171,24 @@ def remove_rows(table: str, label: str, records_path: str | Path = RECORDS) -> i
 
 
 def relabel_rows(table: str, label: str, new: str, note: str | None = None,
-                 records_path: str | Path = RECORDS) -> int:
-    """Rename the row ``label`` of ``table`` to ``new`` (on every dataset; e.g. a row named after
-    defaults that have changed since), optionally with a new ``note``; ``new`` equal to ``label``
-    with a ``note`` changes the note only (e.g. a row whose note names defaults that have
-    changed since, where the row's name is the table's reference). Returns the records changed."""
+                 records_path: str | Path = RECORDS, dataset: str | None = None) -> int:
+    """Rename the row ``label`` of ``table`` to ``new`` (on every dataset, or on ``dataset`` only;
+    e.g. a row named after defaults that have changed since), optionally with a new ``note``;
+    ``new`` equal to ``label`` with a ``note`` changes the note only (e.g. a row whose note names
+    defaults that have changed since, or a finding about one dataset's runs). Returns the records
+    changed."""
     records = load_records(records_path)
-    hit = [r for r in records if r.get("table") == table and r.get("label") == label]
+    hit = [r for r in records if r.get("table") == table and r.get("label") == label
+           and (dataset is None or r.get("dataset") == dataset)]
     if not hit:
-        rows = sorted({r.get("label") for r in records if r.get("table") == table})
-        raise RecordError(f"{records_path}: no row {label!r} in table {table!r} (rows there: {rows})")
+        rows = sorted({r.get("label") for r in records if r.get("table") == table
+                       and (dataset is None or r.get("dataset") == dataset)})
+        where = f"table {table!r}" + (f" on dataset {dataset!r}" if dataset else "")
+        raise RecordError(f"{records_path}: no row {label!r} in {where} (rows there: {rows})")
     if new == label and note is None:
         raise RecordError(f"relabel: {label!r} to itself changes nothing (give --note to change its note)")
-    if new != label and any(r.get("table") == table and r.get("label") == new for r in records):
+    if new != label and any(r.get("table") == table and r.get("label") == new
+                            and (dataset is None or r.get("dataset") == dataset) for r in records):
         raise RecordError(f"{records_path}: table {table!r} already has a row {new!r}")
     for r in hit:
         r["label"] = new
