@@ -139,3 +139,19 @@ def test_robustness_record_replaces_a_continued_run_in_its_place(tmp_path):
     record([run_dir("c", "new1", 1)], path)
     got = sorted((r.get("table"), r["id"]) for r in load_records(path))
     assert got == [("comparison", "other"), ("robustness", "new1"), ("robustness", "old2")]
+
+
+def test_smore_start_measures_each_term_on_its_own(tmp_path):
+    from benchmarks.smore_start import start
+
+    synthesize("tiktok", None, 0.1, tmp_path / "tk", seed=0)
+    base = {"batch_size": "512", "num_threads": "1"}
+    one = start("tk", str(tmp_path), 1, base | {"cl_weight": "0.01"})
+    two = start("tk", str(tmp_path), 0, base | {"cl_weight": "0.02"})
+    assert one["start_norms"] == two["start_norms"] and min(one["start_norms"].values()) > 0
+    for t in ("user_emb", "item_emb"):  # a term's gradient alone: it scales with its weight, BPR's does not
+        assert abs(two["first_batch_grad_norms"]["cl"][t] - 2 * one["first_batch_grad_norms"]["cl"][t]) \
+            <= 1e-5 * two["first_batch_grad_norms"]["cl"][t]
+        assert two["first_batch_grad_norms"]["bpr"][t] == one["first_batch_grad_norms"]["bpr"][t] > 0
+    assert [e["epoch"] for e in one["epochs"]] == [0] and 0 <= one["epochs"][0]["valid_recall@20"] <= 1
+    assert one["epochs"][0]["loss"]["bpr"] > 0 and two["epochs"] == []
