@@ -419,3 +419,21 @@ for v in no_infusion_beta_0 no_perturbation_lambda_p_0 no_anchor_loss_lambda_a_0
 done
 python -m benchmarks.main_job --record
 siger report
+
+# -- 2026-12-06, late night (the Intel Xeon machine): issue 35's baby rows at the authors' defaults
+#    (DRAGON's seed 1001 resumed from its checkpoint, then SMORE and GUME, 3 seeds each)
+siger compare --models DRAGON,SMORE,GUME --dataset baby --data-dir $DATA --seeds 3 --out $R/new_baby $T1
+for m in DRAGON SMORE GUME; do
+  siger results add $R/new_baby/$m --table comparison --label "$m (authors' defaults)" --replace --note "..."
+done
+# SMORE's start on a plateau (docs/models.md): representation norms, first-batch gradients, first epochs
+python -m benchmarks.smore_start --datasets tiktok,baby,ml100k --data-dir $DATA --epochs 3
+# SMORE on ml100k with patience counted from epoch 150 (the plain command stops it on its plateau)
+for s in 999 1000 1001; do
+  siger train --model SMORE --dataset ml100k --data-dir $DATA --seed $s --warmup_epochs 150 --epochs 1000 \
+      --out $R/new_ml100k_w150/SMORE/seed$s $T1
+done
+siger results add $R/new_ml100k_w150/SMORE --table comparison --label "SMORE (authors' defaults, warm-up 150 epochs)" --note "..."
+siger results relabel --table comparison --label "SMORE (authors' defaults)" --to "SMORE (authors' defaults)" \
+    --dataset ml100k --note "..."
+siger report
