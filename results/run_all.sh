@@ -437,3 +437,20 @@ siger results add $R/new_ml100k_w150/SMORE --table comparison --label "SMORE (au
 siger results relabel --table comparison --label "SMORE (authors' defaults)" --to "SMORE (authors' defaults)" \
     --dataset ml100k --note "..."
 siger report
+# the cold tables at today's defaults (SIGER), and DRAGON and LATTICE on ml100k_cold (both place a
+# new item from its features; docs/cold_start.md)
+for d in tiktok ml100k; do
+  for s in 999 1000 1001; do
+    siger train --model SIGER --dataset ${d}_cold --data-dir data/derived --seed $s --out $R/cold37_$d/SIGER/seed$s $T1
+    siger evaluate --run $R/cold37_$d/SIGER/seed$s --modes warm,cold,all
+  done
+  siger results add $R/cold37_$d/SIGER --table cold --label SIGER --replace --note "..."
+done
+for m in DRAGON LATTICE; do
+  for s in 999 1000 1001; do
+    siger train --model $m --dataset ml100k_cold --data-dir data/derived --seed $s --out $R/cold_ml100k/$m/seed$s $T1
+    siger evaluate --run $R/cold_ml100k/$m/seed$s --modes warm,cold,all
+  done
+  siger results add $R/cold_ml100k/$m --table cold --label $m
+done
+siger report
