@@ -178,17 +178,15 @@ def relabel_rows(table: str, label: str, new: str, note: str | None = None,
     defaults that have changed since, or a finding about one dataset's runs). Returns the records
     changed."""
     records = load_records(records_path)
-    hit = [r for r in records if r.get("table") == table and r.get("label") == label
-           and (dataset is None or r.get("dataset") == dataset)]
+    scope = [r for r in records if r.get("table") == table and dataset in (None, r.get("dataset"))]
+    hit = [r for r in scope if r.get("label") == label]
     if not hit:
-        rows = sorted({r.get("label") for r in records if r.get("table") == table
-                       and (dataset is None or r.get("dataset") == dataset)})
+        rows = sorted({r.get("label") for r in scope})
         where = f"table {table!r}" + (f" on dataset {dataset!r}" if dataset else "")
         raise RecordError(f"{records_path}: no row {label!r} in {where} (rows there: {rows})")
     if new == label and note is None:
         raise RecordError(f"relabel: {label!r} to itself changes nothing (give --note to change its note)")
-    if new != label and any(r.get("table") == table and r.get("label") == new
-                            and (dataset is None or r.get("dataset") == dataset) for r in records):
+    if new != label and any(r.get("label") == new for r in scope):
         raise RecordError(f"{records_path}: table {table!r} already has a row {new!r}")
     for r in hit:
         r["label"] = new
