@@ -164,3 +164,22 @@ def test_freedom_mixed_graph_reproduces_mmrec_shipped_graph_on_baby():
     built = 0.1 * binary_knn_sym(store.knn("image", 10)) + 0.9 * binary_knn_sym(store.knn("text", 10))
     shipped = data.extra_graphs["mm_adj_freedomdsp_10_1"]
     assert built.nnz == shipped.nnz and abs(built - shipped).max() < 1e-6
+
+
+def test_mostpop_record_by_hand(tmp_path):
+    """Train counts 4, 3, 2, 1, 0 for items 0-4; each user's train items are masked, so the
+    top-1 is the most popular item it has not taken: u0 gets 4 (its test item), u1 3, u2 2,
+    u3 1, none of which is theirs. Test Recall@1 = 1/4; at k=2 every user's test item is in."""
+    from siger.experiments.baselines import mostpop_record
+    from tests.conftest import write_inter
+
+    rows = ([(0, i, 0) for i in range(4)] + [(0, 4, 2)]
+            + [(1, i, 0) for i in range(3)] + [(1, 3, 1), (1, 4, 2)]
+            + [(2, 0, 0), (2, 1, 0), (2, 2, 1), (2, 3, 2)]
+            + [(3, 0, 0), (3, 1, 1), (3, 2, 2)])
+    (tmp_path / "pop").mkdir()
+    write_inter(tmp_path / "pop" / "pop.inter", rows)
+    rec = mostpop_record("pop", str(tmp_path), topk=(1, 2))
+    assert rec["test"]["recall@1"] == pytest.approx(0.25)
+    assert rec["test"]["recall@2"] == pytest.approx(1.0)
+    assert (rec["kind"], rec["table"], rec["label"], rec["seed"]) == ("mostpop", "comparison", "MostPop (for scale)", None)

@@ -9,10 +9,21 @@ import numpy as np
 from siger.train.record import git_state, record_id
 
 
-def mostpop_record(dataset: str, data_dir: str | None, topk: tuple[int, ...] = (5, 10, 20, 50)) -> dict[str, Any]:
-    """MostPop on the test split: every user gets the most-interacted train items (train masked)."""
+def _record(kind: str, model: str, data, data_dir: str | None, topk: tuple[int, ...], valid: dict, test: dict,
+            table: str, label: str, modes: dict | None = None, id_kind: str | None = None) -> dict[str, Any]:
+    """A baseline's run record: one per (``id_kind`` or ``kind``, dataset), so a rerun replaces it."""
     import datetime as dt
 
+    rec = {"kind": kind, "model": model, "dataset": data.name, "seed": None,
+           "config": {"data_dir": data_dir, "topk": list(topk)}, **({"modes": modes} if modes else {}),
+           "valid": valid, "test": test, **git_state(), "table": table, "label": label,
+           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    rec["id"] = record_id({"kind": id_kind or kind, "dataset": data.name})
+    return rec
+
+
+def mostpop_record(dataset: str, data_dir: str | None, topk: tuple[int, ...] = (5, 10, 20, 50)) -> dict[str, Any]:
+    """MostPop on the test split: every user gets the most-interacted train items (train masked)."""
     import torch
 
     from siger.data.dataset import load_dataset
@@ -24,19 +35,12 @@ def mostpop_record(dataset: str, data_dir: str | None, topk: tuple[int, ...] = (
     i = torch.from_numpy(pop).unsqueeze(1)
     test = evaluate(u, i, data.train_matrix, data.matrix("test"), list(topk), 4096)
     valid = evaluate(u, i, data.train_matrix, data.matrix("valid"), list(topk), 4096)
-    rec = {"kind": "mostpop", "model": "MostPop", "dataset": data.name, "seed": None,
-           "config": {"data_dir": data_dir, "topk": list(topk)}, "valid": valid, "test": test, **git_state(),
-           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "table": "comparison",
-           "label": "MostPop (for scale)"}
-    rec["id"] = record_id({"kind": "mostpop", "dataset": data.name})  # one per dataset: a rerun replaces it
-    return rec
+    return _record("mostpop", "MostPop", data, data_dir, topk, valid, test, "comparison", "MostPop (for scale)")
 
 
 def content_record(dataset: str, data_dir: str | None, topk: tuple[int, ...] = (5, 10, 20, 50)) -> dict[str, Any]:
     """The content-only cold-start baseline on a cold-start dataset: each user's mean train-item
     features, cosine to each item's features (see :func:`siger.eval.cold.content_embeddings`)."""
-    import datetime as dt
-
     from siger.data.cold import load_cold
     from siger.data.dataset import load_dataset
     from siger.eval.cold import content_embeddings, evaluate_modes
@@ -44,20 +48,14 @@ def content_record(dataset: str, data_dir: str | None, topk: tuple[int, ...] = (
     cold = load_cold(data.path, data.n_users)
     u, w, c = content_embeddings(data, cold)
     modes = {split: evaluate_modes(u, w, c, data, cold, split, list(topk)) for split in ("valid", "test")}
-    rec = {"kind": "content", "model": "content", "dataset": data.name, "seed": None,
-           "config": {"data_dir": data_dir, "topk": list(topk)}, "modes": modes, "valid": modes["valid"]["warm"],
-           "test": modes["test"]["warm"], **git_state(), "table": "cold", "label": "content only (cosine)",
-           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    rec["id"] = record_id({"kind": "content", "dataset": data.name})
-    return rec
+    return _record("content", "content", data, data_dir, topk, modes["valid"]["warm"], modes["test"]["warm"],
+                   "cold", "content only (cosine)", modes=modes)
 
 
 def mostpop_cold_users_record(dataset: str, data_dir: str | None,
                               topk: tuple[int, ...] = (5, 10, 20, 50)) -> dict[str, Any]:
     """MostPop on a cold-user dataset, by mode: ``warm`` as :func:`mostpop_record`, ``cold_users``
     the most popular train items each held-out user has not in its history (table ``cold_users``)."""
-    import datetime as dt
-
     import torch
 
     from siger.data.cold import load_cold_users
@@ -74,9 +72,5 @@ def mostpop_cold_users_record(dataset: str, data_dir: str | None,
     modes = {split: {"warm": evaluate(u, i, data.train_matrix, data.matrix(split), list(topk), 4096),
                      "cold_users": evaluate_cold_users(u, i, history, data, split, list(topk))}
              for split in ("valid", "test")}
-    rec = {"kind": "mostpop", "model": "MostPop", "dataset": data.name, "seed": None,
-           "config": {"data_dir": data_dir, "topk": list(topk)}, "modes": modes, "valid": modes["valid"]["warm"],
-           "test": modes["test"]["warm"], **git_state(), "table": "cold_users", "label": "MostPop",
-           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    rec["id"] = record_id({"kind": "mostpop_cold_users", "dataset": data.name})
-    return rec
+    return _record("mostpop", "MostPop", data, data_dir, topk, modes["valid"]["warm"], modes["test"]["warm"],
+                   "cold_users", "MostPop", modes=modes, id_kind="mostpop_cold_users")
