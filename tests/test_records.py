@@ -224,12 +224,15 @@ def test_a_cold_table_is_rendered_once_in_its_own_section():
     recs = []
     for seed in (1, 2):
         r = _fake("M", seed, 0.3, 0.2, table="cold")
+        r["note"] = "the plain command plus the seed"
         m = {"recall@20": 0.1 * seed, "ndcg@20": 0.05 * seed}
         r["modes"] = {"test": {"warm": m, "cold": m, "all": m}, "valid": {"warm": m, "cold": m, "all": m}}
         recs.append(r)
     blocks = P.render(recs, stale=lambda r: None)
     assert "| M | 2 | 0.1500 ± 0.0707 |" in blocks["cold:d"]
     assert blocks["results"].count("warm R@20") == 1 and "Cold-start items" in blocks["results"]
+    section = blocks["results"].split("Cold-start items")[1]
+    assert section.count("- **M**: the plain command plus the seed") == 1  # the row's note, under its table
 
 
 def test_one_run_can_sit_in_two_tables_and_a_readd_replaces_only_its_own_table():

@@ -205,6 +205,15 @@ def lodo_table(study: dict[str, Any]) -> str:
 
 COLD_MODES = ("warm", "cold", "all", "cold_users")  # the evaluation modes, in the order tables show them
 COLD_TABLES = ("cold", "cold_users")  # tables of runs evaluated by mode (cold items, cold users)
+COLD_SECTIONS = (  # their sections in docs/results.md: table, title, what the modes mean
+    ("cold", "Cold-start items",
+     "warm: the usual protocol on the items trained on; cold: only the held-out (never trained) items ranked, "
+     "for users with one; all: both ranked together. See docs/cold_start.md."),
+    ("cold_users", "Cold-start users",
+     "warm: the usual protocol (the held-out users have no train item, so it skips them); cold_users: the users "
+     "held out of training, each folded in from its history (no retraining) and ranked over every item. "
+     "See docs/serving.md."),
+)
 
 
 def cold_table(records, dataset: str, stale: Staleness, table: str = "cold") -> str:
@@ -474,17 +483,12 @@ def render(records: list[dict[str, Any]], stale: Staleness | None = None) -> dic
                 lines += notes + [""]
             if table == "comparison":
                 lines += [f"![{ds} comparison](results/{ds}_comparison.png)", ""]
-        if f"cold:{ds}" in blocks:
-            lines += ["### Cold-start items (test, by evaluation mode)", "",
-                      "warm: the usual protocol on the items trained on; cold: only the held-out (never trained) "
-                      "items ranked, for users with one; all: both ranked together. See docs/cold_start.md.", "",
-                      blocks[f"cold:{ds}"], ""]
-        if f"cold_users:{ds}" in blocks:
-            lines += ["### Cold-start users (test, by evaluation mode)", "",
-                      "warm: the usual protocol (the held-out users have no train item, so it skips them); "
-                      "cold_users: the users held out of training, each folded in from its history (no "
-                      "retraining) and ranked over every item. See docs/serving.md.", "",
-                      blocks[f"cold_users:{ds}"], ""]
+        for table, title, intro in COLD_SECTIONS:
+            if f"{table}:{ds}" in blocks:
+                lines += [f"### {title} (test, by evaluation mode)", "", intro, "", blocks[f"{table}:{ds}"], ""]
+                notes = _notes(records, table, ds)
+                if notes:
+                    lines += notes + [""]
     if blocks["studies"]:
         lines += ["## Hyper-parameter studies", "", "Each study chose on valid only; its test column is "
                   "recorded at the chosen trial's best-valid epoch and was not used to choose.", "",
