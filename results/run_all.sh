@@ -454,3 +454,12 @@ for m in DRAGON LATTICE; do
   siger results add $R/cold_ml100k/$m --table cold --label $m
 done
 siger report
+# the cold-user tables at today's defaults (SIGER; the other rows unchanged)
+for d in ml100k tiktok; do
+  for s in 999 1000 1001; do
+    siger train --model SIGER --dataset ${d}_cu --data-dir data/derived --seed $s --out $R/cu37_$d/SIGER/seed$s $T1
+    siger evaluate --run $R/cu37_$d/SIGER/seed$s --modes warm,cold_users
+  done
+  siger results add $R/cu37_$d/SIGER --table cold_users --label SIGER --replace --note "..."
+done
+siger report
