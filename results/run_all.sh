@@ -463,3 +463,7 @@ for d in ml100k tiktok; do
   siger results add $R/cu37_$d/SIGER --table cold_users --label SIGER --replace --note "..."
 done
 siger report
+# LATTICE on baby at its authors' values (learnable 64-d item tables: baby ships graphs only)
+siger compare --models LATTICE --dataset baby --data-dir $DATA --seeds 3 --out $R/new_baby $T1
+siger results add $R/new_baby/LATTICE --table comparison --label "LATTICE (authors' defaults)" --note "..."
+siger report
