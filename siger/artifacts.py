@@ -90,6 +90,15 @@ def plot_curves(history: list[dict[str, Any]], path: str | Path, metric: str = "
     plt.close(fig)
 
 
+def bar_colours(n: int) -> list[tuple[float, float, float, float]]:
+    """``n`` bar colours, no two alike up to 20 (tab10 up to 10 rows, tab20 beyond; past 20 the
+    colours repeat and :func:`plot_bars` hatches the repeats)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
 def plot_bars(rows: dict[str, dict[str, tuple[float, float]]], metrics: tuple[str, ...] | list[str],
               path: str | Path, title: str) -> None:
     """Grouped bars: one group per metric, one bar per row label at its (mean, std)."""
@@ -102,13 +111,15 @@ def plot_bars(rows: dict[str, dict[str, tuple[float, float]]], metrics: tuple[st
     names = list(rows)
     x = np.arange(len(metrics))
     w = 0.8 / max(1, len(names))
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(metrics), 4))
+    colours = bar_colours(len(names))
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(metrics) + (2.5 if len(names) > 1 else 0), 4))
     for n, name in enumerate(names):
         ax.bar(x + n * w - 0.4 + w / 2, [rows[name][m][0] for m in metrics], w,
-               yerr=[rows[name][m][1] for m in metrics], capsize=3, label=name)
+               yerr=[rows[name][m][1] for m in metrics], capsize=3, label=name, color=colours[n],
+               hatch="//" if n >= 20 else None)
     ax.set_xticks(x, [m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in metrics])
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)

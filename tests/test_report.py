@@ -69,3 +69,18 @@ def test_seeds_phrase_names_one_seed_or_the_range():
 
     assert seeds_phrase(999, 1) == "seed 999"
     assert seeds_phrase(999, 3) == "seeds 999..1001, mean ± std"
+
+
+@pytest.mark.parametrize("n", [1, 7, 10, 13, 20])
+def test_bar_colours_are_distinct_up_to_twenty_rows(n):
+    from siger.artifacts import bar_colours
+
+    assert len(set(bar_colours(n))) == n  # 13 rows on tab10 would repeat three colours
+
+
+def test_plot_bars_writes_a_png_for_thirteen_rows(tmp_path):
+    from siger.artifacts import plot_bars
+
+    rows = {f"row {k}": {"recall@20": (0.1 + k / 100, 0.01)} for k in range(13)}
+    plot_bars(rows, ["recall@20"], tmp_path / "b.png", "t")
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
