@@ -467,3 +467,11 @@ siger report
 siger compare --models LATTICE --dataset baby --data-dir $DATA --seeds 3 --out $R/new_baby $T1
 siger results add $R/new_baby/LATTICE --table comparison --label "LATTICE (authors' defaults)" --note "..."
 siger report
+# SMORE on ml100k_cold with patience counted from epoch 150 (its start plateau, as on ml100k)
+for s in 999 1000 1001; do
+  siger train --model SMORE --dataset ml100k_cold --data-dir data/derived --seed $s --warmup_epochs 150 \
+      --out $R/cold_ml100k_w150/SMORE/seed$s $T1
+  siger evaluate --run $R/cold_ml100k_w150/SMORE/seed$s --modes warm,cold,all
+done
+siger results add $R/cold_ml100k_w150/SMORE --table cold --label "SMORE (warm-up 150 epochs)" --note "..."
+siger report
