@@ -171,8 +171,8 @@ def test_freedom_mixed_graph_reproduces_mmrec_shipped_graph_on_baby():
 
 def test_mostpop_record_by_hand(tmp_path):
     """Train counts 4, 3, 2, 1, 0 for items 0-4; each user's train items are masked, so the
-    top-1 is the most popular item it has not taken: u0 gets 4 (its test item), u1 3, u2 2,
-    u3 1, none of which is theirs. Test Recall@1 = 1/4; at k=2 every user's test item is in."""
+    top-1 is the most popular item it has not taken: u0 gets 4 (its test item); u1 gets 3, u2 2
+    and u3 1, none of them their test item. Test Recall@1 = 1/4; at k=2 every test item is in."""
     from siger.experiments.baselines import mostpop_record
     from tests.conftest import write_inter
 
