@@ -475,3 +475,10 @@ for s in 999 1000 1001; do
 done
 siger results add $R/cold_ml100k_w150/SMORE --table cold --label "SMORE (warm-up 150 epochs)" --note "..."
 siger report
+# GUME on ml100k_cold (places a new item from its features; docs/cold_start.md)
+for s in 999 1000 1001; do
+  siger train --model GUME --dataset ml100k_cold --data-dir data/derived --seed $s --out $R/cold_ml100k/GUME/seed$s $T1
+  siger evaluate --run $R/cold_ml100k/GUME/seed$s --modes warm,cold,all
+done
+siger results add $R/cold_ml100k/GUME --table cold --label GUME --note "..."
+siger report
