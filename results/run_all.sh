@@ -482,3 +482,12 @@ for s in 999 1000 1001; do
 done
 siger results add $R/cold_ml100k/GUME --table cold --label GUME --note "..."
 siger report
+# the other four TikTok ablation variants at today's defaults (5 paired seeds; the full row is the comparison's runs)
+siger ablate --model SIGER --dataset tiktok --data-dir $DATA --seeds 5 --out $R/abl37_tiktok $T1 \
+    --variants uniform_noise_simgcl,backbone_mgcn_beta_0_lambda_p_0_lambda_a_0,no_behaviour_fused_loss_lambda_c_0,anchor_modality_modality_infonce
+for v in uniform_noise_simgcl backbone_mgcn_beta_0_lambda_p_0_lambda_a_0 no_behaviour_fused_loss_lambda_c_0 anchor_modality_modality_infonce; do
+  siger results add $R/abl37_tiktok/$v --table ablation --label "<its label>"
+done
+siger results relabel --table ablation --label "SIGER (full)" --to "SIGER (full)" --dataset tiktok --note "..."
+siger results relabel --table ablation --label "SIGER (full)" --to "SIGER (full)" --dataset baby --note "..."
+siger report
