@@ -9,11 +9,13 @@ import json
 from typing import Any
 
 
-def parser(doc: str | None, **kw: Any) -> argparse.ArgumentParser:
-    """An argument parser showing the module docstring, with ``--record``."""
+def parser(doc: str | None, record: bool = True, **kw: Any) -> argparse.ArgumentParser:
+    """An argument parser showing the module docstring, with ``--record`` unless ``record`` is
+    False (a diagnostic that prints and records nothing)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False, **kw)
-    ap.add_argument("--record", action="store_true", help="append a benchmark record to results/records.jsonl")
+    if record:
+        ap.add_argument("--record", action="store_true", help="append a benchmark record to results/records.jsonl")
     return ap
 
 

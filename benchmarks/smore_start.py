@@ -58,12 +58,10 @@ def start(dataset: str, data_dir: str | None, epochs: int, overrides: dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
+    from benchmarks.harness import parser
     from siger.config import parse_cli_overrides
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 allow_abbrev=False)  # a diagnostic: prints, records nothing
+    ap = parser(__doc__, record=False)  # a diagnostic: prints, records nothing
     ap.add_argument("--datasets", required=True, help="comma-separated dataset names")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--epochs", type=int, default=0, help="train this many epochs after the start's measurements")
