@@ -112,7 +112,7 @@ def plot_bars(rows: dict[str, dict[str, tuple[float, float]]], metrics: tuple[st
     x = np.arange(len(metrics))
     w = 0.8 / max(1, len(names))
     colours = bar_colours(len(names))
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(metrics) + (2.5 if len(names) > 1 else 0), 4))
+    fig, ax = plt.subplots(figsize=(4.5 + 1.6 * len(metrics), 4))  # 2.5 of it for the legend beside the bars
     for n, name in enumerate(names):
         ax.bar(x + n * w - 0.4 + w / 2, [rows[name][m][0] for m in metrics], w,
                yerr=[rows[name][m][1] for m in metrics], capsize=3, label=name, color=colours[n],

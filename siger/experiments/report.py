@@ -204,8 +204,7 @@ def lodo_table(study: dict[str, Any]) -> str:
 
 
 COLD_MODES = ("warm", "cold", "all", "cold_users")  # the evaluation modes, in the order tables show them
-COLD_TABLES = ("cold", "cold_users")  # tables of runs evaluated by mode (cold items, cold users)
-COLD_SECTIONS = (  # their sections in docs/results.md: table, title, what the modes mean
+COLD_SECTIONS = (  # tables of runs evaluated by mode, and their sections in docs/results.md: table, title, what the modes mean
     ("cold", "Cold-start items",
      "warm: the usual protocol on the items trained on; cold: only the held-out (never trained) items ranked, "
      "for users with one; all: both ranked together. See docs/cold_start.md."),
@@ -214,6 +213,7 @@ COLD_SECTIONS = (  # their sections in docs/results.md: table, title, what the m
      "held out of training, each folded in from its history (no retraining) and ranked over every item. "
      "See docs/serving.md."),
 )
+COLD_TABLES = tuple(table for table, _, _ in COLD_SECTIONS)  # ("cold", "cold_users")
 
 
 def cold_table(records, dataset: str, stale: Staleness, table: str = "cold") -> str:
